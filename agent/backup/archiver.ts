@@ -1,0 +1,294 @@
+import os from 'node:os';
+import path from 'node:path';
+import { promises as fsp, type BigIntStats } from 'node:fs';
+import { blobId } from '../../repository/crypto/master-key.ts';
+import { sealBlob } from '../../repository/blob/blob-codec.ts';
+import type { BlobWriter } from '../../repository/blob-writer.ts';
+import { UsageError } from '../../repository/errors.ts';
+import type { Repository } from '../../repository/repository.ts';
+import type { BackupSummary, Snapshot, StoredSnapshot } from '../../repository/snapshot/snapshot.ts';
+import { encodeTree, type FileNode, type NodeMeta, type Tree, type TreeNode } from '../../repository/tree/tree.ts';
+import { Semaphore } from '../../repository/util/semaphore.ts';
+import type { TaskAnswer, TaskQuestion } from '../pool/messages.ts';
+import type { WorkerPool } from '../pool/worker-pool.ts';
+import { isExcluded } from './exclude.ts';
+import { metaOf, nodeTypeOf } from './node-meta.ts';
+import type { Reporter } from './progress.ts';
+
+export const PROGRAM_VERSION = 'arca 0.1.0';
+
+export interface BackupOptions {
+  readonly paths: readonly string[];
+  readonly tags?: readonly string[];
+  readonly host?: string;
+  /** Snapshot to compare against; by default the newest one of the same host and paths. */
+  readonly parent?: StoredSnapshot | undefined;
+  readonly excludes?: readonly string[];
+  /** Stay on the filesystem of each given path (default true). */
+  readonly oneFileSystem?: boolean;
+  readonly time?: Date;
+}
+
+export interface BackupResult {
+  readonly snapshotId: string;
+  readonly snapshot: Snapshot;
+  readonly summary: BackupSummary;
+}
+
+interface Counters {
+  files_new: number;
+  files_changed: number;
+  files_unmodified: number;
+  dirs_new: number;
+  dirs_changed: number;
+  dirs_unmodified: number;
+  total_files_processed: number;
+  total_bytes_processed: number;
+  files_unreadable: number;
+}
+
+const SLASH = Buffer.from('/');
+const join = (dir: Buffer, name: Buffer): Buffer => (dir.equals(SLASH) ? Buffer.concat([SLASH, name]) : Buffer.concat([dir, SLASH, name]));
+const ID_LENGTH = 32;
+
+function splitIds(packed: Uint8Array): Buffer[] {
+  const ids: Buffer[] = [];
+  for (let at = 0; at < packed.length; at += ID_LENGTH) ids.push(Buffer.from(packed.subarray(at, at + ID_LENGTH)));
+  return ids;
+}
+
+/**
+ * Walks the given paths with lstat (never following symlinks), reads changed files through the
+ * worker pool, writes one tree per directory bottom-up, and finally the snapshot.
+ * A file that cannot be read is reported and left out; the backup goes on.
+ */
+export class Archiver {
+  private readonly repo: Repository;
+  private readonly pool: WorkerPool;
+  private readonly writer: BlobWriter;
+  private readonly reporter: Reporter;
+  private readonly fileSlots: Semaphore;
+  private readonly counters: Counters = {
+    files_new: 0, files_changed: 0, files_unmodified: 0, dirs_new: 0, dirs_changed: 0, dirs_unmodified: 0,
+    total_files_processed: 0, total_bytes_processed: 0, files_unreadable: 0,
+  };
+  /** Content of files with several hard links, by "dev:ino", so each is read once. */
+  private readonly hardlinks = new Map<string, Promise<readonly Buffer[] | undefined>>();
+  private excludes: readonly string[] = [];
+  private oneFileSystem = true;
+  private started = 0;
+
+  constructor(repo: Repository, pool: WorkerPool, writer: BlobWriter, reporter: Reporter = {}) {
+    this.repo = repo;
+    this.pool = pool;
+    this.writer = writer;
+    this.reporter = reporter;
+    this.fileSlots = new Semaphore(pool.size * 4);
+  }
+
+  async run(options: BackupOptions): Promise<BackupResult> {
+    if (options.paths.length === 0) throw new UsageError('Give at least one path to back up.');
+    this.started = performance.now();
+    this.excludes = options.excludes ?? [];
+    this.oneFileSystem = options.oneFileSystem ?? true;
+    const paths = [...new Set(options.paths.map((p) => path.resolve(p)))].sort();
+    for (const p of paths) {
+      await fsp.lstat(p).catch((err: unknown) => {
+        throw new UsageError(`Cannot back up ${p}: ${err instanceof Error ? err.message : String(err)}.`);
+      });
+    }
+    const parentTree = options.parent ? Buffer.from(options.parent.snapshot.tree, 'hex') : undefined;
+    const progressTimer = setInterval(() => { this.reportProgress(); }, 1000);
+    let root: Buffer;
+    try {
+      root = await this.saveVirtualDir(SLASH, paths.map((p) => p.split('/').filter(Boolean)), parentTree);
+      await this.writer.flush();
+    } finally {
+      clearInterval(progressTimer);
+    }
+    const summary: BackupSummary = {
+      ...this.counters,
+      data_blobs: this.writer.stats.dataBlobs,
+      tree_blobs: this.writer.stats.treeBlobs,
+      data_added: this.writer.stats.bytesAdded,
+    };
+    const snapshot: Snapshot = {
+      version: 1,
+      time: (options.time ?? new Date()).toISOString(),
+      tree: root.toString('hex'),
+      paths,
+      hostname: options.host ?? os.hostname(),
+      username: os.userInfo().username,
+      tags: [...(options.tags ?? [])],
+      parent: options.parent?.id,
+      program_version: PROGRAM_VERSION,
+      summary,
+    };
+    const snapshotId = await this.repo.saveSnapshot(snapshot);
+    this.reportProgress();
+    return { snapshotId, snapshot, summary };
+  }
+
+  private reportProgress(): void {
+    this.reporter.progress?.({
+      filesDone: this.counters.total_files_processed,
+      bytesDone: this.counters.total_bytes_processed,
+      filesTotal: undefined,
+      bytesTotal: undefined,
+      elapsedSeconds: (performance.now() - this.started) / 1000,
+    });
+  }
+
+  /**
+   * Saves the directory `dir`, which lies on the way to the backed-up paths. `rests` are the
+   * remaining components of each path below it; an empty rest means `dir` itself is backed up.
+   */
+  private async saveVirtualDir(dir: Buffer, rests: string[][], parentTree: Buffer | undefined): Promise<Buffer> {
+    const parentNodes = await this.loadParentNodes(parentTree);
+    const byChild = new Map<string, string[][]>();
+    for (const rest of rests) {
+      const [first, ...more] = rest;
+      if (first === undefined) continue;
+      const group = byChild.get(first) ?? [];
+      group.push(more);
+      byChild.set(first, group);
+    }
+    const nodes = await Promise.all([...byChild].map(async ([childName, childRests]): Promise<TreeNode | undefined> => {
+      const name = Buffer.from(childName);
+      const full = join(dir, name);
+      const childStat = await fsp.lstat(full, { bigint: true });
+      const parentNode = parentNodes.get(name.toString('hex'));
+      if (childRests.some((r) => r.length === 0)) return this.saveEntry(full, name, childStat, parentNode, childStat.dev);
+      if (!childStat.isDirectory()) throw new UsageError(`${full.toString()} is not a directory.`);
+      const subtree = await this.saveVirtualDir(full, childRests, parentNode?.type === 'dir' ? parentNode.subtree : undefined);
+      return { ...metaOf(name, childStat), type: 'dir', subtree };
+    }));
+    return this.saveTree({ nodes: nodes.filter((n): n is TreeNode => n !== undefined) });
+  }
+
+  private async loadParentNodes(treeId: Buffer | undefined): Promise<Map<string, TreeNode>> {
+    const nodes = new Map<string, TreeNode>();
+    if (treeId === undefined || !this.repo.index.has(treeId)) return nodes;
+    for (const node of (await this.repo.loadTree(treeId)).nodes) nodes.set(node.name.toString('hex'), node);
+    return nodes;
+  }
+
+  /** Saves one directory entry; undefined when it is excluded or could not be read. */
+  private async saveEntry(full: Buffer, name: Buffer, st: BigIntStats, parent: TreeNode | undefined, rootDev: bigint): Promise<TreeNode | undefined> {
+    const meta = metaOf(name, st);
+    const type = nodeTypeOf(st);
+    switch (type) {
+      case 'dir': {
+        if (this.oneFileSystem && st.dev !== rootDev) {
+          // A mount point: record the directory, not what is mounted on it.
+          return { ...meta, type: 'dir', subtree: await this.saveTree({ nodes: [] }) };
+        }
+        const subtree = await this.saveDir(full, parent?.type === 'dir' ? parent.subtree : undefined, rootDev);
+        if (subtree === undefined) return undefined;
+        if (parent?.type !== 'dir') this.counters.dirs_new++;
+        else if (parent.subtree.equals(subtree)) this.counters.dirs_unmodified++;
+        else this.counters.dirs_changed++;
+        return { ...meta, type: 'dir', subtree };
+      }
+      case 'file':
+        return this.saveFile(full, meta, st, parent);
+      case 'symlink':
+        return { ...meta, type: 'symlink', linkTarget: await fsp.readlink(full, { encoding: 'buffer' }) };
+      case 'chardev':
+      case 'blockdev':
+        return { ...meta, type, rdev: st.rdev };
+      case 'fifo':
+      case 'socket':
+        return { ...meta, type };
+    }
+  }
+
+  private async saveDir(dir: Buffer, parentTree: Buffer | undefined, rootDev: bigint): Promise<Buffer | undefined> {
+    let names: Buffer[];
+    try {
+      names = await fsp.readdir(dir, { encoding: 'buffer' });
+    } catch (err) {
+      this.reportUnreadable(dir, err);
+      return undefined;
+    }
+    const parentNodes = await this.loadParentNodes(parentTree);
+    const nodes = await Promise.all(names.map(async (name) => {
+      const full = join(dir, name);
+      if (isExcluded(full, this.excludes)) return undefined;
+      let st: BigIntStats;
+      try {
+        st = await fsp.lstat(full, { bigint: true });
+      } catch (err) {
+        this.reportUnreadable(full, err);
+        return undefined;
+      }
+      return this.saveEntry(full, name, st, parentNodes.get(name.toString('hex')), rootDev);
+    }));
+    return this.saveTree({ nodes: nodes.filter((n): n is TreeNode => n !== undefined) });
+  }
+
+  private async saveFile(full: Buffer, meta: NodeMeta, st: BigIntStats, parent: TreeNode | undefined): Promise<FileNode | undefined> {
+    const size = Number(st.size);
+    this.counters.total_files_processed++;
+    this.counters.total_bytes_processed += size;
+    if (parent?.type === 'file' && parent.size === size && parent.mtimeNs === st.mtimeNs && parent.ctimeNs === st.ctimeNs
+      && parent.inode === st.ino && parent.content.every((id) => this.repo.index.has(id))) {
+      this.counters.files_unmodified++;
+      return { ...meta, type: 'file', size, content: parent.content };
+    }
+    let content: Promise<readonly Buffer[] | undefined>;
+    const linkKey = `${st.dev}:${st.ino}`;
+    const sameInode = st.nlink > 1n ? this.hardlinks.get(linkKey) : undefined;
+    if (sameInode) content = sameInode;
+    else {
+      content = this.fileSlots.with(() => this.chunkFile(full));
+      if (st.nlink > 1n) this.hardlinks.set(linkKey, content);
+    }
+    const ids = await content;
+    if (ids === undefined) return undefined;
+    if (parent?.type === 'file') this.counters.files_changed++;
+    else this.counters.files_new++;
+    return { ...meta, type: 'file', size, content: ids };
+  }
+
+  /** Chunks a file in a worker; claims and stores its new chunks as the worker asks. */
+  private async chunkFile(full: Buffer): Promise<Buffer[] | undefined> {
+    const undelivered = new Set<string>();
+    const answer = async (question: TaskQuestion): Promise<TaskAnswer> => {
+      if (question.kind === 'claim') {
+        const mine = splitIds(question.ids).map((id) => {
+          const claimed = this.writer.claim(id);
+          if (claimed) undelivered.add(id.toString('hex'));
+          return claimed;
+        });
+        return { kind: 'claim', mine };
+      }
+      for (const blob of question.blobs) {
+        const id = Buffer.from(blob.id);
+        await this.writer.add('data', { id, sealed: Buffer.from(blob.sealed.buffer, blob.sealed.byteOffset, blob.sealed.byteLength), rawLength: blob.rawLength });
+        undelivered.delete(id.toString('hex'));
+      }
+      return { kind: 'store' };
+    };
+    try {
+      const result = await this.pool.chunkFile(full, answer);
+      return splitIds(result.content);
+    } catch (err) {
+      if (undelivered.size > 0) throw err; // Other files may already refer to those blobs.
+      this.reportUnreadable(full, err);
+      return undefined;
+    }
+  }
+
+  private reportUnreadable(full: Buffer, err: unknown): void {
+    this.counters.files_unreadable++;
+    this.reporter.error?.({ path: full.toString(), message: err instanceof Error ? err.message : String(err) });
+  }
+
+  private async saveTree(tree: Tree): Promise<Buffer> {
+    const bytes = encodeTree(tree);
+    const id = blobId(this.repo.keys.idKey, bytes);
+    if (this.writer.claim(id)) await this.writer.add('tree', sealBlob(this.repo.keys, id, bytes, this.repo.config.compression.level));
+    return id;
+  }
+}

@@ -1,0 +1,51 @@
+import { readFileSync, type BigIntStats } from 'node:fs';
+import type { NodeMeta, NodeType } from '../../repository/tree/tree.ts';
+
+/** Owner names from /etc/passwd and /etc/group, read once; numeric IDs stay the truth. */
+function readNames(file: string): Map<number, string> {
+  const names = new Map<number, string>();
+  try {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const [name, , id] = line.split(':');
+      if (name && id && /^\d+$/.test(id)) names.set(Number(id), name);
+    }
+  } catch {
+    // No such file (minimal containers): names are optional.
+  }
+  return names;
+}
+
+let users: Map<number, string> | undefined;
+let groups: Map<number, string> | undefined;
+
+export function nodeTypeOf(st: BigIntStats): NodeType {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'chardev';
+  return 'blockdev';
+}
+
+/** The metadata every node records, from an lstat taken with { bigint: true }. */
+export function metaOf(name: Buffer, st: BigIntStats): NodeMeta {
+  users ??= readNames('/etc/passwd');
+  groups ??= readNames('/etc/group');
+  const uid = Number(st.uid);
+  const gid = Number(st.gid);
+  return {
+    name,
+    mode: Number(st.mode) & 0o7777,
+    uid,
+    gid,
+    user: users.get(uid),
+    group: groups.get(gid),
+    mtimeNs: st.mtimeNs,
+    atimeNs: st.atimeNs,
+    ctimeNs: st.ctimeNs,
+    inode: st.ino,
+    deviceId: st.dev,
+    links: Number(st.nlink),
+  };
+}

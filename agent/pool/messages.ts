@@ -1,0 +1,64 @@
+/**
+ * Messages between the main thread and pool workers. Every message names the task it belongs to;
+ * a task ends with `done` or `failed`. IDs travel packed: n × 32 bytes in one Uint8Array.
+ */
+export interface WorkerSetup {
+  readonly encKey: Uint8Array;
+  readonly idKey: Uint8Array;
+  readonly chunkerKey: Uint8Array;
+  readonly chunker: { readonly minSize: number; readonly avgSize: number; readonly maxSize: number };
+  readonly compressionLevel: number;
+}
+
+/** Chunk, hash, dedup (by asking the main thread) and seal one regular file. */
+export interface ChunkFileTask {
+  readonly kind: 'chunk-file';
+  readonly path: Uint8Array;
+}
+
+/** Open, decompress and verify blobs cut from one pack range. */
+export interface DecodeBlobsTask {
+  readonly kind: 'decode-blobs';
+  readonly data: Uint8Array;
+  /** Per blob: offset and length inside `data`, and its ID. */
+  readonly blobs: ReadonlyArray<{ readonly offset: number; readonly length: number; readonly id: Uint8Array }>;
+}
+
+export type TaskRequest = ChunkFileTask | DecodeBlobsTask;
+
+export interface ChunkFileResult {
+  readonly kind: 'chunk-file';
+  /** Chunk IDs in file order, packed. */
+  readonly content: Uint8Array;
+  readonly size: number;
+}
+
+export interface DecodeBlobsResult {
+  readonly kind: 'decode-blobs';
+  readonly plaintexts: readonly Uint8Array[];
+}
+
+export type TaskResult = ChunkFileResult | DecodeBlobsResult;
+
+/** Worker → main, in the middle of a chunk-file task. */
+export type TaskQuestion =
+  | { readonly kind: 'claim'; readonly ids: Uint8Array }
+  | { readonly kind: 'store'; readonly blobs: ReadonlyArray<{ readonly id: Uint8Array; readonly sealed: Uint8Array; readonly rawLength: number }> };
+
+/** The main thread's answer to a question: claimed flags for `claim`, nothing for `store`. */
+export type TaskAnswer = { readonly kind: 'claim'; readonly mine: readonly boolean[] } | { readonly kind: 'store' };
+
+export type ToWorker =
+  | { readonly type: 'task'; readonly task: number; readonly request: TaskRequest }
+  | { readonly type: 'answer'; readonly task: number; readonly answer: TaskAnswer };
+
+export type FromWorker =
+  | { readonly type: 'question'; readonly task: number; readonly question: TaskQuestion }
+  | { readonly type: 'done'; readonly task: number; readonly result: TaskResult }
+  | { readonly type: 'failed'; readonly task: number; readonly error: WorkerFailure };
+
+export interface WorkerFailure {
+  readonly message: string;
+  /** errno code such as EACCES for file errors, or our error code. */
+  readonly code?: string | undefined;
+}

@@ -1,0 +1,165 @@
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { ArcaError } from '../../repository/errors.ts';
+import type {
+  ChunkFileResult, DecodeBlobsResult, FromWorker, TaskAnswer, TaskQuestion, TaskRequest, TaskResult, ToWorker, WorkerFailure, WorkerSetup,
+} from './messages.ts';
+
+/** A task that failed inside a worker; `errno` is set for file-system errors (EACCES, ENOENT...). */
+export class WorkerTaskError extends ArcaError {
+  readonly errno: string | undefined;
+
+  constructor(failure: WorkerFailure) {
+    super('ARCA_ERR_WORKER_TASK', failure.message);
+    this.errno = failure.code;
+  }
+}
+
+/** Answers a running task's questions (claim these IDs? store these blobs). */
+export type QuestionHandler = (question: TaskQuestion) => Promise<TaskAnswer> | TaskAnswer;
+
+interface Running {
+  readonly worker: Slot;
+  readonly resolve: (result: TaskResult) => void;
+  readonly reject: (err: Error) => void;
+  readonly onQuestion: QuestionHandler | undefined;
+}
+
+interface Slot {
+  readonly worker: Worker;
+  busy: number;
+}
+
+interface Queued {
+  readonly request: TaskRequest;
+  readonly transfer: ArrayBuffer[];
+  readonly onQuestion: QuestionHandler | undefined;
+  readonly resolve: (result: TaskResult) => void;
+  readonly reject: (err: Error) => void;
+}
+
+/** Each worker runs this many tasks at once, so one computes while another waits for an answer. */
+const TASKS_PER_WORKER = 2;
+
+function workerScript(): URL {
+  // Under Node's type stripping (tests, `node cli/main.ts`) this module is .ts; once built, .js.
+  const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
+  return new URL(`./worker.${ext}`, import.meta.url);
+}
+
+/**
+ * A fixed set of worker threads. Tasks beyond what the workers are running wait in a queue;
+ * callers bound how many they submit (the archiver and restorer use a Semaphore).
+ */
+export class WorkerPool {
+  readonly size: number;
+  private readonly slots: Slot[];
+  private readonly running = new Map<number, Running>();
+  private readonly queue: Queued[] = [];
+  private nextTask = 1;
+  private fatal: Error | undefined;
+
+  constructor(setup: WorkerSetup, size = os.availableParallelism()) {
+    this.size = Math.max(1, size);
+    this.slots = Array.from({ length: this.size }, () => {
+      const slot: Slot = { worker: new Worker(workerScript(), { workerData: setup }), busy: 0 };
+      slot.worker.on('message', (message: FromWorker) => { this.onMessage(message); });
+      slot.worker.on('error', (err) => { this.failAll(err); });
+      slot.worker.on('exit', (code) => {
+        if (code !== 0) this.failAll(new ArcaError('ARCA_ERR_WORKER_EXIT', `A worker thread exited with code ${code}.`));
+      });
+      return slot;
+    });
+  }
+
+  chunkFile(path: Buffer, onQuestion: QuestionHandler): Promise<ChunkFileResult> {
+    return this.run({ kind: 'chunk-file', path }, [], onQuestion) as Promise<ChunkFileResult>;
+  }
+
+  /** `data` is moved to the worker: the caller must not use it afterwards. */
+  decodeBlobs(data: Buffer, blobs: DecodeBlobsRequestBlob[]): Promise<DecodeBlobsResult> {
+    const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+    return this.run({ kind: 'decode-blobs', data, blobs }, owned ? [data.buffer] : [], undefined) as Promise<DecodeBlobsResult>;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
+  }
+
+  private run(request: TaskRequest, transfer: ArrayBuffer[], onQuestion: QuestionHandler | undefined): Promise<TaskResult> {
+    return new Promise((resolve, reject) => {
+      if (this.fatal) {
+        reject(this.fatal);
+        return;
+      }
+      this.queue.push({ request, transfer, onQuestion, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      const slot = this.slots.reduce((best, s) => (s.busy < best.busy ? s : best));
+      if (slot.busy >= TASKS_PER_WORKER) return;
+      const job = this.queue.shift() as Queued;
+      const task = this.nextTask++;
+      slot.busy++;
+      this.running.set(task, { worker: slot, resolve: job.resolve, reject: job.reject, onQuestion: job.onQuestion });
+      const message: ToWorker = { type: 'task', task, request: job.request };
+      slot.worker.postMessage(message, job.transfer);
+    }
+  }
+
+  private onMessage(message: FromWorker): void {
+    const running = this.running.get(message.task);
+    if (!running) return;
+    if (message.type === 'question') {
+      const handler = running.onQuestion;
+      if (!handler) {
+        this.finish(message.task, running);
+        running.reject(new ArcaError('ARCA_ERR_WORKER_PROTOCOL', 'A worker asked a question of a task that takes none.'));
+        return;
+      }
+      Promise.resolve()
+        .then(() => handler(message.question))
+        .then((answer) => {
+          const reply: ToWorker = { type: 'answer', task: message.task, answer };
+          running.worker.worker.postMessage(reply);
+        })
+        .catch((err: unknown) => {
+          // The task cannot go on without an answer: end it here; the worker's side is dropped.
+          this.finish(message.task, running);
+          running.reject(err instanceof Error ? err : new Error(String(err)));
+        });
+      return;
+    }
+    this.finish(message.task, running);
+    if (message.type === 'done') running.resolve(message.result);
+    else running.reject(new WorkerTaskError(message.error));
+  }
+
+  private finish(task: number, running: Running): void {
+    this.running.delete(task);
+    running.worker.busy--;
+    this.dispatch();
+  }
+
+  private failAll(err: Error): void {
+    this.fatal ??= err;
+    for (const [task, running] of this.running) {
+      this.running.delete(task);
+      running.reject(err);
+    }
+    for (const job of this.queue.splice(0)) job.reject(err);
+  }
+}
+
+export type DecodeBlobsRequestBlob = { readonly offset: number; readonly length: number; readonly id: Uint8Array };
+
+/** The worker setup for a repository's keys and format parameters. */
+export function workerSetupFor(keys: { encKey: Buffer; idKey: Buffer; chunkerKey: Buffer }, config: {
+  chunker: WorkerSetup['chunker'];
+  compression: { level: number };
+}): WorkerSetup {
+  return { encKey: keys.encKey, idKey: keys.idKey, chunkerKey: keys.chunkerKey, chunker: config.chunker, compressionLevel: config.compression.level };
+}

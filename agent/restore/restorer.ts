@@ -1,0 +1,314 @@
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { blobId } from '../../repository/crypto/master-key.ts';
+import { isExcluded } from '../backup/exclude.ts';
+import type { Reporter } from '../backup/progress.ts';
+import { ArcaError } from '../../repository/errors.ts';
+import { packName } from '../../repository/object-names.ts';
+import type { Repository } from '../../repository/repository.ts';
+import type { Snapshot } from '../../repository/snapshot/snapshot.ts';
+import { isSafeName, type FileNode, type TreeNode } from '../../repository/tree/tree.ts';
+import { mapLimit } from '../../repository/repository.ts';
+import type { WorkerPool } from '../pool/worker-pool.ts';
+import { createFile, createHardlink, createSpecial, createSymlink, ensureDirectory, openForWrite } from './safe-fs.ts';
+import { applyMetadata } from './metadata.ts';
+
+export interface RestoreOptions {
+  readonly target: string;
+  /** Restore only paths (snapshot paths, e.g. "/srv/data/x") matching one of these, with their contents. */
+  readonly includes?: readonly string[];
+  readonly excludes?: readonly string[];
+  /** Re-read every restored file and check its chunks' hashes. */
+  readonly verify?: boolean;
+}
+
+export interface RestoreSummary {
+  files_restored: number;
+  dirs_restored: number;
+  other_restored: number;
+  bytes_restored: number;
+  errors: number;
+  files_verified: number;
+}
+
+interface PlannedNode {
+  readonly node: TreeNode;
+  /** Path under the target, from validated names only. */
+  readonly local: Buffer;
+  /** Path inside the snapshot, for --include/--exclude and messages. */
+  readonly snapshotPath: string;
+  readonly depth: number;
+}
+
+/** Where one blob's plaintext goes. */
+interface BlobTarget {
+  readonly file: FileState;
+  readonly offset: number;
+}
+
+interface FileState {
+  readonly local: Buffer;
+  /** Blob writes still to come; the handle closes when it reaches 0. */
+  pending: number;
+  handle: Promise<fsp.FileHandle> | undefined;
+  failed: boolean;
+}
+
+const PACK_CONCURRENCY = 4;
+/** Blobs of a pack closer than this are fetched in one range read. */
+const RANGE_GAP = 1 << 20;
+
+export class RestoreError extends ArcaError {
+  constructor(message: string) {
+    super('ARCA_ERR_RESTORE', message);
+  }
+}
+
+function isAllZero(buf: Uint8Array): boolean {
+  for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * Restores a snapshot into a target directory: plan from the trees, create directories and
+ * files, fetch each pack's needed blobs in parallel range reads, decode them in the worker pool,
+ * write them at their offsets, then apply metadata (directories last, deepest first).
+ */
+export class Restorer {
+  private readonly repo: Repository;
+  private readonly pool: WorkerPool;
+  private readonly reporter: Reporter;
+  readonly summary: RestoreSummary = { files_restored: 0, dirs_restored: 0, other_restored: 0, bytes_restored: 0, errors: 0, files_verified: 0 };
+  private started = 0;
+
+  constructor(repo: Repository, pool: WorkerPool, reporter: Reporter = {}) {
+    this.repo = repo;
+    this.pool = pool;
+    this.reporter = reporter;
+  }
+
+  async run(snapshot: Snapshot, options: RestoreOptions): Promise<RestoreSummary> {
+    this.started = performance.now();
+    const target = Buffer.from(path.resolve(options.target));
+    await fsp.mkdir(target, { recursive: true });
+    if (!(await fsp.lstat(target)).isDirectory()) throw new RestoreError(`The restore target ${options.target} is not a directory.`);
+    const plan: PlannedNode[] = [];
+    await this.planTree(Buffer.from(snapshot.tree, 'hex'), target, '', 0, options, false, plan);
+    const files = await this.createNodes(plan);
+    const timer = setInterval(() => { this.reportProgress(); }, 1000);
+    try {
+      await this.writeContent(files);
+    } finally {
+      clearInterval(timer);
+    }
+    if (options.verify) await this.verify(plan);
+    await this.applyAllMetadata(plan);
+    this.reportProgress();
+    return this.summary;
+  }
+
+  private reportProgress(): void {
+    this.reporter.progress?.({
+      filesDone: this.summary.files_restored,
+      bytesDone: this.summary.bytes_restored,
+      filesTotal: undefined,
+      bytesTotal: undefined,
+      elapsedSeconds: (performance.now() - this.started) / 1000,
+    });
+  }
+
+  private fail(where: string, err: unknown): void {
+    this.summary.errors++;
+    this.reporter.error?.({ path: where, message: err instanceof Error ? err.message : String(err) });
+  }
+
+  /** Collects the nodes to restore; returns whether anything under `treeId` was selected. */
+  private async planTree(treeId: Buffer, local: Buffer, snapPath: string, depth: number, options: RestoreOptions, included: boolean, plan: PlannedNode[]): Promise<boolean> {
+    const tree = await this.repo.loadTree(treeId);
+    const includes = options.includes ?? [];
+    let any = false;
+    for (const node of tree.nodes) {
+      // decodeTree already rejects these; checked again because a path escape must never happen.
+      if (!isSafeName(node.name)) throw new RestoreError(`The snapshot names an unsafe path component ${JSON.stringify(node.name.toString())}.`);
+      const childLocal = Buffer.concat([local, Buffer.from('/'), node.name]);
+      const childSnap = `${snapPath}/${node.name.toString()}`;
+      const childPathBuf = Buffer.from(childSnap);
+      if (isExcluded(childPathBuf, options.excludes ?? [])) continue;
+      const selected = included || includes.length === 0 || isExcluded(childPathBuf, includes);
+      const entry: PlannedNode = { node, local: childLocal, snapshotPath: childSnap, depth: depth + 1 };
+      if (node.type === 'dir') {
+        const at = plan.length;
+        plan.push(entry);
+        const inner = await this.planTree(node.subtree, childLocal, childSnap, depth + 1, options, selected, plan);
+        if (!selected && !inner) plan.splice(at, 1);
+        any ||= selected || inner;
+      } else if (selected) {
+        plan.push(entry);
+        any = true;
+      }
+    }
+    return any;
+  }
+
+  /** Creates every directory, file, link and special file; returns files that need content. */
+  private async createNodes(plan: readonly PlannedNode[]): Promise<Array<{ node: FileNode; local: Buffer }>> {
+    const withContent: Array<{ node: FileNode; local: Buffer }> = [];
+    const firstPathOfInode = new Map<string, Buffer>();
+    for (const { node, local, snapshotPath } of plan) {
+      try {
+        switch (node.type) {
+          case 'dir':
+            await ensureDirectory(local);
+            this.summary.dirs_restored++;
+            break;
+          case 'file': {
+            const inodeKey = `${node.deviceId}:${node.inode}`;
+            const first = node.links > 1 ? firstPathOfInode.get(inodeKey) : undefined;
+            if (first) {
+              await createHardlink(first, local);
+            } else {
+              await createFile(local, node.size);
+              if (node.links > 1) firstPathOfInode.set(inodeKey, local);
+              if (node.content.length > 0) withContent.push({ node, local });
+            }
+            this.summary.files_restored++;
+            break;
+          }
+          case 'symlink':
+            await createSymlink(local, node.linkTarget);
+            this.summary.other_restored++;
+            break;
+          case 'fifo':
+            await createSpecial(local, 'fifo', 0n);
+            this.summary.other_restored++;
+            break;
+          case 'chardev':
+          case 'blockdev':
+            await createSpecial(local, node.type, node.rdev);
+            this.summary.other_restored++;
+            break;
+          case 'socket':
+            break; // A socket belongs to a running process; there is nothing to restore.
+        }
+      } catch (err) {
+        this.fail(snapshotPath, err);
+      }
+    }
+    return withContent;
+  }
+
+  private async writeContent(files: ReadonlyArray<{ node: FileNode; local: Buffer }>): Promise<void> {
+    const byPack = new Map<string, Map<string, { offset: number; length: number; id: Buffer; targets: BlobTarget[] }>>();
+    for (const { node, local } of files) {
+      const state: FileState = { local, pending: node.content.length, handle: undefined, failed: false };
+      let offset = 0;
+      for (const id of node.content) {
+        const loc = this.repo.index.get(id);
+        if (!loc) throw new RestoreError(`Blob ${id.toString('hex')} of ${local.toString()} is in no index; run "arca check".`);
+        const packHex = loc.packId.toString('hex');
+        let blobs = byPack.get(packHex);
+        if (!blobs) byPack.set(packHex, (blobs = new Map()));
+        const key = id.toString('hex');
+        let blob = blobs.get(key);
+        if (!blob) blobs.set(key, (blob = { offset: loc.offset, length: loc.length, id, targets: [] }));
+        blob.targets.push({ file: state, offset });
+        offset += loc.rawLength;
+      }
+    }
+    await mapLimit([...byPack], PACK_CONCURRENCY, async ([packHex, blobs]) => {
+      const sorted = [...blobs.values()].sort((a, b) => a.offset - b.offset);
+      // Coalesce nearby blobs into one range read each.
+      let group: typeof sorted = [];
+      const groups: Array<typeof sorted> = [];
+      for (const blob of sorted) {
+        const last = group[group.length - 1];
+        if (last && blob.offset - (last.offset + last.length) > RANGE_GAP) {
+          groups.push(group);
+          group = [];
+        }
+        group.push(blob);
+      }
+      if (group.length > 0) groups.push(group);
+      for (const g of groups) await this.restoreRange(packHex, g);
+    });
+  }
+
+  private async restoreRange(packHex: string, blobs: ReadonlyArray<{ offset: number; length: number; id: Buffer; targets: BlobTarget[] }>): Promise<void> {
+    const first = blobs[0];
+    const last = blobs[blobs.length - 1];
+    if (!first || !last) return;
+    const start = first.offset;
+    let plaintexts: readonly Uint8Array[];
+    try {
+      const data = await this.repo.storage.get(packName(packHex), { offset: start, length: last.offset + last.length - start });
+      const decoded = await this.pool.decodeBlobs(data, blobs.map((b) => ({ offset: b.offset - start, length: b.length, id: b.id })));
+      plaintexts = decoded.plaintexts;
+    } catch (err) {
+      for (const blob of blobs) for (const t of blob.targets) await this.finishWrite(t.file, err);
+      return;
+    }
+    await Promise.all(blobs.map(async (blob, i) => {
+      const plain = plaintexts[i] as Uint8Array;
+      const zero = isAllZero(plain);
+      for (const t of blob.targets) {
+        try {
+          if (!t.file.failed && !zero) {
+            t.file.handle ??= openForWrite(t.file.local);
+            const handle = await t.file.handle;
+            await handle.write(plain, 0, plain.length, t.offset);
+          }
+          this.summary.bytes_restored += plain.length;
+          await this.finishWrite(t.file, undefined);
+        } catch (err) {
+          await this.finishWrite(t.file, err);
+        }
+      }
+    }));
+  }
+
+  private async finishWrite(file: FileState, err: unknown): Promise<void> {
+    if (err !== undefined && !file.failed) {
+      file.failed = true;
+      this.fail(file.local.toString(), err);
+    }
+    file.pending--;
+    if (file.pending === 0 && file.handle) await (await file.handle).close();
+  }
+
+  private async verify(plan: readonly PlannedNode[]): Promise<void> {
+    for (const { node, local, snapshotPath } of plan) {
+      if (node.type !== 'file' || node.content.length === 0) continue;
+      try {
+        const handle = await fsp.open(local, 'r');
+        try {
+          let offset = 0;
+          for (const id of node.content) {
+            const length = this.repo.index.get(id)?.rawLength ?? 0;
+            const buf = Buffer.allocUnsafe(length);
+            const { bytesRead } = await handle.read(buf, 0, length, offset);
+            if (bytesRead !== length || !blobId(this.repo.keys.idKey, buf).equals(id)) throw new RestoreError(`content at offset ${offset} does not match the snapshot`);
+            offset += length;
+          }
+        } finally {
+          await handle.close();
+        }
+        this.summary.files_verified++;
+      } catch (err) {
+        this.fail(snapshotPath, err);
+      }
+    }
+  }
+
+  private async applyAllMetadata(plan: readonly PlannedNode[]): Promise<void> {
+    const nonDirs = plan.filter((p) => p.node.type !== 'dir');
+    const dirs = plan.filter((p) => p.node.type === 'dir').sort((a, b) => b.depth - a.depth);
+    for (const { node, local, snapshotPath } of [...nonDirs, ...dirs]) {
+      if (node.type === 'socket') continue;
+      try {
+        await applyMetadata(local, node);
+      } catch (err) {
+        this.fail(snapshotPath, err);
+      }
+    }
+  }
+}

@@ -1,0 +1,86 @@
+import { execFile } from 'node:child_process';
+import { constants, promises as fsp } from 'node:fs';
+import { promisify } from 'node:util';
+
+/**
+ * File-system steps of a restore that never follow a symlink found in the target: whatever is
+ * already at a path we restore is replaced, not written through. Directories are created top-down
+ * by us and checked with lstat, files are opened with O_NOFOLLOW.
+ * Node has no openat(2), so a process racing us inside the target between the check and the open
+ * is out of scope; the agent restores before the pod's containers start.
+ */
+const run = promisify(execFile);
+
+function errnoOf(err: unknown): string | undefined {
+  return err instanceof Error ? (err as NodeJS.ErrnoException).code : undefined;
+}
+
+/** Removes whatever non-directory is at `p` (a planted symlink, a file), leaving directories alone. */
+async function clearNonDirectory(p: Buffer): Promise<void> {
+  const st = await fsp.lstat(p).catch(() => undefined);
+  if (st && !st.isDirectory()) await fsp.unlink(p);
+}
+
+/** Makes `p` a real directory (not a symlink to one). */
+export async function ensureDirectory(p: Buffer): Promise<void> {
+  try {
+    await fsp.mkdir(p, { mode: 0o700 });
+    return;
+  } catch (err) {
+    if (errnoOf(err) !== 'EEXIST') throw err;
+  }
+  const st = await fsp.lstat(p);
+  if (st.isDirectory()) return;
+  await fsp.unlink(p);
+  await fsp.mkdir(p, { mode: 0o700 });
+}
+
+const WRITE_FLAGS = constants.O_WRONLY | constants.O_NOFOLLOW;
+
+/** Creates (or truncates) a regular file of `size` bytes, holes included, replacing any symlink. */
+export async function createFile(p: Buffer, size: number): Promise<void> {
+  let handle;
+  try {
+    handle = await fsp.open(p, WRITE_FLAGS | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  } catch (err) {
+    if (errnoOf(err) !== 'ELOOP' && errnoOf(err) !== 'EISDIR') throw err;
+    if (errnoOf(err) === 'EISDIR') await fsp.rm(p, { recursive: true });
+    else await fsp.unlink(p);
+    handle = await fsp.open(p, WRITE_FLAGS | constants.O_CREAT | constants.O_EXCL, 0o600);
+  }
+  try {
+    if (!(await handle.stat()).isFile()) throw new Error('not a regular file');
+    await handle.truncate(size);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Opens a file this restore created, for positioned writes; fails on a symlink. */
+export function openForWrite(p: Buffer): Promise<fsp.FileHandle> {
+  return fsp.open(p, WRITE_FLAGS);
+}
+
+export async function createSymlink(p: Buffer, target: Buffer): Promise<void> {
+  await clearNonDirectory(p);
+  await fsp.symlink(target, p);
+}
+
+export async function createHardlink(existing: Buffer, p: Buffer): Promise<void> {
+  await clearNonDirectory(p);
+  await fsp.link(existing, p);
+}
+
+/** FIFOs and device files: Node has no mknod(2), so the coreutils commands do it. */
+export async function createSpecial(p: Buffer, type: 'fifo' | 'chardev' | 'blockdev', rdev: bigint): Promise<void> {
+  await clearNonDirectory(p);
+  const name = p.toString('utf8');
+  if (!Buffer.from(name).equals(p)) throw new Error('special files with non-UTF-8 names cannot be created');
+  if (type === 'fifo') {
+    await run('mkfifo', ['-m', '600', '--', name]);
+    return;
+  }
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
+  await run('mknod', ['-m', '600', '--', name, type === 'chardev' ? 'c' : 'b', major.toString(), minor.toString()]);
+}

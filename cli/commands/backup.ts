@@ -1,0 +1,66 @@
+import os from 'node:os';
+import path from 'node:path';
+import { Archiver } from '../../agent/backup/archiver.ts';
+import { BlobWriter } from '../../repository/blob-writer.ts';
+import { UsageError } from '../../repository/errors.ts';
+import { flag, str, strs, type Command } from '../command.ts';
+import { openRepository } from '../context.ts';
+import { EXIT } from '../exit-codes.ts';
+import { formatBytes } from '../format.ts';
+import { cliReporter, printJson } from '../output.ts';
+import { withPool } from './pool.ts';
+
+export const backupCommand: Command = {
+  name: 'backup',
+  usage: 'arca backup PATH... [--tag T]... [--host H] [--parent ID] [--exclude GLOB]... [--json]',
+  summary: 'back up files and directories into a new snapshot',
+  options: {
+    tag: { type: 'string', multiple: true },
+    host: { type: 'string' },
+    parent: { type: 'string' },
+    exclude: { type: 'string', multiple: true },
+    'cross-filesystems': { type: 'boolean' },
+  },
+  async run(values, positionals, global) {
+    if (positionals.length === 0) throw new UsageError('Give at least one path to back up: arca backup PATH...');
+    const started = performance.now();
+    const repo = await openRepository(global, { withIndex: true });
+    const host = str(values, 'host') ?? os.hostname();
+    const paths = positionals.map((p) => path.resolve(p)).sort();
+    const parentRef = str(values, 'parent');
+    const parent = parentRef !== undefined
+      ? await repo.resolveSnapshot(parentRef)
+      : (await repo.listSnapshots({ host })).find((s) => sameSet(s.snapshot.paths, paths));
+    const reporter = cliReporter(global);
+    const result = await withPool(repo, (pool) => {
+      const archiver = new Archiver(repo, pool, new BlobWriter(repo), reporter);
+      return archiver.run({
+        paths, host, parent, tags: strs(values, 'tag'), excludes: strs(values, 'exclude'), oneFileSystem: !flag(values, 'cross-filesystems'),
+      });
+    });
+    reporter.done();
+    const s = result.summary;
+    const duration = (performance.now() - started) / 1000;
+    if (global.json) {
+      printJson({ message_type: 'summary', ...s, total_duration: duration, snapshot_id: result.snapshotId });
+    } else if (!global.quiet) {
+      process.stdout.write([
+        `Files: ${s.files_new} new, ${s.files_changed} changed, ${s.files_unmodified} unmodified`,
+        `Dirs:  ${s.dirs_new} new, ${s.dirs_changed} changed, ${s.dirs_unmodified} unmodified`,
+        `Added to the repository: ${formatBytes(s.data_added)}`,
+        `processed ${s.total_files_processed} files, ${formatBytes(s.total_bytes_processed)} in ${duration.toFixed(2)} s`,
+        `snapshot ${result.snapshotId.slice(0, 8)} saved`,
+        '',
+      ].join('\n'));
+    }
+    if (s.files_unreadable > 0) {
+      process.stderr.write(`warning: ${s.files_unreadable} files or directories could not be read and are not in the snapshot.\n`);
+      return EXIT.partial;
+    }
+    return EXIT.ok;
+  },
+};
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}

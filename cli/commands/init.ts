@@ -1,0 +1,17 @@
+import { Repository } from '../../repository/repository.ts';
+import { readPassword, storageFor } from '../context.ts';
+import { printJson } from '../output.ts';
+import type { Command } from '../command.ts';
+
+export const initCommand: Command = {
+  name: 'init',
+  usage: 'arca init [--repo URL]',
+  summary: 'create a new repository',
+  options: {},
+  async run(_values, _positionals, global) {
+    const repo = await Repository.init(storageFor(global), readPassword(global));
+    if (global.json) printJson({ message_type: 'initialized', id: repo.config.id, repository: repo.storage.location });
+    else if (!global.quiet) process.stdout.write(`created Arca repository ${repo.config.id.slice(0, 10)} at ${repo.storage.location}\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,47 @@
+import { UsageError } from '../../repository/errors.ts';
+import { listKeys, writeKeyFile } from '../../repository/key-file.ts';
+import { keyName } from '../../repository/object-names.ts';
+import { str, type Command } from '../command.ts';
+import { openRepository, readNewPassword } from '../context.ts';
+
+export const keyCommand: Command = {
+  name: 'key',
+  usage: 'arca key list | add | remove ID | passwd   (new password: ARCA_NEW_PASSWORD or --new-password-file)',
+  summary: 'manage the passwords that open the repository',
+  options: { 'new-password-file': { type: 'string' } },
+  async run(values, positionals, global) {
+    const [action, id] = positionals;
+    const repo = await openRepository(global, { withIndex: false });
+    switch (action) {
+      case 'list': {
+        const keys = await listKeys(repo.storage);
+        if (global.json) process.stdout.write(`${JSON.stringify(keys.map((k) => ({ ...k, current: k.id === repo.keyId })))}\n`);
+        else for (const k of keys) process.stdout.write(`${k.id === repo.keyId ? '*' : ' '}${k.id.slice(0, 8)}  ${k.username}@${k.hostname}  ${k.created}\n`);
+        return 0;
+      }
+      case 'add': {
+        const key = await writeKeyFile(repo.storage, repo.keys, readNewPassword(str(values, 'new-password-file')));
+        process.stdout.write(`added key ${key.id.slice(0, 8)}\n`);
+        return 0;
+      }
+      case 'passwd': {
+        const key = await writeKeyFile(repo.storage, repo.keys, readNewPassword(str(values, 'new-password-file')));
+        await repo.storage.delete(keyName(repo.keyId));
+        process.stdout.write(`changed password: key ${key.id.slice(0, 8)} replaces ${repo.keyId.slice(0, 8)}\n`);
+        return 0;
+      }
+      case 'remove': {
+        if (id === undefined) throw new UsageError('Usage: arca key remove ID');
+        const matches = (await listKeys(repo.storage)).filter((k) => k.id.startsWith(id));
+        const match = matches[0];
+        if (matches.length !== 1 || !match) throw new UsageError(`Key "${id}" matches ${matches.length} keys; give a unique ID prefix.`);
+        if (match.id === repo.keyId) throw new UsageError('Refusing to remove the key this command was opened with; use another password to remove it.');
+        await repo.storage.delete(keyName(match.id));
+        process.stdout.write(`removed key ${match.id.slice(0, 8)}\n`);
+        return 0;
+      }
+      default:
+        throw new UsageError('Usage: arca key list | add | remove ID | passwd');
+    }
+  },
+};

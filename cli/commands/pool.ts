@@ -1,0 +1,13 @@
+import type { Repository } from '../../repository/repository.ts';
+import { WorkerPool, workerSetupFor } from '../../agent/pool/worker-pool.ts';
+
+/** Runs `fn` with a worker pool for `repo`, always shutting the pool down. */
+export async function withPool<T>(repo: Repository, fn: (pool: WorkerPool) => Promise<T>): Promise<T> {
+  const size = Number(process.env.ARCA_WORKERS ?? '') || undefined;
+  const pool = new WorkerPool(workerSetupFor(repo.keys, repo.config), size);
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.close();
+  }
+}

@@ -1,0 +1,30 @@
+import type { SnapshotFilter } from '../../repository/snapshot/snapshot.ts';
+import { str, strs, type Command, type OptionValues } from '../command.ts';
+import { openRepository } from '../context.ts';
+
+export function snapshotFilter(values: OptionValues): SnapshotFilter {
+  const tags = strs(values, 'tag');
+  const paths = strs(values, 'path');
+  return { host: str(values, 'host'), tags: tags.length > 0 ? tags : undefined, paths: paths.length > 0 ? paths : undefined };
+}
+
+export const snapshotsCommand: Command = {
+  name: 'snapshots',
+  usage: 'arca snapshots [--tag T] [--host H] [--path P] [--json]',
+  summary: 'list snapshots',
+  options: { host: { type: 'string' }, tag: { type: 'string', multiple: true }, path: { type: 'string', multiple: true } },
+  async run(values, _positionals, global) {
+    const repo = await openRepository(global, { withIndex: false });
+    const list = (await repo.listSnapshots(snapshotFilter(values))).reverse();
+    if (global.json) {
+      process.stdout.write(`${JSON.stringify(list.map(({ id, snapshot }) => ({ id, short_id: id.slice(0, 8), ...snapshot })))}\n`);
+      return 0;
+    }
+    const rows = list.map(({ id, snapshot }) => [id.slice(0, 8), snapshot.time.replace('T', ' ').slice(0, 19), snapshot.hostname, snapshot.tags.join(','), snapshot.paths.join(', ')]);
+    const header = ['ID', 'Time', 'Host', 'Tags', 'Paths'];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+    const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+    process.stdout.write(`${[line(header), ...rows.map(line), `${list.length} snapshots`].join('\n')}\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,125 @@
+import type { BlobType, SealedBlob } from './blob/blob-codec.ts';
+import type { IndexPack } from './index/index.ts';
+import { packName } from './object-names.ts';
+import { PackBuilder, type FinishedPack } from './pack/pack-builder.ts';
+import type { Repository } from './repository.ts';
+
+export interface BlobWriterOptions {
+  /** Pack uploads allowed in flight; `add` waits for a slot, which bounds memory. */
+  readonly uploadConcurrency?: number;
+  /** Write an index file after this many packs, so an interrupted backup's packs are reusable. */
+  readonly packsPerIndex?: number;
+}
+
+export interface BlobWriterStats {
+  dataBlobs: number;
+  treeBlobs: number;
+  /** Bytes of packs written (blobs after compression and encryption, plus headers). */
+  bytesAdded: number;
+  packs: number;
+}
+
+/**
+ * Deduplicates and packs blobs for one writer. A blob is first claimed by ID (so two files
+ * sharing a chunk store it once), then added; packs are uploaded in the background, and only
+ * after a pack is durable does it go into an index file: an index never points at a pack that
+ * may not exist.
+ */
+export class BlobWriter {
+  readonly stats: BlobWriterStats = { dataBlobs: 0, treeBlobs: 0, bytesAdded: 0, packs: 0 };
+  private readonly repo: Repository;
+  private readonly uploadConcurrency: number;
+  private readonly packsPerIndex: number;
+  private readonly claimed = new Set<string>();
+  private pack = new PackBuilder();
+  private readonly uploads = new Set<Promise<void>>();
+  private unindexed: IndexPack[] = [];
+  private indexWrite: Promise<void> = Promise.resolve();
+  private failure: unknown = undefined;
+
+  constructor(repo: Repository, options: BlobWriterOptions = {}) {
+    this.repo = repo;
+    this.uploadConcurrency = options.uploadConcurrency ?? 2;
+    this.packsPerIndex = options.packsPerIndex ?? 8;
+  }
+
+  /** True when the caller should encode and `add` this blob; false when it is stored or claimed. */
+  claim(id: Buffer): boolean {
+    if (this.repo.index.has(id)) return false;
+    const key = id.toString('hex');
+    if (this.claimed.has(key)) return false;
+    this.claimed.add(key);
+    return true;
+  }
+
+  /** Gives up a claim whose blob will not be delivered (its file failed to read). */
+  release(id: Buffer): void {
+    this.claimed.delete(id.toString('hex'));
+  }
+
+  async add(type: BlobType, blob: SealedBlob): Promise<void> {
+    this.throwIfFailed();
+    this.pack.add(type, blob);
+    if (type === 'data') this.stats.dataBlobs++;
+    else this.stats.treeBlobs++;
+    if (this.pack.size >= this.repo.config.packSize) await this.sealPack();
+  }
+
+  /** Claims, then adds, a blob encoded in this thread (trees). Returns whether it was new. */
+  async addIfNew(type: BlobType, blob: SealedBlob): Promise<boolean> {
+    if (!this.claim(blob.id)) return false;
+    await this.add(type, blob);
+    return true;
+  }
+
+  /** Uploads the last pack, waits for every upload, and writes the remaining index. */
+  async flush(): Promise<void> {
+    if (this.pack.count > 0) await this.sealPack();
+    await Promise.all(this.uploads);
+    this.throwIfFailed();
+    this.queueIndexWrite();
+    await this.indexWrite;
+    this.throwIfFailed();
+  }
+
+  private async sealPack(): Promise<void> {
+    const finished = this.pack.finish(this.repo.keys.encKey);
+    this.pack = new PackBuilder();
+    while (this.uploads.size >= this.uploadConcurrency) await Promise.race(this.uploads);
+    this.throwIfFailed();
+    const upload = this.upload(finished).catch((err: unknown) => {
+      this.failure ??= err;
+    });
+    const tracked = upload.finally(() => this.uploads.delete(tracked));
+    this.uploads.add(tracked);
+  }
+
+  private async upload(pack: FinishedPack): Promise<void> {
+    await this.repo.storage.put(packName(pack.id.toString('hex')), pack.bytes);
+    for (const blob of pack.blobs) {
+      this.repo.index.add(blob.id, { packId: pack.id, ...blob });
+      this.claimed.delete(blob.id.toString('hex'));
+    }
+    this.stats.bytesAdded += pack.bytes.length;
+    this.stats.packs++;
+    this.unindexed.push({ packId: pack.id, blobs: [...pack.blobs] });
+    if (this.unindexed.length >= this.packsPerIndex) this.queueIndexWrite();
+  }
+
+  private queueIndexWrite(): void {
+    if (this.unindexed.length === 0) return;
+    const packs = this.unindexed;
+    this.unindexed = [];
+    this.indexWrite = this.indexWrite
+      .then(async () => {
+        await this.repo.writeIndexFile(packs);
+      })
+      .catch((err: unknown) => {
+        this.failure ??= err;
+      });
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+}

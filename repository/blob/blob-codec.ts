@@ -1,0 +1,55 @@
+import { constants as zc, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
+import { blobId, type MasterKey } from '../crypto/master-key.ts';
+import { open, seal } from '../crypto/seal.ts';
+
+/**
+ * A blob's plaintext inside its seal starts with one byte naming its compression, so every blob
+ * describes itself and the index need not: 0 = stored as is, 1 = zstd.
+ */
+const RAW = 0;
+const ZSTD = 1;
+
+/** Blobs in a repository are file content chunks or directory listings. */
+export type BlobType = 'data' | 'tree';
+
+export interface SealedBlob {
+  readonly id: Buffer;
+  readonly sealed: Buffer;
+  readonly rawLength: number;
+}
+
+export class BlobDecodeError extends Error {
+  readonly code = 'ARCA_ERR_BLOB_DECODE';
+}
+
+/** Compresses (when it shrinks), then seals `plaintext`, whose ID the caller computed already. */
+export function sealBlob(keys: MasterKey, id: Buffer, plaintext: Uint8Array, level: number): SealedBlob {
+  const compressed = level > 0 ? zstdCompressSync(plaintext, { params: { [zc.ZSTD_c_compressionLevel]: level } }) : undefined;
+  const useZstd = compressed !== undefined && compressed.length < plaintext.length;
+  const body = useZstd ? compressed : plaintext;
+  const framed = Buffer.allocUnsafe(body.length + 1);
+  framed[0] = useZstd ? ZSTD : RAW;
+  framed.set(body, 1);
+  return { id, sealed: seal(keys.encKey, 'blob', framed), rawLength: plaintext.length };
+}
+
+export function encodeBlob(keys: MasterKey, plaintext: Uint8Array, level: number): SealedBlob {
+  return sealBlob(keys, blobId(keys.idKey, plaintext), plaintext, level);
+}
+
+/**
+ * Opens, decompresses and verifies one blob. Throws SealOpenError when it does not authenticate
+ * and BlobDecodeError when its content does not hash to `expectedId`.
+ */
+export function decodeBlob(keys: MasterKey, sealed: Uint8Array, expectedId: Buffer): Buffer {
+  const framed = open(keys.encKey, 'blob', sealed);
+  const kind = framed[0];
+  let plaintext: Buffer;
+  if (kind === RAW) plaintext = framed.subarray(1);
+  else if (kind === ZSTD) plaintext = zstdDecompressSync(framed.subarray(1));
+  else throw new BlobDecodeError(`unknown compression byte ${String(kind)}`);
+  if (!blobId(keys.idKey, plaintext).equals(expectedId)) {
+    throw new BlobDecodeError(`content does not match its ID ${expectedId.toString('hex')}`);
+  }
+  return plaintext;
+}

@@ -1,0 +1,39 @@
+import { randomBytes } from 'node:crypto';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+
+/**
+ * The repository's secret: 64 random bytes made once at `init`, wrapped by every password key.
+ * All working keys are derived from it with BLAKE3's key-derivation mode, one context string each,
+ * so no key is ever used for two jobs.
+ */
+export interface MasterKey {
+  /** Root secret, stored only wrapped in key files. */
+  readonly secret: Buffer;
+  /** AES-256-GCM key for every sealed unit. */
+  readonly encKey: Buffer;
+  /** Keyed-BLAKE3 key for content IDs of blobs. */
+  readonly idKey: Buffer;
+  /** Key of the chunker's gear table: boundaries differ per repository. */
+  readonly chunkerKey: Buffer;
+}
+
+export const MASTER_SECRET_LENGTH = 64;
+
+export function masterKeyFrom(secret: Buffer): MasterKey {
+  if (secret.length !== MASTER_SECRET_LENGTH) throw new Error(`master secret must be ${MASTER_SECRET_LENGTH} bytes`);
+  return {
+    secret,
+    encKey: Blake3Hasher.deriveKey('arca 2026 v1 encryption key', secret),
+    idKey: Blake3Hasher.deriveKey('arca 2026 v1 content id key', secret),
+    chunkerKey: Blake3Hasher.deriveKey('arca 2026 v1 chunker gear key', secret),
+  };
+}
+
+export function newMasterKey(): MasterKey {
+  return masterKeyFrom(randomBytes(MASTER_SECRET_LENGTH));
+}
+
+/** Content ID of a blob: keyed BLAKE3-256 of its plaintext, so IDs reveal nothing without the key. */
+export function blobId(idKey: Buffer, plaintext: Uint8Array): Buffer {
+  return Blake3Hasher.newKeyed(idKey).update(plaintext).digestBuffer();
+}

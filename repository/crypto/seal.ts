@@ -1,0 +1,68 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
+
+/**
+ * Authenticated encryption of one stored unit (a blob, a pack header, an index, a snapshot).
+ *
+ * Layout: nonce (24 random bytes) | AES-256-GCM ciphertext | tag (16 bytes).
+ * A per-message AES key is derived as keyed-BLAKE3(encKey, nonce[0..12]) and nonce[12..24] is the
+ * GCM IV. With 2^40 messages the chance that two share a derived key is about 2^80 / 2^97 = 2^-17,
+ * and even then both would also need the same 96-bit IV (2^-96 more) to reuse a (key, IV) pair,
+ * so the scheme stays far inside the 2^-32 bound that random 96-bit GCM nonces exceed at 2^32
+ * messages. See docs/format.md, "Encryption".
+ */
+export const NONCE_LENGTH = 24;
+export const TAG_LENGTH = 16;
+export const SEAL_OVERHEAD = NONCE_LENGTH + TAG_LENGTH;
+export const KEY_LENGTH = 32;
+
+/** What a sealed unit is; bound as associated data so one kind can never be passed off as another. */
+export type SealPurpose = 'blob' | 'pack-header' | 'index' | 'snapshot' | 'config' | 'master-key';
+
+const AAD: Readonly<Record<SealPurpose, Buffer>> = {
+  'blob': Buffer.from('arca-v1:blob'),
+  'pack-header': Buffer.from('arca-v1:pack-header'),
+  'index': Buffer.from('arca-v1:index'),
+  'snapshot': Buffer.from('arca-v1:snapshot'),
+  'config': Buffer.from('arca-v1:config'),
+  'master-key': Buffer.from('arca-v1:master-key'),
+};
+
+/** Raised when a sealed unit does not authenticate: wrong key, truncation or tampering. */
+export class SealOpenError extends Error {
+  readonly code = 'ARCA_ERR_SEAL_OPEN';
+}
+
+function messageKey(encKey: Buffer, nonce: Buffer): Buffer {
+  return Blake3Hasher.newKeyed(encKey).update(nonce.subarray(0, 12)).digestBuffer();
+}
+
+export function seal(encKey: Buffer, purpose: SealPurpose, plaintext: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(plaintext.length + SEAL_OVERHEAD);
+  const nonce = randomBytes(NONCE_LENGTH);
+  nonce.copy(out, 0);
+  const cipher = createCipheriv('aes-256-gcm', messageKey(encKey, nonce), nonce.subarray(12));
+  cipher.setAAD(AAD[purpose]);
+  let written = NONCE_LENGTH;
+  written += cipher.update(plaintext).copy(out, written);
+  written += cipher.final().copy(out, written);
+  cipher.getAuthTag().copy(out, written);
+  return out;
+}
+
+export function open(encKey: Buffer, purpose: SealPurpose, sealed: Uint8Array): Buffer {
+  if (sealed.length < SEAL_OVERHEAD) throw new SealOpenError(`sealed data of ${sealed.length} bytes is shorter than the ${SEAL_OVERHEAD}-byte envelope`);
+  const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length);
+  const nonce = buf.subarray(0, NONCE_LENGTH);
+  const tag = buf.subarray(buf.length - TAG_LENGTH);
+  const decipher = createDecipheriv('aes-256-gcm', messageKey(encKey, nonce), nonce.subarray(12));
+  decipher.setAAD(AAD[purpose]);
+  decipher.setAuthTag(tag);
+  const body = decipher.update(buf.subarray(NONCE_LENGTH, buf.length - TAG_LENGTH));
+  try {
+    const tail = decipher.final();
+    return tail.length === 0 ? body : Buffer.concat([body, tail]);
+  } catch (err) {
+    throw new SealOpenError('authentication failed (wrong key, or the data was modified)', { cause: err });
+  }
+}

@@ -1,0 +1,543 @@
+/**
+ * In-memory index from blob id to blob location, built for tens of millions of
+ * blobs at ~50 bytes each.
+ *
+ * Layout
+ * ------
+ * Every blob is one fixed 12-word (48-byte) record in a chunked `RecordStore`:
+ *
+ *   words 0..7  blob id as eight big-endian uint32 words (so comparing words
+ *               in order is the same as comparing the id bytes)
+ *   word  8     pack number * 2 + type bit (0 = data, 1 = tree)
+ *   word  9     offset, word 10 length, word 11 rawLength
+ *
+ * Records `[0, mainCount)` (the main region) are sorted by id. Records
+ * `[mainCount, mainCount + appendCount)` (the append region) are in insertion
+ * order and are found through a small open-addressing hash table of record
+ * numbers. When the append region reaches `max(1024, mainCount / 16)` records
+ * it is radix-sorted and merged into the main region in place, from the back
+ * (no second copy of the main region is ever made). Each record is therefore
+ * moved O(16) times over its life: amortised O(log n) insert.
+ *
+ * Main-region lookups use a directory of uint32 start positions indexed by the
+ * top bits of the first id word (about 16 records per bucket, < 0.5 byte per
+ * blob), then binary-search inside the bucket comparing words in place.
+ *
+ * Pack ids are stored once, as 8-word records in a second `RecordStore`, and
+ * found through an open-addressing hash table of pack numbers.
+ *
+ * Memory at 10 M blobs over 625 k packs: 48 B/blob of records, 2 B/blob of pack
+ * ids, and well under 2 B/blob for the directory, the two hash tables and the
+ * unused tail of the last chunk. Merges allocate a transient sorted copy of
+ * the append region only (<= 1/16 of the index).
+ *
+ * Lookups (`has`, `get`) do not allocate except for the returned location.
+ * Not thread-safe; instances must not be shared between workers.
+ */
+import { IndexCapacityError, IndexConcurrentModificationError } from './errors.ts';
+import { RecordStore } from './record-store.ts';
+import { checkId, checkLocationFields, type BlobLocation, type BlobType } from './types.ts';
+
+/** A blob location together with the blob's id. */
+export type BlobEntry = { id: Buffer } & BlobLocation;
+
+const ID_WORDS = 8;
+const REC_WORDS = 12;
+const W_PACK = 8;
+const W_OFFSET = 9;
+const W_LENGTH = 10;
+const W_RAW = 11;
+/** 2^15 records (1.5 MiB) per chunk of blob records. */
+const REC_SHIFT = 15;
+const REC_MASK = 2 ** REC_SHIFT - 1;
+
+const PACK_WORDS = 8;
+/** 2^13 pack ids (256 KiB) per chunk of pack ids. */
+const PACK_SHIFT = 13;
+const PACK_MASK = 2 ** PACK_SHIFT - 1;
+
+/** Smallest append region that triggers a merge. */
+const MIN_APPEND = 1024;
+/** The append region is merged when it reaches mainCount >>> APPEND_SHIFT records. */
+const APPEND_SHIFT = 4;
+/** Hash tables are sized so at most 7 of every 10 slots are used. */
+const LOAD_NUM = 7;
+const LOAD_DEN = 10;
+
+/** Pack numbers share word 8 with the type bit. */
+const MAX_PACKS = 0x7fff_ffff;
+/** Record numbers and directory entries are uint32. */
+const MAX_BLOBS = 0xffff_fffe;
+
+const EMPTY = new Uint32Array(0);
+/** Scratch: the id being looked up or added (module-level so lookups don't allocate). */
+const KEY = new Uint32Array(ID_WORDS);
+/** Scratch: the pack id being interned. */
+const PACK_KEY = new Uint32Array(ID_WORDS);
+
+function loadWords(id: Buffer, out: Uint32Array): void {
+  for (let k = 0; k < ID_WORDS; k++) out[k] = id.readUInt32BE(k * 4);
+}
+
+function writeId(words: Uint32Array, base: number): Buffer {
+  const out = Buffer.allocUnsafe(ID_WORDS * 4);
+  for (let k = 0; k < ID_WORDS; k++) out.writeUInt32BE(words[base + k] ?? 0, k * 4);
+  return out;
+}
+
+/** Mixes all eight words so structured (non-random) ids still hash well. */
+function hashWords(words: Uint32Array, base: number): number {
+  let h = 0x811c9dc5;
+  for (let k = 0; k < ID_WORDS; k++) {
+    h = Math.imul(h ^ (words[base + k] ?? 0), 0x9e3779b1);
+    h = (h << 15) | (h >>> 17);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Compares two 8-word ids; returns <0, 0 or >0. */
+function compareWords(a: Uint32Array, ab: number, b: Uint32Array, bb: number): number {
+  for (let k = 0; k < ID_WORDS; k++) {
+    const x = a[ab + k] ?? 0;
+    const y = b[bb + k] ?? 0;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+/** Smallest power of two >= max(16, ceil(count * LOAD_DEN / LOAD_NUM) + 1). */
+function hashCapacity(count: number): number {
+  const need = Math.max(16, Math.ceil((count * LOAD_DEN) / LOAD_NUM) + 1);
+  return 2 ** Math.ceil(Math.log2(need));
+}
+
+/** Directory bits for a main region of n records: ~16-32 records per bucket. */
+function directoryBits(n: number): number {
+  const log2 = n <= 1 ? 0 : 31 - Math.clz32(n);
+  return Math.min(26, Math.max(1, log2 - 4));
+}
+
+/**
+ * LSD radix sort of `vals` by the uint32 `keys` (3 passes of 11 bits).
+ * Returns the sorted keys and values (the inputs are clobbered).
+ */
+function radixSortPairs(keys: Uint32Array, vals: Uint32Array): { keys: Uint32Array; vals: Uint32Array } {
+  const m = keys.length;
+  let kSrc: Uint32Array = keys;
+  let vSrc: Uint32Array = vals;
+  let kDst: Uint32Array = new Uint32Array(m);
+  let vDst: Uint32Array = new Uint32Array(m);
+  const counts = new Uint32Array(2048);
+  for (let shift = 0; shift < 32; shift += 11) {
+    counts.fill(0);
+    for (let i = 0; i < m; i++) {
+      const d = ((kSrc[i] ?? 0) >>> shift) & 2047;
+      counts[d] = (counts[d] ?? 0) + 1;
+    }
+    let sum = 0;
+    for (let d = 0; d < 2048; d++) {
+      const c = counts[d] ?? 0;
+      counts[d] = sum;
+      sum += c;
+    }
+    for (let i = 0; i < m; i++) {
+      const k = kSrc[i] ?? 0;
+      const d = (k >>> shift) & 2047;
+      const pos = counts[d] ?? 0;
+      counts[d] = pos + 1;
+      kDst[pos] = k;
+      vDst[pos] = vSrc[i] ?? 0;
+    }
+    [kSrc, kDst] = [kDst, kSrc];
+    [vSrc, vDst] = [vDst, vSrc];
+  }
+  return { keys: kSrc, vals: vSrc };
+}
+
+/**
+ * Compact map from 32-byte blob id to `BlobLocation`. The first location
+ * added for an id wins; later `add`s of the same id are ignored.
+ */
+export class BlobIndex implements Iterable<[Buffer, BlobLocation]> {
+  private readonly records = new RecordStore(REC_WORDS, REC_SHIFT);
+  private mainCount = 0;
+  private appendCount = 0;
+  private mergeThreshold = MIN_APPEND;
+  /** Append-region hash: slot -> (append record number + 1); 0 = empty. */
+  private appendHash = new Uint32Array(hashCapacity(MIN_APPEND));
+  private appendMask = this.appendHash.length - 1;
+  /** dir[k] = number of main records whose first word's top `dirBits` bits are < k. */
+  private dir = new Uint32Array(2 ** directoryBits(0) + 1);
+  private dirBits = directoryBits(0);
+  private dirShift = 32 - this.dirBits;
+
+  private readonly packs = new RecordStore(PACK_WORDS, PACK_SHIFT, 16);
+  private packCountValue = 0;
+  /** Pack hash: slot -> (pack number + 1); 0 = empty. */
+  private packHash = new Uint32Array(hashCapacity(0));
+  private packMask = this.packHash.length - 1;
+
+  /** Bumped on every mutation (add or merge); iterators check it. */
+  private version = 0;
+
+  /** Number of blobs in the index. */
+  get size(): number {
+    return this.mainCount + this.appendCount;
+  }
+
+  /** Number of distinct packs referenced by the index. */
+  get packCount(): number {
+    return this.packCountValue;
+  }
+
+  /** Bytes of memory held by the index's arrays (excludes small JS object overhead). */
+  memoryBytes(): number {
+    return (
+      this.records.byteLength +
+      this.packs.byteLength +
+      this.appendHash.byteLength +
+      this.dir.byteLength +
+      this.packHash.byteLength
+    );
+  }
+
+  /**
+   * Adds a blob. Returns false (and changes nothing) if the id is already in
+   * the index: the first location recorded for an id wins.
+   * Throws `IndexArgumentError` for a malformed id or location.
+   */
+  add(id: Buffer, loc: BlobLocation): boolean {
+    checkId(id, 'blob id');
+    checkId(loc.packId, 'pack id');
+    checkLocationFields(loc, 'blob location');
+    loadWords(id, KEY);
+    if (this.findAppend(KEY) >= 0 || this.findMain(KEY) >= 0) return false;
+    const i = this.mainCount + this.appendCount;
+    if (i >= MAX_BLOBS) {
+      throw new IndexCapacityError(
+        `the blob index is full (${i} blobs); split the repository or raise the index record size.`,
+      );
+    }
+    const packNo = this.internPack(loc.packId);
+    this.records.ensureCapacity(i + 1);
+    const c = this.records.chunks[i >>> REC_SHIFT] ?? EMPTY;
+    const b = (i & REC_MASK) * REC_WORDS;
+    for (let k = 0; k < ID_WORDS; k++) c[b + k] = KEY[k] ?? 0;
+    c[b + W_PACK] = packNo * 2 + (loc.type === 'tree' ? 1 : 0);
+    c[b + W_OFFSET] = loc.offset;
+    c[b + W_LENGTH] = loc.length;
+    c[b + W_RAW] = loc.rawLength;
+
+    const hash = this.appendHash;
+    const mask = this.appendMask;
+    let h = hashWords(KEY, 0) & mask;
+    while (hash[h] !== 0) h = (h + 1) & mask;
+    this.appendCount++;
+    hash[h] = this.appendCount;
+    this.version++;
+    if (this.appendCount >= this.mergeThreshold) this.merge();
+    return true;
+  }
+
+  /** True if the index holds `id`. Does not allocate. */
+  has(id: Buffer): boolean {
+    checkId(id, 'blob id');
+    loadWords(id, KEY);
+    return this.findAppend(KEY) >= 0 || this.findMain(KEY) >= 0;
+  }
+
+  /** The location of `id`, or undefined. Allocates only the returned object. */
+  get(id: Buffer): BlobLocation | undefined {
+    checkId(id, 'blob id');
+    loadWords(id, KEY);
+    let i = this.findAppend(KEY);
+    if (i < 0) i = this.findMain(KEY);
+    return i < 0 ? undefined : this.locationAt(i);
+  }
+
+  /**
+   * Yields every blob as `[id, location]` in ascending byte order of the ids.
+   * Starting the iteration merges the append region (O(n)). Adding to the
+   * index while an iterator is in use makes that iterator throw
+   * `IndexConcurrentModificationError`.
+   */
+  *entries(): IterableIterator<[Buffer, BlobLocation]> {
+    this.merge();
+    const version = this.version;
+    for (let i = 0; i < this.mainCount; i++) {
+      yield [this.idAt(i), this.locationAt(i)];
+      if (this.version !== version) {
+        throw new IndexConcurrentModificationError(
+          'the blob index was modified while being iterated; finish the iteration (or copy the entries) before adding blobs.',
+        );
+      }
+    }
+  }
+
+  /** Same as `entries()`. */
+  [Symbol.iterator](): IterableIterator<[Buffer, BlobLocation]> {
+    return this.entries();
+  }
+
+  /** The distinct pack ids referenced by the index, in the order first added. */
+  packIds(): Buffer[] {
+    const out: Buffer[] = [];
+    for (let p = 0; p < this.packCountValue; p++) out.push(this.packIdAt(p));
+    return out;
+  }
+
+  /**
+   * All blobs stored in `packId`, sorted by offset. O(size) scan; meant for
+   * maintenance (prune, repack), not for hot paths.
+   */
+  blobsInPack(packId: Buffer): BlobEntry[] {
+    checkId(packId, 'pack id');
+    const p = this.findPack(packId);
+    if (p < 0) return [];
+    const out: BlobEntry[] = [];
+    const total = this.mainCount + this.appendCount;
+    for (let i = 0; i < total; i++) {
+      const c = this.records.chunks[i >>> REC_SHIFT] ?? EMPTY;
+      const b = (i & REC_MASK) * REC_WORDS;
+      if ((c[b + W_PACK] ?? 0) >>> 1 === p) out.push({ id: this.idAt(i), ...this.locationAt(i) });
+    }
+    out.sort((x, y) => x.offset - y.offset || Buffer.compare(x.id, y.id));
+    return out;
+  }
+
+  // ---- lookups ------------------------------------------------------------
+
+  /** Compares record `i`'s id with the 8-word key at `kw[kb]`. */
+  private compareAt(i: number, kw: Uint32Array, kb: number): number {
+    const c = this.records.chunks[i >>> REC_SHIFT] ?? EMPTY;
+    return compareWords(c, (i & REC_MASK) * REC_WORDS, kw, kb);
+  }
+
+  /** First main-region position in [0, limit) whose id is >= the key (or limit). */
+  private lowerBound(kw: Uint32Array, kb: number, limit: number): number {
+    const bucket = (kw[kb] ?? 0) >>> this.dirShift;
+    let lo = this.dir[bucket] ?? 0;
+    let hi = Math.min(this.dir[bucket + 1] ?? 0, limit);
+    if (lo > hi) lo = hi;
+    while (lo < hi) {
+      const mid = lo + ((hi - lo) >>> 1);
+      if (this.compareAt(mid, kw, kb) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private findMain(kw: Uint32Array): number {
+    const n = this.mainCount;
+    const pos = this.lowerBound(kw, 0, n);
+    return pos < n && this.compareAt(pos, kw, 0) === 0 ? pos : -1;
+  }
+
+  private findAppend(kw: Uint32Array): number {
+    if (this.appendCount === 0) return -1;
+    const hash = this.appendHash;
+    const mask = this.appendMask;
+    let h = hashWords(kw, 0) & mask;
+    for (;;) {
+      const v = hash[h] ?? 0;
+      if (v === 0) return -1;
+      const i = this.mainCount + v - 1;
+      if (this.compareAt(i, kw, 0) === 0) return i;
+      h = (h + 1) & mask;
+    }
+  }
+
+  private idAt(i: number): Buffer {
+    const c = this.records.chunks[i >>> REC_SHIFT] ?? EMPTY;
+    return writeId(c, (i & REC_MASK) * REC_WORDS);
+  }
+
+  private locationAt(i: number): BlobLocation {
+    const c = this.records.chunks[i >>> REC_SHIFT] ?? EMPTY;
+    const b = (i & REC_MASK) * REC_WORDS;
+    const pw = c[b + W_PACK] ?? 0;
+    const type: BlobType = (pw & 1) === 1 ? 'tree' : 'data';
+    return {
+      packId: this.packIdAt(pw >>> 1),
+      type,
+      offset: c[b + W_OFFSET] ?? 0,
+      length: c[b + W_LENGTH] ?? 0,
+      rawLength: c[b + W_RAW] ?? 0,
+    };
+  }
+
+  // ---- packs --------------------------------------------------------------
+
+  private packIdAt(p: number): Buffer {
+    const c = this.packs.chunks[p >>> PACK_SHIFT] ?? EMPTY;
+    return writeId(c, (p & PACK_MASK) * PACK_WORDS);
+  }
+
+  private packSlot(kw: Uint32Array): { slot: number; pack: number } {
+    const hash = this.packHash;
+    const mask = this.packMask;
+    let h = hashWords(kw, 0) & mask;
+    for (;;) {
+      const v = hash[h] ?? 0;
+      if (v === 0) return { slot: h, pack: -1 };
+      const p = v - 1;
+      const c = this.packs.chunks[p >>> PACK_SHIFT] ?? EMPTY;
+      if (compareWords(c, (p & PACK_MASK) * PACK_WORDS, kw, 0) === 0) return { slot: h, pack: p };
+      h = (h + 1) & mask;
+    }
+  }
+
+  private findPack(packId: Buffer): number {
+    loadWords(packId, PACK_KEY);
+    return this.packSlot(PACK_KEY).pack;
+  }
+
+  /** Returns the pack number of `packId`, adding it to the pack table if new. */
+  private internPack(packId: Buffer): number {
+    loadWords(packId, PACK_KEY);
+    const { slot, pack } = this.packSlot(PACK_KEY);
+    if (pack >= 0) return pack;
+    const p = this.packCountValue;
+    if (p >= MAX_PACKS) {
+      throw new IndexCapacityError(`the blob index already references ${p} packs, the maximum; repack into larger packs.`);
+    }
+    this.packs.ensureCapacity(p + 1);
+    const c = this.packs.chunks[p >>> PACK_SHIFT] ?? EMPTY;
+    const b = (p & PACK_MASK) * PACK_WORDS;
+    for (let k = 0; k < PACK_WORDS; k++) c[b + k] = PACK_KEY[k] ?? 0;
+    this.packHash[slot] = p + 1;
+    this.packCountValue = p + 1;
+    if ((p + 1) * LOAD_DEN > this.packHash.length * LOAD_NUM) this.rehashPacks();
+    return p;
+  }
+
+  private rehashPacks(): void {
+    const hash = new Uint32Array(hashCapacity(this.packCountValue));
+    const mask = hash.length - 1;
+    for (let p = 0; p < this.packCountValue; p++) {
+      const c = this.packs.chunks[p >>> PACK_SHIFT] ?? EMPTY;
+      let h = hashWords(c, (p & PACK_MASK) * PACK_WORDS) & mask;
+      while (hash[h] !== 0) h = (h + 1) & mask;
+      hash[h] = p + 1;
+    }
+    this.packHash = hash;
+    this.packMask = mask;
+  }
+
+  // ---- merging ------------------------------------------------------------
+
+  /** Record numbers of the append region, sorted by id. */
+  private sortedAppendOrder(): Uint32Array {
+    const n = this.mainCount;
+    const m = this.appendCount;
+    const keys = new Uint32Array(m);
+    const vals = new Uint32Array(m);
+    for (let j = 0; j < m; j++) {
+      const i = n + j;
+      const c = this.records.chunks[i >>> REC_SHIFT] ?? EMPTY;
+      keys[j] = c[(i & REC_MASK) * REC_WORDS] ?? 0;
+      vals[j] = i;
+    }
+    const sorted = radixSortPairs(keys, vals);
+    const sk = sorted.keys;
+    const order = sorted.vals;
+    // Ids sharing their first word: insertion-sort each run by the full id.
+    let start = 0;
+    for (let j = 1; j <= m; j++) {
+      if (j < m && sk[j] === sk[start]) continue;
+      for (let x = start + 1; x < j; x++) {
+        const v = order[x] ?? 0;
+        const vc = this.records.chunks[v >>> REC_SHIFT] ?? EMPTY;
+        const vb = (v & REC_MASK) * REC_WORDS;
+        let y = x - 1;
+        while (y >= start && this.compareAt(order[y] ?? 0, vc, vb) > 0) {
+          order[y + 1] = order[y] ?? 0;
+          y--;
+        }
+        order[y + 1] = v;
+      }
+      start = j;
+    }
+    return order;
+  }
+
+  /**
+   * Merges the append region into the sorted main region, in place, from the
+   * back, then rebuilds the directory and resets the append hash.
+   */
+  private merge(): void {
+    const m = this.appendCount;
+    if (m === 0) return;
+    const n = this.mainCount;
+    const order = this.sortedAppendOrder();
+    const temp = new Uint32Array(m * REC_WORDS);
+    const chunks = this.records.chunks;
+    for (let j = 0; j < m; j++) {
+      const i = order[j] ?? 0;
+      const c = chunks[i >>> REC_SHIFT] ?? EMPTY;
+      const b = (i & REC_MASK) * REC_WORDS;
+      const t = j * REC_WORDS;
+      for (let k = 0; k < REC_WORDS; k++) temp[t + k] = c[b + k] ?? 0;
+    }
+    let hi = n;
+    for (let j = m - 1; j >= 0; j--) {
+      const t = j * REC_WORDS;
+      const p = this.lowerBound(temp, t, hi);
+      if (p < hi) this.records.moveUp(p, p + j + 1, hi - p);
+      const dst = p + j;
+      const c = chunks[dst >>> REC_SHIFT] ?? EMPTY;
+      const b = (dst & REC_MASK) * REC_WORDS;
+      for (let k = 0; k < REC_WORDS; k++) c[b + k] = temp[t + k] ?? 0;
+      hi = p;
+    }
+    this.mainCount = n + m;
+    this.appendCount = 0;
+    this.version++;
+    this.updateDirectory(temp, m);
+
+    this.mergeThreshold = Math.max(MIN_APPEND, this.mainCount >>> APPEND_SHIFT);
+    const cap = hashCapacity(this.mergeThreshold);
+    if (cap === this.appendHash.length) this.appendHash.fill(0);
+    else this.appendHash = new Uint32Array(cap);
+    this.appendMask = cap - 1;
+  }
+
+  /**
+   * Brings the directory up to date after `m` sorted records (`added`) were
+   * merged into the main region. If the directory keeps its size this is
+   * O(directory + m); otherwise it is rebuilt with one scan of the main region.
+   */
+  private updateDirectory(added: Uint32Array, m: number): void {
+    const bits = directoryBits(this.mainCount);
+    const size = 2 ** bits + 1;
+    const shift = 32 - bits;
+    const dir = this.dir;
+    if (bits === this.dirBits) {
+      let j = 0;
+      for (let k = 0; k < size; k++) {
+        while (j < m && (added[j * REC_WORDS] ?? 0) >>> shift < k) j++;
+        dir[k] = (dir[k] ?? 0) + j;
+      }
+      return;
+    }
+    const fresh = new Uint32Array(size);
+    const n = this.mainCount;
+    for (let i = 0; i < n; i += this.records.chunkRecords) {
+      const c = this.records.chunks[i >>> REC_SHIFT] ?? EMPTY;
+      const end = Math.min(n - i, this.records.chunkRecords) * REC_WORDS;
+      for (let b = 0; b < end; b += REC_WORDS) {
+        const d = ((c[b] ?? 0) >>> shift) + 1;
+        fresh[d] = (fresh[d] ?? 0) + 1;
+      }
+    }
+    for (let k = 1; k < size; k++) fresh[k] = (fresh[k] ?? 0) + (fresh[k - 1] ?? 0);
+    this.dir = fresh;
+    this.dirBits = bits;
+    this.dirShift = shift;
+  }
+}

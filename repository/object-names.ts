@@ -1,0 +1,19 @@
+/** Where each kind of object lives in storage. Every name but "config" ends in the object's ID. */
+export const CONFIG_NAME = 'config';
+export const KEYS_PREFIX = 'keys/';
+export const DATA_PREFIX = 'data/';
+export const INDEX_PREFIX = 'index/';
+export const SNAPSHOTS_PREFIX = 'snapshots/';
+
+export const packName = (idHex: string): string => `${DATA_PREFIX}${idHex.slice(0, 2)}/${idHex}`;
+export const indexName = (idHex: string): string => `${INDEX_PREFIX}${idHex}`;
+export const snapshotName = (idHex: string): string => `${SNAPSHOTS_PREFIX}${idHex}`;
+export const keyName = (idHex: string): string => `${KEYS_PREFIX}${idHex}`;
+
+const HEX_ID = /^[0-9a-f]{64}$/;
+
+/** The ID at the end of an object name, or undefined when the name is not one of ours. */
+export function idOfName(name: string): string | undefined {
+  const id = name.slice(name.lastIndexOf('/') + 1);
+  return HEX_ID.test(id) ? id : undefined;
+}

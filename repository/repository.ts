@@ -1,0 +1,204 @@
+import { blake3 } from '@napi-rs/blake-hash';
+import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
+import { BlobIndex, decodeIndexFile, encodeIndexFile, type IndexPack } from './index/index.ts';
+import { decodeBlob } from './blob/blob-codec.ts';
+import { newMasterKey, type MasterKey } from './crypto/master-key.ts';
+import { open, seal, type SealPurpose } from './crypto/seal.ts';
+import { newConfig, readConfig, writeConfig, type RepoConfig } from './config.ts';
+import {
+  BlobNotFoundError, CorruptObjectError, RepositoryExistsError, RepositoryNotFoundError, SnapshotNotFoundError,
+} from './errors.ts';
+import { unlockMasterKey, writeKeyFile } from './key-file.ts';
+import {
+  CONFIG_NAME, idOfName, INDEX_PREFIX, indexName, packName, SNAPSHOTS_PREFIX, snapshotName,
+} from './object-names.ts';
+import { decodeSnapshot, matchesFilter, newestFirst, type Snapshot, type SnapshotFilter, type StoredSnapshot } from './snapshot/snapshot.ts';
+import { ObjectNotFoundError, type Storage } from './storage/storage.ts';
+import { decodeTree, type Tree } from './tree/tree.ts';
+import type { ChunkerParams } from '../chunker/index.ts';
+
+export interface InitOptions {
+  readonly chunker?: Partial<ChunkerParams>;
+  readonly compressionLevel?: number;
+  readonly packSize?: number;
+}
+
+/** How many objects of one kind are fetched at once when loading indexes or snapshots. */
+const LOAD_CONCURRENCY = 8;
+
+/**
+ * An open repository: its keys, config and in-memory index, and the reads and writes of
+ * small objects (indexes, snapshots, trees). Writing blobs into packs is BlobWriter's job.
+ */
+export class Repository {
+  readonly storage: Storage;
+  readonly keys: MasterKey;
+  readonly config: RepoConfig;
+  readonly keyId: string;
+  readonly index = new BlobIndex();
+
+  private constructor(storage: Storage, keys: MasterKey, config: RepoConfig, keyId: string) {
+    this.storage = storage;
+    this.keys = keys;
+    this.config = config;
+    this.keyId = keyId;
+  }
+
+  static async init(storage: Storage, password: Buffer, options: InitOptions = {}): Promise<Repository> {
+    if (await exists(storage, CONFIG_NAME)) throw new RepositoryExistsError(storage.location);
+    const keys = newMasterKey();
+    const config = newConfig(options);
+    const key = await writeKeyFile(storage, keys, password);
+    await writeConfig(storage, keys, config);
+    return new Repository(storage, keys, config, key.id);
+  }
+
+  static async open(storage: Storage, password: Buffer): Promise<Repository> {
+    if (!(await exists(storage, CONFIG_NAME))) throw new RepositoryNotFoundError(storage.location);
+    const { master, keyId } = await unlockMasterKey(storage, password);
+    return new Repository(storage, master, await readConfig(storage, master), keyId);
+  }
+
+  /** Reads a sealed small object (index, snapshot) after checking that its name is its hash. */
+  async readSealedObject(name: string, purpose: SealPurpose): Promise<Buffer> {
+    const stored = await this.storage.get(name);
+    const id = idOfName(name);
+    if (id !== undefined && blake3(stored).toString('hex') !== id) throw new CorruptObjectError(name, 'content does not match its name');
+    try {
+      return open(this.keys.encKey, purpose, stored);
+    } catch (err) {
+      throw new CorruptObjectError(name, 'does not authenticate', { cause: err });
+    }
+  }
+
+  /** Seals and stores a small object under the hash of its stored bytes; returns that ID. */
+  async writeSealedObject(nameOf: (id: string) => string, purpose: SealPurpose, plaintext: Buffer): Promise<string> {
+    const stored = seal(this.keys.encKey, purpose, plaintext);
+    const id = blake3(stored).toString('hex');
+    await this.storage.put(nameOf(id), stored);
+    return id;
+  }
+
+  // ---- index
+
+  /** Loads every index file into memory. Returns the number of index files read. */
+  async loadIndex(): Promise<number> {
+    const names: string[] = [];
+    for await (const obj of this.storage.list(INDEX_PREFIX)) if (idOfName(obj.name) !== undefined) names.push(obj.name);
+    await mapLimit(names, LOAD_CONCURRENCY, async (name) => {
+      for (const pack of await this.readIndexFile(name)) {
+        for (const blob of pack.blobs) this.index.add(blob.id, { packId: pack.packId, ...blob });
+      }
+    });
+    return names.length;
+  }
+
+  async readIndexFile(name: string): Promise<IndexPack[]> {
+    const plain = await this.readSealedObject(name, 'index');
+    try {
+      return decodeIndexFile(zstdDecompressSync(plain)).packs;
+    } catch (err) {
+      throw new CorruptObjectError(name, err instanceof Error ? err.message : 'undecodable', { cause: err });
+    }
+  }
+
+  async writeIndexFile(packs: IndexPack[]): Promise<string> {
+    return this.writeSealedObject(indexName, 'index', zstdCompressSync(encodeIndexFile(packs)));
+  }
+
+  // ---- blobs and trees
+
+  /** Reads, decrypts and verifies one blob through the index. */
+  async readBlob(id: Buffer): Promise<Buffer> {
+    const loc = this.index.get(id);
+    if (!loc) throw new BlobNotFoundError(id.toString('hex'));
+    const name = packName(loc.packId.toString('hex'));
+    const sealed = await this.storage.get(name, { offset: loc.offset, length: loc.length });
+    try {
+      return decodeBlob(this.keys, sealed, id);
+    } catch (err) {
+      throw new CorruptObjectError(name, `blob ${id.toString('hex')} at offset ${loc.offset}: ${err instanceof Error ? err.message : 'unreadable'}`, { cause: err });
+    }
+  }
+
+  async loadTree(id: Buffer): Promise<Tree> {
+    const bytes = await this.readBlob(id);
+    try {
+      return decodeTree(bytes);
+    } catch (err) {
+      throw new CorruptObjectError(`tree ${id.toString('hex')}`, err instanceof Error ? err.message : 'undecodable', { cause: err });
+    }
+  }
+
+  // ---- snapshots
+
+  async saveSnapshot(snapshot: Snapshot): Promise<string> {
+    return this.writeSealedObject(snapshotName, 'snapshot', Buffer.from(JSON.stringify(snapshot)));
+  }
+
+  async loadSnapshot(id: string): Promise<Snapshot> {
+    const name = snapshotName(id);
+    const plain = await this.readSealedObject(name, 'snapshot');
+    try {
+      return decodeSnapshot(plain);
+    } catch (err) {
+      throw new CorruptObjectError(name, err instanceof Error ? err.message : 'undecodable', { cause: err });
+    }
+  }
+
+  async listSnapshotIds(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const obj of this.storage.list(SNAPSHOTS_PREFIX)) {
+      const id = idOfName(obj.name);
+      if (id !== undefined) ids.push(id);
+    }
+    return ids;
+  }
+
+  /** All snapshots matching `filter`, newest first. */
+  async listSnapshots(filter: SnapshotFilter = {}): Promise<StoredSnapshot[]> {
+    const ids = await this.listSnapshotIds();
+    const all = await mapLimit(ids, LOAD_CONCURRENCY, async (id) => ({ id, snapshot: await this.loadSnapshot(id) }));
+    return all.filter((s) => matchesFilter(s.snapshot, filter)).sort(newestFirst);
+  }
+
+  /** Resolves "latest", a full ID or a unique prefix of at least 8 hex digits. */
+  async resolveSnapshot(ref: string, filter: SnapshotFilter = {}): Promise<StoredSnapshot> {
+    if (ref === 'latest') {
+      const newest = (await this.listSnapshots(filter))[0];
+      if (!newest) throw new SnapshotNotFoundError(ref, 'the repository has no snapshot matching the filters');
+      return newest;
+    }
+    if (!/^[0-9a-f]{8,64}$/.test(ref)) throw new SnapshotNotFoundError(ref, 'give "latest", a full ID, or a prefix of at least 8 hex digits');
+    const matches = (await this.listSnapshotIds()).filter((id) => id.startsWith(ref));
+    if (matches.length > 1) throw new SnapshotNotFoundError(ref, `the prefix is ambiguous (${matches.length} snapshots match)`);
+    const id = matches[0];
+    if (id === undefined) throw new SnapshotNotFoundError(ref);
+    return { id, snapshot: await this.loadSnapshot(id) };
+  }
+}
+
+async function exists(storage: Storage, name: string): Promise<boolean> {
+  try {
+    await storage.stat(name);
+    return true;
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return false;
+    throw err;
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight; results keep the input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T);
+    }
+  });
+  await Promise.all(runners);
+  return results;
+}
+

@@ -1,0 +1,75 @@
+/** A snapshot: the root tree of one backup and what it was of. Stored sealed as JSON. */
+export interface BackupSummary {
+  readonly files_new: number;
+  readonly files_changed: number;
+  readonly files_unmodified: number;
+  readonly dirs_new: number;
+  readonly dirs_changed: number;
+  readonly dirs_unmodified: number;
+  readonly data_blobs: number;
+  readonly tree_blobs: number;
+  readonly data_added: number;
+  readonly total_files_processed: number;
+  readonly total_bytes_processed: number;
+  readonly files_unreadable: number;
+}
+
+export interface Snapshot {
+  readonly version: 1;
+  readonly time: string;
+  /** Root tree ID (hex). */
+  readonly tree: string;
+  readonly paths: readonly string[];
+  readonly hostname: string;
+  readonly username: string;
+  readonly tags: readonly string[];
+  readonly parent?: string | undefined;
+  readonly program_version: string;
+  readonly summary?: BackupSummary | undefined;
+}
+
+/** A snapshot together with its ID (the BLAKE3 of its stored object). */
+export interface StoredSnapshot {
+  readonly id: string;
+  readonly snapshot: Snapshot;
+}
+
+export class SnapshotFormatError extends Error {
+  readonly code = 'ARCA_ERR_SNAPSHOT_FORMAT';
+}
+
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+
+export function decodeSnapshot(bytes: Buffer): Snapshot {
+  let json: unknown;
+  try {
+    json = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new SnapshotFormatError('not JSON');
+  }
+  const s = json as Partial<Snapshot> | null;
+  if (s === null || typeof s !== 'object' || s.version !== 1) throw new SnapshotFormatError('unknown snapshot version');
+  if (typeof s.time !== 'string' || Number.isNaN(Date.parse(s.time))) throw new SnapshotFormatError('bad time');
+  if (typeof s.tree !== 'string' || !/^[0-9a-f]{64}$/.test(s.tree)) throw new SnapshotFormatError('bad tree ID');
+  if (!isStringArray(s.paths) || !isStringArray(s.tags)) throw new SnapshotFormatError('bad paths or tags');
+  if (typeof s.hostname !== 'string' || typeof s.username !== 'string') throw new SnapshotFormatError('bad hostname or username');
+  return s as Snapshot;
+}
+
+/** Filters that `latest` and `snapshots` honour. */
+export interface SnapshotFilter {
+  readonly host?: string | undefined;
+  readonly tags?: readonly string[] | undefined;
+  readonly paths?: readonly string[] | undefined;
+}
+
+export function matchesFilter(s: Snapshot, filter: SnapshotFilter): boolean {
+  if (filter.host !== undefined && s.hostname !== filter.host) return false;
+  if (filter.tags && !filter.tags.every((t) => s.tags.includes(t))) return false;
+  if (filter.paths && !filter.paths.every((p) => s.paths.includes(p))) return false;
+  return true;
+}
+
+export function newestFirst(a: StoredSnapshot, b: StoredSnapshot): number {
+  return Date.parse(b.snapshot.time) - Date.parse(a.snapshot.time) || a.id.localeCompare(b.id);
+}

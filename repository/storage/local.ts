@@ -1,0 +1,139 @@
+import { randomBytes } from 'node:crypto';
+import { constants, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import {
+  assertObjectName, ObjectNotFoundError, ShortReadError, StorageError,
+  type ByteRange, type ObjectInfo, type Storage,
+} from './storage.ts';
+
+const TEMP_SUFFIX = '.arca-tmp';
+
+function isErrno(err: unknown, code: string): boolean {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === code;
+}
+
+/**
+ * A repository in a local directory. Writes go to a temporary file that is fsynced and renamed
+ * into place, then the directory is fsynced, so a crash leaves either the whole object or none.
+ */
+export class LocalStorage implements Storage {
+  readonly location: string;
+  private readonly root: string;
+  private readonly knownDirs = new Set<string>();
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.location = this.root;
+  }
+
+  private pathOf(name: string): string {
+    assertObjectName(name);
+    return path.join(this.root, ...name.split('/'));
+  }
+
+  async put(name: string, data: Uint8Array): Promise<void> {
+    const target = this.pathOf(name);
+    const dir = path.dirname(target);
+    const temp = `${target}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
+    try {
+      if (!this.knownDirs.has(dir)) {
+        await fsp.mkdir(dir, { recursive: true });
+        this.knownDirs.add(dir);
+      }
+      const handle = await fsp.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fsp.rename(temp, target);
+      await syncDir(dir);
+    } catch (err) {
+      await fsp.rm(temp, { force: true });
+      throw new StorageError(this.location, `write ${name}`, { cause: err });
+    }
+  }
+
+  async get(name: string, range?: ByteRange): Promise<Buffer> {
+    const file = this.pathOf(name);
+    try {
+      if (range === undefined) return await fsp.readFile(file);
+      const handle = await fsp.open(file, 'r');
+      try {
+        const buf = Buffer.allocUnsafe(range.length);
+        let got = 0;
+        while (got < range.length) {
+          const { bytesRead } = await handle.read(buf, got, range.length - got, range.offset + got);
+          if (bytesRead === 0) throw new ShortReadError(this.location, name, range, got);
+          got += bytesRead;
+        }
+        return buf;
+      } finally {
+        await handle.close();
+      }
+    } catch (err) {
+      throw this.mapError(err, name, 'read');
+    }
+  }
+
+  async stat(name: string): Promise<ObjectInfo> {
+    try {
+      const st = await fsp.stat(this.pathOf(name));
+      return { name, size: st.size };
+    } catch (err) {
+      throw this.mapError(err, name, 'stat');
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Walk only the directory that can hold the prefix, e.g. "data/" or "index/".
+    const slash = prefix.lastIndexOf('/');
+    const baseName = slash < 0 ? '' : prefix.slice(0, slash);
+    const base = baseName === '' ? this.root : this.pathOf(baseName);
+    yield* this.walk(base, baseName, prefix);
+  }
+
+  private async *walk(dir: string, dirName: string, prefix: string): AsyncIterable<ObjectInfo> {
+    let entries;
+    try {
+      entries = await fsp.readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return;
+      throw new StorageError(this.location, `list ${dirName || '/'}`, { cause: err });
+    }
+    for (const entry of entries) {
+      const name = dirName === '' ? entry.name : `${dirName}/${entry.name}`;
+      if (entry.name.endsWith(TEMP_SUFFIX)) continue;
+      if (entry.isDirectory()) {
+        if (prefix.startsWith(`${name}/`) || name.startsWith(prefix)) yield* this.walk(path.join(dir, entry.name), name, prefix);
+      } else if (entry.isFile() && name.startsWith(prefix)) {
+        const st = await fsp.stat(path.join(dir, entry.name)).catch(() => undefined);
+        if (st) yield { name, size: st.size };
+      }
+    }
+  }
+
+  async delete(name: string): Promise<void> {
+    try {
+      await fsp.rm(this.pathOf(name), { force: true });
+    } catch (err) {
+      throw new StorageError(this.location, `delete ${name}`, { cause: err });
+    }
+  }
+
+  private mapError(err: unknown, name: string, action: string): Error {
+    if (isErrno(err, 'ENOENT')) return new ObjectNotFoundError(this.location, name);
+    if (err instanceof ShortReadError) return err;
+    return new StorageError(this.location, `${action} ${name}`, { cause: err });
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await fsp.open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
