@@ -47,8 +47,7 @@ export class FastCdc {
     this.normalSize = normalPoint(p, 2 ** -(bits + 2), 2 ** -(bits - 2));
     const table = gearTable(key);
     this.#gear = new Int32Array(table.buffer, table.byteOffset, 256);
-    this.#gearLs = new Int32Array(256);
-    for (let i = 0; i < 256; i++) this.#gearLs[i] = table[i] << 1;
+    this.#gearLs = this.#gear.map((v) => v << 1);
   }
 
   /**
@@ -121,21 +120,28 @@ let scanHash = 0;
 /**
  * The hot loop: gear-hashes buf[i, e) starting from state h and returns the index just past
  * the first byte after which `(h & mask) === 0`, or -1 (leaving the state in `scanHash`).
- * Two bytes per iteration: `gls[b] = g[b] << 1` and `maskLs = mask << 1` let the first byte
- * be folded in as `(h << 2) + gls[b]`, which is the one-byte hash shifted left by one.
+ *
+ * Two bytes per iteration: with `gls[b] = g[b] << 1` and `maskLs = mask << 1`, the first
+ * byte is folded in as `(h << 2) + gls[b]`, which is the one-byte hash shifted left by one
+ * (tested with the shifted mask); adding `g[b']` then gives exactly the one-byte hash after
+ * the second byte. All arithmetic stays in int32 (`| 0`).
+ *
+ * Performance notes (V8): `i` is advanced before the tests so that the early returns carry
+ * no arithmetic; when `return i + 1` had no type feedback yet (no cut seen while warming
+ * up), TurboFan compiled the whole loop ~3x slower. The `?? 0` on typed-array reads (needed
+ * for noUncheckedIndexedAccess) is free: in-bounds loads are typed as numbers.
  */
 function gearScan(buf: Uint8Array, i: number, e: number, h: number, g: Int32Array, gls: Int32Array, mask: number, maskLs: number): number {
   const e2 = e - 1;
   while (i < e2) {
-    h = ((h << 2) + gls[buf[i]!]!) | 0;
-    if ((h & maskLs) === 0) return i + 1;
-    h = (h + g[buf[i + 1]!]!) | 0;
-    if ((h & mask) === 0) return i + 2;
-    i += 2;
+    h = ((h << 2) + (gls[buf[i++] ?? 0] ?? 0)) | 0;
+    if ((h & maskLs) === 0) return i;
+    h = (h + (g[buf[i++] ?? 0] ?? 0)) | 0;
+    if ((h & mask) === 0) return i;
   }
   if (i < e) {
-    h = ((h << 1) + g[buf[i]!]!) | 0;
-    if ((h & mask) === 0) return i + 1;
+    h = ((h << 1) + (g[buf[i++] ?? 0] ?? 0)) | 0;
+    if ((h & mask) === 0) return i;
   }
   scanHash = h;
   return -1;

@@ -55,8 +55,9 @@ function isPowerOfTwo(n: number): boolean {
  *   hold, or `maxSize` > 64 MiB.
  */
 export function validateChunkerParams(p: Partial<ChunkerParams>): ChunkerParams {
-  if (typeof p !== 'object' || p === null) {
-    throw new ChunkerParamsError(`expected an object with minSize, avgSize and maxSize, got ${describe(p)}.`);
+  const raw: unknown = p; // may come from parsed JSON: do not trust the static type
+  if (typeof raw !== 'object' || raw === null) {
+    throw new ChunkerParamsError(`expected an object with minSize, avgSize and maxSize, got ${describe(raw)}.`);
   }
   const avgSize = p.avgSize === undefined ? DEFAULT_CHUNKER_PARAMS.avgSize : checkSize('avgSize', p.avgSize);
   const minSize = p.minSize === undefined ? Math.floor(avgSize / 2) : checkSize('minSize', p.minSize);

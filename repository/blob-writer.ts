@@ -35,7 +35,7 @@ export class BlobWriter {
   private readonly uploads = new Set<Promise<void>>();
   private unindexed: IndexPack[] = [];
   private indexWrite: Promise<void> = Promise.resolve();
-  private failure: unknown = undefined;
+  private failure: Error | undefined = undefined;
 
   constructor(repo: Repository, options: BlobWriterOptions = {}) {
     this.repo = repo;
@@ -88,19 +88,19 @@ export class BlobWriter {
     while (this.uploads.size >= this.uploadConcurrency) await Promise.race(this.uploads);
     this.throwIfFailed();
     const upload = this.upload(finished).catch((err: unknown) => {
-      this.failure ??= err;
+      this.failure ??= err instanceof Error ? err : new Error(String(err));
     });
     const tracked = upload.finally(() => this.uploads.delete(tracked));
     this.uploads.add(tracked);
   }
 
   private async upload(pack: FinishedPack): Promise<void> {
-    await this.repo.storage.put(packName(pack.id.toString('hex')), pack.bytes);
+    await this.repo.storage.put(packName(pack.id.toString('hex')), pack.parts);
     for (const blob of pack.blobs) {
       this.repo.index.add(blob.id, { packId: pack.id, ...blob });
       this.claimed.delete(blob.id.toString('hex'));
     }
-    this.stats.bytesAdded += pack.bytes.length;
+    this.stats.bytesAdded += pack.size;
     this.stats.packs++;
     this.unindexed.push({ packId: pack.id, blobs: [...pack.blobs] });
     if (this.unindexed.length >= this.packsPerIndex) this.queueIndexWrite();
@@ -115,7 +115,7 @@ export class BlobWriter {
         await this.repo.writeIndexFile(packs);
       })
       .catch((err: unknown) => {
-        this.failure ??= err;
+        this.failure ??= err instanceof Error ? err : new Error(String(err));
       });
   }
 

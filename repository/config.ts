@@ -36,10 +36,10 @@ export async function writeConfig(storage: Storage, keys: MasterKey, config: Rep
 export async function readConfig(storage: Storage, keys: MasterKey): Promise<RepoConfig> {
   const sealed = await storage.get(CONFIG_NAME);
   try {
-    const config = JSON.parse(open(keys.encKey, 'config', sealed).toString('utf8')) as RepoConfig;
-    if (config.version !== 1) throw new Error(`unsupported repository version ${String(config.version)}`);
+    const config = JSON.parse(open(keys.encKey, 'config', sealed).toString('utf8')) as Omit<RepoConfig, 'version'> & { version: unknown };
+    if (config.version !== 1) throw new Error(`unsupported repository version ${String(config.version)}; upgrade Arca`);
     validateChunkerParams(config.chunker);
-    return config;
+    return config as RepoConfig;
   } catch (err) {
     throw new CorruptObjectError(CONFIG_NAME, err instanceof Error ? err.message : 'unreadable', { cause: err });
   }

@@ -46,9 +46,9 @@ export async function writeKeyFile(storage: Storage, master: MasterKey, password
 
 function parseKeyFile(name: string, bytes: Buffer): KeyFileJson {
   try {
-    const json = JSON.parse(bytes.toString('utf8')) as KeyFileJson;
-    if (json.version !== 1 || json.kdf.algorithm !== 'scrypt' || typeof json.wrapped !== 'string') throw new Error('unknown layout');
-    return json;
+    const json = JSON.parse(bytes.toString('utf8')) as { version?: unknown; kdf?: { algorithm?: unknown }; wrapped?: unknown };
+    if (json.version !== 1 || json.kdf?.algorithm !== 'scrypt' || typeof json.wrapped !== 'string') throw new Error('unknown layout');
+    return json as KeyFileJson;
   } catch (err) {
     throw new CorruptObjectError(name, 'not a valid key file', { cause: err });
   }

@@ -9,7 +9,7 @@ import type { Repository } from '../../repository/repository.ts';
 import type { BackupSummary, Snapshot, StoredSnapshot } from '../../repository/snapshot/snapshot.ts';
 import { encodeTree, type FileNode, type NodeMeta, type Tree, type TreeNode } from '../../repository/tree/tree.ts';
 import { Semaphore } from '../../repository/util/semaphore.ts';
-import type { TaskAnswer, TaskQuestion } from '../pool/messages.ts';
+import type { StoredBlobMessage, TaskAnswer, TaskQuestion } from '../pool/messages.ts';
 import type { WorkerPool } from '../pool/worker-pool.ts';
 import { isExcluded } from './exclude.ts';
 import { metaOf, nodeTypeOf } from './node-meta.ts';
@@ -26,6 +26,8 @@ export interface BackupOptions {
   readonly excludes?: readonly string[];
   /** Stay on the filesystem of each given path (default true). */
   readonly oneFileSystem?: boolean;
+  /** Record access times (default: recorded as the modification time, see metaOf). */
+  readonly withAtime?: boolean;
   readonly time?: Date;
 }
 
@@ -50,6 +52,8 @@ interface Counters {
 const SLASH = Buffer.from('/');
 const join = (dir: Buffer, name: Buffer): Buffer => (dir.equals(SLASH) ? Buffer.concat([SLASH, name]) : Buffer.concat([dir, SLASH, name]));
 const ID_LENGTH = 32;
+/** Directory entries lstat'ed at once. */
+const STAT_BATCH = 32;
 
 function splitIds(packed: Uint8Array): Buffer[] {
   const ids: Buffer[] = [];
@@ -76,6 +80,7 @@ export class Archiver {
   private readonly hardlinks = new Map<string, Promise<readonly Buffer[] | undefined>>();
   private excludes: readonly string[] = [];
   private oneFileSystem = true;
+  private withAtime = false;
   private started = 0;
 
   constructor(repo: Repository, pool: WorkerPool, writer: BlobWriter, reporter: Reporter = {}) {
@@ -91,6 +96,7 @@ export class Archiver {
     this.started = performance.now();
     this.excludes = options.excludes ?? [];
     this.oneFileSystem = options.oneFileSystem ?? true;
+    this.withAtime = options.withAtime ?? false;
     const paths = [...new Set(options.paths.map((p) => path.resolve(p)))].sort();
     for (const p of paths) {
       await fsp.lstat(p).catch((err: unknown) => {
@@ -161,7 +167,7 @@ export class Archiver {
       if (childRests.some((r) => r.length === 0)) return this.saveEntry(full, name, childStat, parentNode, childStat.dev);
       if (!childStat.isDirectory()) throw new UsageError(`${full.toString()} is not a directory.`);
       const subtree = await this.saveVirtualDir(full, childRests, parentNode?.type === 'dir' ? parentNode.subtree : undefined);
-      return { ...metaOf(name, childStat), type: 'dir', subtree };
+      return { ...metaOf(name, childStat, this.withAtime), type: 'dir', subtree };
     }));
     return this.saveTree({ nodes: nodes.filter((n): n is TreeNode => n !== undefined) });
   }
@@ -175,7 +181,7 @@ export class Archiver {
 
   /** Saves one directory entry; undefined when it is excluded or could not be read. */
   private async saveEntry(full: Buffer, name: Buffer, st: BigIntStats, parent: TreeNode | undefined, rootDev: bigint): Promise<TreeNode | undefined> {
-    const meta = metaOf(name, st);
+    const meta = metaOf(name, st, this.withAtime);
     const type = nodeTypeOf(st);
     switch (type) {
       case 'dir': {
@@ -212,19 +218,37 @@ export class Archiver {
       return undefined;
     }
     const parentNodes = await this.loadParentNodes(parentTree);
-    const nodes = await Promise.all(names.map(async (name) => {
-      const full = join(dir, name);
-      if (isExcluded(full, this.excludes)) return undefined;
-      let st: BigIntStats;
-      try {
-        st = await fsp.lstat(full, { bigint: true });
-      } catch (err) {
-        this.reportUnreadable(full, err);
-        return undefined;
+    // Depth first: subdirectories one at a time, files handed to the pool as slots free up, so
+    // memory follows the depth and width of the tree, not its size.
+    const pending: Array<Promise<TreeNode | undefined>> = [];
+    for (let i = 0; i < names.length; i += STAT_BATCH) {
+      const batch = names.slice(i, i + STAT_BATCH).map((name) => ({ name, full: join(dir, name) })).filter((e) => !isExcluded(e.full, this.excludes));
+      const stats = await Promise.all(batch.map((e) => this.lstatOrReport(e.full)));
+      for (const [j, { name, full }] of batch.entries()) {
+        const st = stats[j];
+        if (st === undefined) continue;
+        const parent = parentNodes.get(name.toString('hex'));
+        if (st.isDirectory()) {
+          pending.push(Promise.resolve(await this.saveEntry(full, name, st, parent, rootDev)));
+          continue;
+        }
+        await this.fileSlots.acquire();
+        const node = this.saveEntry(full, name, st, parent, rootDev).finally(() => { this.fileSlots.release(); });
+        node.catch(() => undefined); // Awaited below; this only keeps an early failure from counting as unhandled.
+        pending.push(node);
       }
-      return this.saveEntry(full, name, st, parentNodes.get(name.toString('hex')), rootDev);
-    }));
+    }
+    const nodes = await Promise.all(pending);
     return this.saveTree({ nodes: nodes.filter((n): n is TreeNode => n !== undefined) });
+  }
+
+  private async lstatOrReport(full: Buffer): Promise<BigIntStats | undefined> {
+    try {
+      return await fsp.lstat(full, { bigint: true });
+    } catch (err) {
+      this.reportUnreadable(full, err);
+      return undefined;
+    }
   }
 
   private async saveFile(full: Buffer, meta: NodeMeta, st: BigIntStats, parent: TreeNode | undefined): Promise<FileNode | undefined> {
@@ -241,7 +265,7 @@ export class Archiver {
     const sameInode = st.nlink > 1n ? this.hardlinks.get(linkKey) : undefined;
     if (sameInode) content = sameInode;
     else {
-      content = this.fileSlots.with(() => this.chunkFile(full));
+      content = this.chunkFile(full);
       if (st.nlink > 1n) this.hardlinks.set(linkKey, content);
     }
     const ids = await content;
@@ -254,6 +278,13 @@ export class Archiver {
   /** Chunks a file in a worker; claims and stores its new chunks as the worker asks. */
   private async chunkFile(full: Buffer): Promise<Buffer[] | undefined> {
     const undelivered = new Set<string>();
+    const store = async (blobs: readonly StoredBlobMessage[]): Promise<void> => {
+      for (const blob of blobs) {
+        const id = Buffer.from(blob.id);
+        await this.writer.add('data', { id, sealed: Buffer.from(blob.sealed.buffer, blob.sealed.byteOffset, blob.sealed.byteLength), rawLength: blob.rawLength });
+        undelivered.delete(id.toString('hex'));
+      }
+    };
     const answer = async (question: TaskQuestion): Promise<TaskAnswer> => {
       if (question.kind === 'claim') {
         const mine = splitIds(question.ids).map((id) => {
@@ -263,21 +294,19 @@ export class Archiver {
         });
         return { kind: 'claim', mine };
       }
-      for (const blob of question.blobs) {
-        const id = Buffer.from(blob.id);
-        await this.writer.add('data', { id, sealed: Buffer.from(blob.sealed.buffer, blob.sealed.byteOffset, blob.sealed.byteLength), rawLength: blob.rawLength });
-        undelivered.delete(id.toString('hex'));
-      }
+      await store(question.blobs);
       return { kind: 'store' };
     };
+    let result;
     try {
-      const result = await this.pool.chunkFile(full, answer);
-      return splitIds(result.content);
+      result = await this.pool.chunkFile(full, answer);
     } catch (err) {
       if (undelivered.size > 0) throw err; // Other files may already refer to those blobs.
       this.reportUnreadable(full, err);
       return undefined;
     }
+    await store(result.blobs);
+    return splitIds(result.content);
   }
 
   private reportUnreadable(full: Buffer, err: unknown): void {

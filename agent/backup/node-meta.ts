@@ -28,8 +28,12 @@ export function nodeTypeOf(st: BigIntStats): NodeType {
   return 'blockdev';
 }
 
-/** The metadata every node records, from an lstat taken with { bigint: true }. */
-export function metaOf(name: Buffer, st: BigIntStats): NodeMeta {
+/**
+ * The metadata every node records, from an lstat taken with { bigint: true }. Access times change
+ * whenever anything reads a file or lists a directory, so unless asked for they are recorded as
+ * the modification time: otherwise every backup would store every tree anew.
+ */
+export function metaOf(name: Buffer, st: BigIntStats, withAtime = false): NodeMeta {
   users ??= readNames('/etc/passwd');
   groups ??= readNames('/etc/group');
   const uid = Number(st.uid);
@@ -42,7 +46,7 @@ export function metaOf(name: Buffer, st: BigIntStats): NodeMeta {
     user: users.get(uid),
     group: groups.get(gid),
     mtimeNs: st.mtimeNs,
-    atimeNs: st.atimeNs,
+    atimeNs: withAtime ? st.atimeNs : st.mtimeNs,
     ctimeNs: st.ctimeNs,
     inode: st.ino,
     deviceId: st.dev,

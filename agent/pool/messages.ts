@@ -31,6 +31,14 @@ export interface ChunkFileResult {
   /** Chunk IDs in file order, packed. */
   readonly content: Uint8Array;
   readonly size: number;
+  /** The last batch of claimed blobs, sent with the result to save a round trip. */
+  readonly blobs: readonly StoredBlobMessage[];
+}
+
+export interface StoredBlobMessage {
+  readonly id: Uint8Array;
+  readonly sealed: Uint8Array;
+  readonly rawLength: number;
 }
 
 export interface DecodeBlobsResult {
@@ -43,7 +51,7 @@ export type TaskResult = ChunkFileResult | DecodeBlobsResult;
 /** Worker → main, in the middle of a chunk-file task. */
 export type TaskQuestion =
   | { readonly kind: 'claim'; readonly ids: Uint8Array }
-  | { readonly kind: 'store'; readonly blobs: ReadonlyArray<{ readonly id: Uint8Array; readonly sealed: Uint8Array; readonly rawLength: number }> };
+  | { readonly kind: 'store'; readonly blobs: readonly StoredBlobMessage[] };
 
 /** The main thread's answer to a question: claimed flags for `claim`, nothing for `store`. */
 export type TaskAnswer = { readonly kind: 'claim'; readonly mine: readonly boolean[] } | { readonly kind: 'store' };

@@ -64,7 +64,7 @@ export class WorkerPool {
     this.slots = Array.from({ length: this.size }, () => {
       const slot: Slot = { worker: new Worker(workerScript(), { workerData: setup }), busy: 0 };
       slot.worker.on('message', (message: FromWorker) => { this.onMessage(message); });
-      slot.worker.on('error', (err) => { this.failAll(err); });
+      slot.worker.on('error', (err: Error) => { this.failAll(err); });
       slot.worker.on('exit', (code) => {
         if (code !== 0) this.failAll(new ArcaError('ARCA_ERR_WORKER_EXIT', `A worker thread exited with code ${code}.`));
       });

@@ -4,7 +4,8 @@ import { ChunkSplitter, FastCdc } from '../../chunker/index.ts';
 import { blobId, type MasterKey } from '../../repository/crypto/master-key.ts';
 import { decodeBlob, sealBlob } from '../../repository/blob/blob-codec.ts';
 import type {
-  ChunkFileTask, DecodeBlobsTask, FromWorker, TaskAnswer, TaskQuestion, TaskResult, ToWorker, WorkerSetup,
+  ChunkFileResult, ChunkFileTask, DecodeBlobsTask, FromWorker, StoredBlobMessage, TaskAnswer, TaskQuestion, TaskResult, ToWorker,
+  WorkerSetup,
 } from './messages.ts';
 
 /** The CPU side of backup and restore: chunking, hashing, compression, encryption, decoding. */
@@ -19,7 +20,8 @@ const keys: MasterKey = {
   chunkerKey: Buffer.from(setup.chunkerKey),
 };
 const cdc = new FastCdc(keys.chunkerKey, setup.chunker);
-const READ_SIZE = 8 << 20;
+/** Reads of 2 MiB keep the memory of four tasks in flight small; the splitter carries across reads. */
+const READ_SIZE = 2 << 20;
 const ID_LENGTH = 32;
 
 const pendingAnswers = new Map<number, (answer: TaskAnswer) => void>();
@@ -40,53 +42,74 @@ function transferable(buf: Buffer): ArrayBuffer[] {
   return buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength && buf.buffer instanceof ArrayBuffer ? [buf.buffer] : [];
 }
 
-async function chunkFile(task: number, request: ChunkFileTask): Promise<TaskResult> {
+/** Read buffers are reused across tasks: allocating 8 MiB per small file costs more than reading it. */
+const freeBuffers: Buffer[] = [];
+
+async function chunkFile(task: number, request: ChunkFileTask): Promise<{ result: ChunkFileResult; transfer: ArrayBuffer[] }> {
   const fd = openSync(Buffer.from(request.path), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  const buffer = freeBuffers.pop() ?? Buffer.allocUnsafe(READ_SIZE);
   try {
-    if (!fstatSync(fd).isFile()) throw Object.assign(new Error('no longer a regular file'), { code: 'ARCA_ERR_FILE_CHANGED' });
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw Object.assign(new Error('no longer a regular file'), { code: 'ARCA_ERR_FILE_CHANGED' });
     const splitter = new ChunkSplitter(cdc);
     const ids: Buffer[] = [];
-    const buffer = Buffer.allocUnsafe(READ_SIZE);
     let size = 0;
+    // Sealed blobs of the previous read, held back so that the last batch rides on the "done" message.
+    let heldFresh: StoredBlobMessage[] = [];
+    let heldTransfer: ArrayBuffer[] = [];
     for (;;) {
       const got = readSync(fd, buffer, 0, READ_SIZE, null);
       if (got === 0) break;
       size += got;
+      if (heldFresh.length > 0) await ask(task, { kind: 'store', blobs: heldFresh }, heldTransfer);
       // The chunks alias `buffer`: they are hashed and sealed before the next read.
-      await storeChunks(task, splitter.push(buffer.subarray(0, got)), ids);
+      ({ fresh: heldFresh, transfer: heldTransfer } = await sealChunks(task, splitter.push(buffer.subarray(0, got)), ids));
+      // Only the batch that is expected to be the last is held: a read error later must not
+      // leave claimed blobs undelivered.
+      if (size < st.size && heldFresh.length > 0) {
+        await ask(task, { kind: 'store', blobs: heldFresh }, heldTransfer);
+        heldFresh = [];
+      }
     }
     const last = splitter.finish();
-    if (last) await storeChunks(task, [last], ids);
-    const content = Buffer.allocUnsafe(ids.length * ID_LENGTH);
+    if (last) {
+      if (heldFresh.length > 0) await ask(task, { kind: 'store', blobs: heldFresh }, heldTransfer);
+      ({ fresh: heldFresh, transfer: heldTransfer } = await sealChunks(task, [last], ids));
+    }
+    const content = Buffer.allocUnsafeSlow(ids.length * ID_LENGTH);
     ids.forEach((id, i) => id.copy(content, i * ID_LENGTH));
-    return { kind: 'chunk-file', content, size };
+    return { result: { kind: 'chunk-file', content, size, blobs: heldFresh }, transfer: [...heldTransfer, content.buffer] };
   } finally {
+    freeBuffers.push(buffer);
     closeSync(fd);
   }
 }
 
-async function storeChunks(task: number, chunks: readonly Buffer[], ids: Buffer[]): Promise<void> {
-  if (chunks.length === 0) return;
+/** Hashes chunks, asks which are ours to store, and seals those. */
+async function sealChunks(task: number, chunks: readonly Buffer[], ids: Buffer[]): Promise<{ fresh: StoredBlobMessage[]; transfer: ArrayBuffer[] }> {
+  const fresh: StoredBlobMessage[] = [];
+  const transfer: ArrayBuffer[] = [];
+  if (chunks.length === 0) return { fresh, transfer };
   const chunkIds = chunks.map((chunk) => blobId(keys.idKey, chunk));
   ids.push(...chunkIds);
-  const answer = await ask(task, { kind: 'claim', ids: Buffer.concat(chunkIds) });
+  const packed = Buffer.allocUnsafeSlow(chunkIds.length * ID_LENGTH);
+  chunkIds.forEach((id, i) => id.copy(packed, i * ID_LENGTH));
+  const answer = await ask(task, { kind: 'claim', ids: packed }, [packed.buffer]);
   if (answer.kind !== 'claim') throw new Error('protocol error: expected a claim answer');
-  const blobs = [];
-  const transfer: ArrayBuffer[] = [];
   for (let i = 0; i < chunks.length; i++) {
     if (answer.mine[i] !== true) continue;
     const sealed = sealBlob(keys, chunkIds[i] as Buffer, chunks[i] as Buffer, setup.compressionLevel);
-    blobs.push({ id: sealed.id, sealed: sealed.sealed, rawLength: sealed.rawLength });
+    fresh.push({ id: sealed.id, sealed: sealed.sealed, rawLength: sealed.rawLength });
     transfer.push(...transferable(sealed.sealed));
   }
-  if (blobs.length > 0) await ask(task, { kind: 'store', blobs }, transfer);
+  return { fresh, transfer };
 }
 
-function decodeBlobs(request: DecodeBlobsTask): TaskResult {
+function decodeBlobs(request: DecodeBlobsTask): { result: TaskResult; transfer: ArrayBuffer[] } {
   const data = Buffer.from(request.data.buffer, request.data.byteOffset, request.data.byteLength);
   const plaintexts = request.blobs.map((blob) =>
     decodeBlob(keys, data.subarray(blob.offset, blob.offset + blob.length), Buffer.from(blob.id)));
-  return { kind: 'decode-blobs', plaintexts };
+  return { result: { kind: 'decode-blobs', plaintexts }, transfer: plaintexts.flatMap(transferable) };
 }
 
 port.on('message', (message: ToWorker) => {
@@ -99,8 +122,7 @@ port.on('message', (message: ToWorker) => {
   const { task, request } = message;
   const run = request.kind === 'chunk-file' ? chunkFile(task, request) : Promise.resolve().then(() => decodeBlobs(request));
   run.then(
-    (result) => {
-      const transfer = result.kind === 'decode-blobs' ? result.plaintexts.flatMap((p) => transferable(Buffer.from(p.buffer, p.byteOffset, p.byteLength))) : [];
+    ({ result, transfer }) => {
       post({ type: 'done', task, result }, transfer);
     },
     (err: unknown) => {

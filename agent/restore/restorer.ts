@@ -46,6 +46,14 @@ interface BlobTarget {
   readonly offset: number;
 }
 
+/** A blob to fetch from a pack, and every place its plaintext goes. */
+interface NeededBlob {
+  readonly offset: number;
+  readonly length: number;
+  readonly id: Buffer;
+  readonly targets: BlobTarget[];
+}
+
 interface FileState {
   readonly local: Buffer;
   /** Blob writes still to come; the handle closes when it reaches 0. */
@@ -198,7 +206,7 @@ export class Restorer {
   }
 
   private async writeContent(files: ReadonlyArray<{ node: FileNode; local: Buffer }>): Promise<void> {
-    const byPack = new Map<string, Map<string, { offset: number; length: number; id: Buffer; targets: BlobTarget[] }>>();
+    const byPack = new Map<string, Map<string, NeededBlob>>();
     for (const { node, local } of files) {
       const state: FileState = { local, pending: node.content.length, handle: undefined, failed: false };
       let offset = 0;
@@ -207,7 +215,7 @@ export class Restorer {
         if (!loc) throw new RestoreError(`Blob ${id.toString('hex')} of ${local.toString()} is in no index; run "arca check".`);
         const packHex = loc.packId.toString('hex');
         let blobs = byPack.get(packHex);
-        if (!blobs) byPack.set(packHex, (blobs = new Map()));
+        if (!blobs) byPack.set(packHex, (blobs = new Map<string, NeededBlob>()));
         const key = id.toString('hex');
         let blob = blobs.get(key);
         if (!blob) blobs.set(key, (blob = { offset: loc.offset, length: loc.length, id, targets: [] }));
@@ -233,7 +241,7 @@ export class Restorer {
     });
   }
 
-  private async restoreRange(packHex: string, blobs: ReadonlyArray<{ offset: number; length: number; id: Buffer; targets: BlobTarget[] }>): Promise<void> {
+  private async restoreRange(packHex: string, blobs: readonly NeededBlob[]): Promise<void> {
     const first = blobs[0];
     const last = blobs[blobs.length - 1];
     if (!first || !last) return;

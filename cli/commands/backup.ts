@@ -12,7 +12,7 @@ import { withPool } from './pool.ts';
 
 export const backupCommand: Command = {
   name: 'backup',
-  usage: 'arca backup PATH... [--tag T]... [--host H] [--parent ID] [--exclude GLOB]... [--json]',
+  usage: 'arca backup PATH... [--tag T]... [--host H] [--parent ID] [--exclude GLOB]... [--cross-filesystems] [--with-atime] [--json]',
   summary: 'back up files and directories into a new snapshot',
   options: {
     tag: { type: 'string', multiple: true },
@@ -20,6 +20,7 @@ export const backupCommand: Command = {
     parent: { type: 'string' },
     exclude: { type: 'string', multiple: true },
     'cross-filesystems': { type: 'boolean' },
+    'with-atime': { type: 'boolean' },
   },
   async run(values, positionals, global) {
     if (positionals.length === 0) throw new UsageError('Give at least one path to back up: arca backup PATH...');
@@ -35,7 +36,7 @@ export const backupCommand: Command = {
     const result = await withPool(repo, (pool) => {
       const archiver = new Archiver(repo, pool, new BlobWriter(repo), reporter);
       return archiver.run({
-        paths, host, parent, tags: strs(values, 'tag'), excludes: strs(values, 'exclude'), oneFileSystem: !flag(values, 'cross-filesystems'),
+        paths, host, parent, tags: strs(values, 'tag'), excludes: strs(values, 'exclude'), oneFileSystem: !flag(values, 'cross-filesystems'), withAtime: flag(values, 'with-atime'),
       });
     });
     reporter.done();

@@ -38,7 +38,8 @@ function messageKey(encKey: Buffer, nonce: Buffer): Buffer {
 }
 
 export function seal(encKey: Buffer, purpose: SealPurpose, plaintext: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(plaintext.length + SEAL_OVERHEAD);
+  // Never from Buffer's shared pool: sealed units are moved between threads whole.
+  const out = Buffer.allocUnsafeSlow(plaintext.length + SEAL_OVERHEAD);
   const nonce = randomBytes(NONCE_LENGTH);
   nonce.copy(out, 0);
   const cipher = createCipheriv('aes-256-gcm', messageKey(encKey, nonce), nonce.subarray(12));

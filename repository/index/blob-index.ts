@@ -64,6 +64,13 @@ const APPEND_SHIFT = 4;
 const LOAD_NUM = 7;
 const LOAD_DEN = 10;
 
+/** Buckets larger than this are searched by interpolation first. */
+const INTERPOLATE_MIN = 8;
+/** Records walked after the interpolation guess before falling back to binary search. */
+const WALK_STEPS = 8;
+/** The directory has about 2^DIR_SPARSENESS main records per bucket. */
+const DIR_SPARSENESS = 5;
+
 /** Pack numbers share word 8 with the type bit. */
 const MAX_PACKS = 0x7fff_ffff;
 /** Record numbers and directory entries are uint32. */
@@ -100,6 +107,16 @@ function hashWords(words: Uint32Array, base: number): number {
   return h >>> 0;
 }
 
+/** A second, independent-enough hash whose high bits serve as a fingerprint. */
+function fingerprint(h: number): number {
+  return Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
+}
+
+/** Bits needed to store append record numbers 1..threshold. */
+function indexBits(threshold: number): number {
+  return 32 - Math.clz32(threshold);
+}
+
 /** Compares two 8-word ids; returns <0, 0 or >0. */
 function compareWords(a: Uint32Array, ab: number, b: Uint32Array, bb: number): number {
   for (let k = 0; k < ID_WORDS; k++) {
@@ -116,10 +133,10 @@ function hashCapacity(count: number): number {
   return 2 ** Math.ceil(Math.log2(need));
 }
 
-/** Directory bits for a main region of n records: ~16-32 records per bucket. */
+/** Directory bits for a main region of n records: 2^DIR_SPARSENESS to 2^(DIR_SPARSENESS+1) records per bucket. */
 function directoryBits(n: number): number {
   const log2 = n <= 1 ? 0 : 31 - Math.clz32(n);
-  return Math.min(26, Math.max(1, log2 - 4));
+  return Math.min(26, Math.max(1, log2 - DIR_SPARSENESS));
 }
 
 /**
@@ -168,9 +185,15 @@ export class BlobIndex implements Iterable<[Buffer, BlobLocation]> {
   private mainCount = 0;
   private appendCount = 0;
   private mergeThreshold = MIN_APPEND;
-  /** Append-region hash: slot -> (append record number + 1); 0 = empty. */
+  /**
+   * Append-region hash. A slot holds `fingerprint << idxBits | (append record
+   * number + 1)`, 0 = empty; the fingerprint (the remaining high bits of a
+   * second hash of the id) lets probes skip non-matching records without
+   * touching them.
+   */
   private appendHash = new Uint32Array(hashCapacity(MIN_APPEND));
   private appendMask = this.appendHash.length - 1;
+  private appendIdxBits = indexBits(MIN_APPEND);
   /** dir[k] = number of main records whose first word's top `dirBits` bits are < k. */
   private dir = new Uint32Array(2 ** directoryBits(0) + 1);
   private dirBits = directoryBits(0);
@@ -235,10 +258,11 @@ export class BlobIndex implements Iterable<[Buffer, BlobLocation]> {
 
     const hash = this.appendHash;
     const mask = this.appendMask;
-    let h = hashWords(KEY, 0) & mask;
+    const hw = hashWords(KEY, 0);
+    let h = hw & mask;
     while (hash[h] !== 0) h = (h + 1) & mask;
     this.appendCount++;
-    hash[h] = this.appendCount;
+    hash[h] = (fingerprint(hw) >>> this.appendIdxBits) * 2 ** this.appendIdxBits + this.appendCount;
     this.version++;
     if (this.appendCount >= this.mergeThreshold) this.merge();
     return true;
@@ -318,12 +342,40 @@ export class BlobIndex implements Iterable<[Buffer, BlobLocation]> {
     return compareWords(c, (i & REC_MASK) * REC_WORDS, kw, kb);
   }
 
-  /** First main-region position in [0, limit) whose id is >= the key (or limit). */
+  /**
+   * First main-region position in [0, limit) whose id is >= the key (or
+   * `limit`). The directory narrows the search to one bucket; since ids are
+   * uniformly distributed hashes, the position inside the bucket is first
+   * guessed by interpolation and refined by walking a few neighbouring
+   * records, with binary search as the fallback for skewed buckets.
+   */
   private lowerBound(kw: Uint32Array, kb: number, limit: number): number {
-    const bucket = (kw[kb] ?? 0) >>> this.dirShift;
-    let lo = this.dir[bucket] ?? 0;
-    let hi = Math.min(this.dir[bucket + 1] ?? 0, limit);
-    if (lo > hi) lo = hi;
+    const k0 = kw[kb] ?? 0;
+    const shift = this.dirShift;
+    const bucket = k0 >>> shift;
+    const start = this.dir[bucket] ?? 0;
+    const end = this.dir[bucket + 1] ?? 0;
+    let lo = Math.min(start, limit);
+    let hi = Math.min(end, limit);
+    if (hi - lo > INTERPOLATE_MIN) {
+      const width = 2 ** shift;
+      let g = start + Math.floor(((k0 - bucket * width) / width) * (end - start));
+      if (g < lo) g = lo;
+      if (g >= hi) g = hi - 1;
+      if (this.compareAt(g, kw, kb) < 0) {
+        lo = g + 1;
+        for (let step = 0; step < WALK_STEPS && lo < hi; step++) {
+          if (this.compareAt(lo, kw, kb) >= 0) return lo;
+          lo++;
+        }
+      } else {
+        hi = g;
+        for (let step = 0; step < WALK_STEPS && hi > lo; step++) {
+          if (this.compareAt(hi - 1, kw, kb) < 0) return hi;
+          hi--;
+        }
+      }
+    }
     while (lo < hi) {
       const mid = lo + ((hi - lo) >>> 1);
       if (this.compareAt(mid, kw, kb) < 0) lo = mid + 1;
@@ -342,12 +394,18 @@ export class BlobIndex implements Iterable<[Buffer, BlobLocation]> {
     if (this.appendCount === 0) return -1;
     const hash = this.appendHash;
     const mask = this.appendMask;
-    let h = hashWords(kw, 0) & mask;
+    const bits = this.appendIdxBits;
+    const idxMask = 2 ** bits - 1;
+    const hw = hashWords(kw, 0);
+    const fp = fingerprint(hw) >>> bits;
+    let h = hw & mask;
     for (;;) {
       const v = hash[h] ?? 0;
       if (v === 0) return -1;
-      const i = this.mainCount + v - 1;
-      if (this.compareAt(i, kw, 0) === 0) return i;
+      if (v >>> bits === fp) {
+        const i = this.mainCount + (v & idxMask) - 1;
+        if (this.compareAt(i, kw, 0) === 0) return i;
+      }
       h = (h + 1) & mask;
     }
   }
@@ -505,6 +563,7 @@ export class BlobIndex implements Iterable<[Buffer, BlobLocation]> {
     if (cap === this.appendHash.length) this.appendHash.fill(0);
     else this.appendHash = new Uint32Array(cap);
     this.appendMask = cap - 1;
+    this.appendIdxBits = indexBits(this.mergeThreshold);
   }
 
   /**

@@ -176,9 +176,14 @@ function validateStructure(buf: Buffer, source: string | undefined): Header {
     throw formatError(source, `it does not start with the "${INDEX_FILE_MAGIC}" magic bytes`);
   }
   const version = buf.readUInt8(7);
+  if (version > INDEX_FILE_VERSION) {
+    const what = source === undefined ? 'index file' : `index file ${source}`;
+    throw new IndexFormatError(
+      `${what} uses format version ${version}, but this Arca reads only version ${INDEX_FILE_VERSION}; it was probably written by a newer Arca: upgrade Arca to use this repository.`,
+    );
+  }
   if (version !== INDEX_FILE_VERSION) {
-    const hint = version > INDEX_FILE_VERSION ? ' (written by a newer Arca? upgrade Arca to read it)' : '';
-    throw formatError(source, `its format version is ${version}, but this Arca reads only version ${INDEX_FILE_VERSION}${hint}`);
+    throw formatError(source, `its format version is ${version}, which no Arca release has written`);
   }
   const supersedesCount = buf.readUInt32LE(8);
   const packCount = buf.readUInt32LE(12);

@@ -1,4 +1,4 @@
-import { blake3 } from '@napi-rs/blake-hash';
+import { Blake3Hasher } from '@napi-rs/blake-hash';
 import type { BlobType, SealedBlob } from '../blob/blob-codec.ts';
 import { encodePackHeader, type PackBlob } from './pack-header.ts';
 
@@ -6,7 +6,9 @@ import { encodePackHeader, type PackBlob } from './pack-header.ts';
 export interface FinishedPack {
   /** BLAKE3-256 of the pack's bytes; also its object name. */
   readonly id: Buffer;
-  readonly bytes: Buffer;
+  /** The pack's bytes in order: the sealed blobs, then the header and trailer. */
+  readonly parts: readonly Buffer[];
+  readonly size: number;
   readonly blobs: readonly PackBlob[];
 }
 
@@ -31,8 +33,10 @@ export class PackBuilder {
   }
 
   finish(encKey: Buffer): FinishedPack {
-    this.parts.push(encodePackHeader(encKey, this.blobs));
-    const bytes = Buffer.concat(this.parts);
-    return { id: blake3(bytes), bytes, blobs: this.blobs };
+    const header = encodePackHeader(encKey, this.blobs);
+    this.parts.push(header);
+    const hasher = new Blake3Hasher();
+    for (const part of this.parts) hasher.update(part);
+    return { id: hasher.digestBuffer(), parts: this.parts, size: this.bytes + header.length, blobs: this.blobs };
   }
 }

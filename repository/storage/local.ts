@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import {
-  assertObjectName, ObjectNotFoundError, ShortReadError, StorageError,
-  type ByteRange, type ObjectInfo, type Storage,
+  assertObjectName, contentParts, ObjectNotFoundError, ShortReadError, StorageError,
+  type ByteRange, type ObjectContent, type ObjectInfo, type Storage,
 } from './storage.ts';
 
 const TEMP_SUFFIX = '.arca-tmp';
@@ -31,7 +31,7 @@ export class LocalStorage implements Storage {
     return path.join(this.root, ...name.split('/'));
   }
 
-  async put(name: string, data: Uint8Array): Promise<void> {
+  async put(name: string, data: ObjectContent): Promise<void> {
     const target = this.pathOf(name);
     const dir = path.dirname(target);
     const temp = `${target}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
@@ -42,7 +42,7 @@ export class LocalStorage implements Storage {
       }
       const handle = await fsp.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
       try {
-        await handle.writeFile(data);
+        await handle.writev(contentParts(data) as Uint8Array[]);
         await handle.sync();
       } finally {
         await handle.close();

@@ -8,8 +8,11 @@ import { ArcaError } from '../errors.ts';
 export interface Storage {
   /** Human-readable location for messages, e.g. "/srv/repo" or "s3://bucket/prefix". */
   readonly location: string;
-  /** Store an object atomically: readers see either nothing or the whole object. */
-  put(name: string, data: Uint8Array): Promise<void>;
+  /**
+   * Store an object atomically: readers see either nothing or the whole object. The content may
+   * come in parts (a pack's blobs), which saves assembling one large buffer.
+   */
+  put(name: string, data: ObjectContent): Promise<void>;
   /** Read a whole object, or `length` bytes from `offset`. Throws ObjectNotFoundError. */
   get(name: string, range?: ByteRange): Promise<Buffer>;
   /** Size of an object. Throws ObjectNotFoundError. */
@@ -18,6 +21,13 @@ export interface Storage {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Remove an object; removing an absent object is not an error. */
   delete(name: string): Promise<void>;
+}
+
+export type ObjectContent = Uint8Array | readonly Uint8Array[];
+
+/** The parts of an object's content, for backends that write them one after another. */
+export function contentParts(data: ObjectContent): readonly Uint8Array[] {
+  return data instanceof Uint8Array ? [data] : data;
 }
 
 export interface ByteRange {
