@@ -6,6 +6,7 @@ import type { GlobalOptions } from './context.ts';
 import { exitCodeOf } from './exit-codes.ts';
 import { backupCommand } from './commands/backup.ts';
 import { catCommand } from './commands/cat.ts';
+import { checkCommand } from './commands/check.ts';
 import { diffCommand } from './commands/diff.ts';
 import { initCommand } from './commands/init.ts';
 import { keyCommand } from './commands/key.ts';
@@ -15,7 +16,7 @@ import { snapshotsCommand } from './commands/snapshots.ts';
 import { statsCommand } from './commands/stats.ts';
 
 const COMMANDS: readonly Command[] = [
-  initCommand, backupCommand, snapshotsCommand, lsCommand, restoreCommand, diffCommand, statsCommand, catCommand, keyCommand,
+  initCommand, backupCommand, snapshotsCommand, lsCommand, restoreCommand, diffCommand, statsCommand, checkCommand, catCommand, keyCommand,
 ];
 
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
