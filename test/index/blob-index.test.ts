@@ -191,7 +191,7 @@ describe('BlobIndex', () => {
     absent[31] = (absent[31] ?? 0) ^ 1;
     if (!ids.some((x) => x.equals(absent))) expect(index.has(absent)).toBe(false);
     const iterated = [...index.entries()].map(([id]) => id);
-    expect(iterated).toEqual([...ids].sort(Buffer.compare));
+    expect(iterated).toEqual([...ids].sort((a, b) => Buffer.compare(a, b)));
   });
 
   it('preserves type, extreme values and is not affected by callers mutating buffers', () => {

@@ -50,7 +50,8 @@ function thrown(fn: () => unknown): unknown {
 function expectFormatError(buf: Buffer, label: string): void {
   const e = thrown(() => decodeIndexFile(buf));
   if (!(e instanceof IndexFormatError)) {
-    throw new Error(`${label}: expected IndexFormatError, got ${e === undefined ? 'success' : String(e)}`);
+    const got = e === undefined ? 'success' : e instanceof Error ? `${e.name}: ${e.message}` : typeof e;
+    throw new Error(`${label}: expected IndexFormatError, got ${got}`);
   }
   expect(e.code).toBe('ARCA_ERR_INDEX_FORMAT');
 }
@@ -170,7 +171,7 @@ describe('index file codec', () => {
         bad[pos] = (bad[pos] ?? 0) ^ (1 + (rand() % 255));
       }
       const e = thrown(() => decodeIndexFile(bad));
-      if (e !== undefined && !(e instanceof IndexFormatError)) throw e;
+      if (e !== undefined && !(e instanceof IndexFormatError)) expect(e).toBeInstanceOf(IndexFormatError);
     }
     for (let iter = 0; iter < 2000; iter++) {
       const len = rand() % 400;
@@ -181,7 +182,7 @@ describe('index file codec', () => {
         garbage[7] = 1;
       }
       const e = thrown(() => decodeIndexFile(garbage));
-      if (e !== undefined && !(e instanceof IndexFormatError)) throw e;
+      if (e !== undefined && !(e instanceof IndexFormatError)) expect(e).toBeInstanceOf(IndexFormatError);
     }
   });
 
