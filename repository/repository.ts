@@ -4,7 +4,7 @@ import { BlobIndex, decodeIndexFile, encodeIndexFile, type IndexPack } from './i
 import { decodeBlob } from './blob/blob-codec.ts';
 import { newMasterKey, type MasterKey } from './crypto/master-key.ts';
 import { open, seal, type SealPurpose } from './crypto/seal.ts';
-import { newConfig, readConfig, writeConfig, type RepoConfig } from './config.ts';
+import { newConfig, readConfig, writeConfig, type ConfigOverrides, type RepoConfig } from './config.ts';
 import {
   BlobNotFoundError, CorruptObjectError, RepositoryExistsError, RepositoryNotFoundError, SnapshotNotFoundError,
 } from './errors.ts';
@@ -15,13 +15,8 @@ import {
 import { decodeSnapshot, matchesFilter, newestFirst, type Snapshot, type SnapshotFilter, type StoredSnapshot } from './snapshot/snapshot.ts';
 import { ObjectNotFoundError, type Storage } from './storage/storage.ts';
 import { decodeTree, type Tree } from './tree/tree.ts';
-import type { ChunkerParams } from '../chunker/index.ts';
 
-export interface InitOptions {
-  readonly chunker?: Partial<ChunkerParams>;
-  readonly compressionLevel?: number;
-  readonly packSize?: number;
-}
+export type InitOptions = ConfigOverrides;
 
 /** How many objects of one kind are fetched at once when loading indexes or snapshots. */
 const LOAD_CONCURRENCY = 8;

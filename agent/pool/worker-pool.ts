@@ -1,6 +1,8 @@
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { ArcaError } from '../../repository/errors.ts';
+import type { RepoConfig } from '../../repository/config.ts';
+import type { BlobKeys } from '../../repository/crypto/master-key.ts';
 import type {
   ChunkFileResult, DecodeBlobsResult, FromWorker, TaskAnswer, TaskQuestion, TaskRequest, TaskResult, ToWorker, WorkerFailure, WorkerSetup,
 } from './messages.ts';
@@ -157,9 +159,6 @@ export class WorkerPool {
 export type DecodeBlobsRequestBlob = { readonly offset: number; readonly length: number; readonly id: Uint8Array };
 
 /** The worker setup for a repository's keys and format parameters. */
-export function workerSetupFor(keys: { encKey: Buffer; idKey: Buffer; chunkerKey: Buffer }, config: {
-  chunker: WorkerSetup['chunker'];
-  compression: { level: number };
-}): WorkerSetup {
-  return { encKey: keys.encKey, idKey: keys.idKey, chunkerKey: keys.chunkerKey, chunker: config.chunker, compressionLevel: config.compression.level };
+export function workerSetupFor(keys: BlobKeys, config: RepoConfig): WorkerSetup {
+  return { encKey: keys.encKey, idKey: keys.idKey, chunkerKey: Buffer.from(config.chunkerKey, 'hex'), chunker: config.chunker, compressionLevel: config.compression.level };
 }

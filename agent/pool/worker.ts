@@ -1,7 +1,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ChunkSplitter, FastCdc } from '../../chunker/index.ts';
-import { blobId, type MasterKey } from '../../repository/crypto/master-key.ts';
+import { blobId, type BlobKeys } from '../../repository/crypto/master-key.ts';
 import { decodeBlob, sealBlob } from '../../repository/blob/blob-codec.ts';
 import type {
   ChunkFileResult, ChunkFileTask, DecodeBlobsTask, FromWorker, StoredBlobMessage, TaskAnswer, TaskQuestion, TaskResult, ToWorker,
@@ -13,13 +13,8 @@ const setup = workerData as WorkerSetup;
 const port = parentPort;
 if (!port) throw new Error('worker.ts must run as a worker thread');
 
-const keys: MasterKey = {
-  secret: Buffer.alloc(0),
-  encKey: Buffer.from(setup.encKey),
-  idKey: Buffer.from(setup.idKey),
-  chunkerKey: Buffer.from(setup.chunkerKey),
-};
-const cdc = new FastCdc(keys.chunkerKey, setup.chunker);
+const keys: BlobKeys = { encKey: Buffer.from(setup.encKey), idKey: Buffer.from(setup.idKey) };
+const cdc = new FastCdc(Buffer.from(setup.chunkerKey), setup.chunker);
 /** Reads of 2 MiB keep the memory of four tasks in flight small; the splitter carries across reads. */
 const READ_SIZE = 2 << 20;
 const ID_LENGTH = 32;

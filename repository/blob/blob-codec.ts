@@ -1,5 +1,5 @@
 import { constants as zc, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
-import { blobId, type MasterKey } from '../crypto/master-key.ts';
+import { blobId, type BlobKeys } from '../crypto/master-key.ts';
 import { open, seal } from '../crypto/seal.ts';
 
 /**
@@ -23,7 +23,7 @@ export class BlobDecodeError extends Error {
 }
 
 /** Compresses (when it shrinks), then seals `plaintext`, whose ID the caller computed already. */
-export function sealBlob(keys: MasterKey, id: Buffer, plaintext: Uint8Array, level: number): SealedBlob {
+export function sealBlob(keys: BlobKeys, id: Buffer, plaintext: Uint8Array, level: number): SealedBlob {
   const compressed = level > 0 ? zstdCompressSync(plaintext, { params: { [zc.ZSTD_c_compressionLevel]: level } }) : undefined;
   const useZstd = compressed !== undefined && compressed.length < plaintext.length;
   const body = useZstd ? compressed : plaintext;
@@ -33,7 +33,7 @@ export function sealBlob(keys: MasterKey, id: Buffer, plaintext: Uint8Array, lev
   return { id, sealed: seal(keys.encKey, 'blob', framed), rawLength: plaintext.length };
 }
 
-export function encodeBlob(keys: MasterKey, plaintext: Uint8Array, level: number): SealedBlob {
+export function encodeBlob(keys: BlobKeys, plaintext: Uint8Array, level: number): SealedBlob {
   return sealBlob(keys, blobId(keys.idKey, plaintext), plaintext, level);
 }
 
@@ -41,7 +41,7 @@ export function encodeBlob(keys: MasterKey, plaintext: Uint8Array, level: number
  * Opens, decompresses and verifies one blob. Throws SealOpenError when it does not authenticate
  * and BlobDecodeError when its content does not hash to `expectedId`.
  */
-export function decodeBlob(keys: MasterKey, sealed: Uint8Array, expectedId: Buffer): Buffer {
+export function decodeBlob(keys: BlobKeys, sealed: Uint8Array, expectedId: Buffer): Buffer {
   const framed = open(keys.encKey, 'blob', sealed);
   const kind = framed[0];
   let plaintext: Buffer;

@@ -13,9 +13,10 @@ export interface MasterKey {
   readonly encKey: Buffer;
   /** Keyed-BLAKE3 key for content IDs of blobs. */
   readonly idKey: Buffer;
-  /** Key of the chunker's gear table: boundaries differ per repository. */
-  readonly chunkerKey: Buffer;
 }
+
+/** The keys that sealing and opening blobs need; all a worker thread is given. */
+export type BlobKeys = Pick<MasterKey, 'encKey' | 'idKey'>;
 
 export const MASTER_SECRET_LENGTH = 64;
 
@@ -25,7 +26,6 @@ export function masterKeyFrom(secret: Buffer): MasterKey {
     secret,
     encKey: Blake3Hasher.deriveKey('arca 2026 v1 encryption key', secret),
     idKey: Blake3Hasher.deriveKey('arca 2026 v1 content id key', secret),
-    chunkerKey: Blake3Hasher.deriveKey('arca 2026 v1 chunker gear key', secret),
   };
 }
 
