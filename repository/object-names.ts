@@ -4,11 +4,16 @@ export const KEYS_PREFIX = 'keys/';
 export const DATA_PREFIX = 'data/';
 export const INDEX_PREFIX = 'index/';
 export const SNAPSHOTS_PREFIX = 'snapshots/';
+export const LEASES_PREFIX = 'leases/';
+export const PRUNE_PLANS_PREFIX = 'prune-plans/';
 
 export const packName = (idHex: string): string => `${DATA_PREFIX}${idHex.slice(0, 2)}/${idHex}`;
 export const indexName = (idHex: string): string => `${INDEX_PREFIX}${idHex}`;
 export const snapshotName = (idHex: string): string => `${SNAPSHOTS_PREFIX}${idHex}`;
 export const keyName = (idHex: string): string => `${KEYS_PREFIX}${idHex}`;
+/** Leases are rewritten by their holder, so they are named by a random 128-bit ID, not a hash. */
+export const leaseName = (idHex: string): string => `${LEASES_PREFIX}${idHex}`;
+export const prunePlanName = (idHex: string): string => `${PRUNE_PLANS_PREFIX}${idHex}`;
 
 const HEX_ID = /^[0-9a-f]{64}$/;
 

@@ -66,6 +66,11 @@ export class Repository {
     }
   }
 
+  /** Seals and stores a small object under a name of the caller's (leases, which their holder rewrites). */
+  async writeSealedObjectAs(name: string, purpose: SealPurpose, plaintext: Buffer): Promise<void> {
+    await this.storage.put(name, seal(this.keys.encKey, purpose, plaintext));
+  }
+
   /** Seals and stores a small object under the hash of its stored bytes; returns that ID. */
   async writeSealedObject(nameOf: (id: string) => string, purpose: SealPurpose, plaintext: Buffer): Promise<string> {
     const stored = seal(this.keys.encKey, purpose, plaintext);

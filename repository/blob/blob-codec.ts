@@ -9,8 +9,7 @@ import { open, seal } from '../crypto/seal.ts';
 const RAW = 0;
 const ZSTD = 1;
 
-/** Blobs in a repository are file content chunks or directory listings. */
-export type BlobType = 'data' | 'tree';
+export type { BlobType } from '../index/types.ts';
 
 export interface SealedBlob {
   readonly id: Buffer;

@@ -17,7 +17,7 @@ export const SEAL_OVERHEAD = NONCE_LENGTH + TAG_LENGTH;
 export const KEY_LENGTH = 32;
 
 /** What a sealed unit is; bound as associated data so one kind can never be passed off as another. */
-export type SealPurpose = 'blob' | 'pack-header' | 'index' | 'snapshot' | 'config' | 'master-key';
+export type SealPurpose = 'blob' | 'pack-header' | 'index' | 'snapshot' | 'config' | 'master-key' | 'lease' | 'prune-plan';
 
 const AAD: Readonly<Record<SealPurpose, Buffer>> = {
   'blob': Buffer.from('arca-v1:blob'),
@@ -26,6 +26,8 @@ const AAD: Readonly<Record<SealPurpose, Buffer>> = {
   'snapshot': Buffer.from('arca-v1:snapshot'),
   'config': Buffer.from('arca-v1:config'),
   'master-key': Buffer.from('arca-v1:master-key'),
+  'lease': Buffer.from('arca-v1:lease'),
+  'prune-plan': Buffer.from('arca-v1:prune-plan'),
 };
 
 /** Raised when a sealed unit does not authenticate: wrong key, truncation or tampering. */
