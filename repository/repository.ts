@@ -1,6 +1,7 @@
 import { blake3 } from '@napi-rs/blake-hash';
 import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
-import { BlobIndex, decodeIndexFile, encodeIndexFile, type IndexPack } from './index/index.ts';
+import { BlobIndex, decodeIndexFile, encodeIndexFile, type BlobLocation, type IndexPack } from './index/index.ts';
+import { listPlans } from './maintenance/prune-plan.ts';
 import { decodeBlob } from './blob/blob-codec.ts';
 import { newMasterKey, type MasterKey } from './crypto/master-key.ts';
 import { open, seal, type SealPurpose } from './crypto/seal.ts';
@@ -30,7 +31,14 @@ export class Repository {
   readonly keys: MasterKey;
   readonly config: RepoConfig;
   readonly keyId: string;
+  /** Where each blob is, as the index files say. Writers deduplicate against this only. */
   readonly index = new BlobIndex();
+  /**
+   * Blobs of packs that a prune has marked for deletion but not yet swept (from prune plans).
+   * Readers may still fetch them; writers must not reuse them, or the sweep could delete what a
+   * new snapshot needs.
+   */
+  readonly retired = new BlobIndex();
 
   private constructor(storage: Storage, keys: MasterKey, config: RepoConfig, keyId: string) {
     this.storage = storage;
@@ -81,7 +89,7 @@ export class Repository {
 
   // ---- index
 
-  /** Loads every index file into memory. Returns the number of index files read. */
+  /** Loads every index file, and the entries of pending prune plans, into memory. Returns the number of index files read. */
   async loadIndex(): Promise<number> {
     const names: string[] = [];
     for await (const obj of this.storage.list(INDEX_PREFIX)) if (idOfName(obj.name) !== undefined) names.push(obj.name);
@@ -90,7 +98,15 @@ export class Repository {
         for (const blob of pack.blobs) this.index.add(blob.id, { packId: pack.packId, ...blob });
       }
     });
+    for (const { plan } of await listPlans(this)) {
+      for (const pack of plan.entries) for (const blob of pack.blobs) this.retired.add(blob.id, { packId: pack.packId, ...blob });
+    }
     return names.length;
+  }
+
+  /** Where to read a blob from: the index, or a pending prune plan. */
+  locate(id: Buffer): BlobLocation | undefined {
+    return this.index.get(id) ?? this.retired.get(id);
   }
 
   async readIndexFile(name: string): Promise<IndexPack[]> {
@@ -102,15 +118,16 @@ export class Repository {
     }
   }
 
-  async writeIndexFile(packs: IndexPack[]): Promise<string> {
-    return this.writeSealedObject(indexName, 'index', zstdCompressSync(encodeIndexFile(packs)));
+  /** Writes an index file; `supersedes` names index files (by ID) whose entries it includes. */
+  async writeIndexFile(packs: IndexPack[], options: { supersedes?: readonly Buffer[] } = {}): Promise<string> {
+    return this.writeSealedObject(indexName, 'index', zstdCompressSync(encodeIndexFile(packs, { supersedes: [...(options.supersedes ?? [])] })));
   }
 
   // ---- blobs and trees
 
   /** Reads, decrypts and verifies one blob through the index. */
   async readBlob(id: Buffer): Promise<Buffer> {
-    const loc = this.index.get(id);
+    const loc = this.locate(id);
     if (!loc) throw new BlobNotFoundError(id.toString('hex'));
     const name = packName(loc.packId.toString('hex'));
     const sealed = await this.storage.get(name, { offset: loc.offset, length: loc.length });

@@ -5,6 +5,7 @@ import { blobId } from '../../repository/crypto/master-key.ts';
 import { sealBlob } from '../../repository/blob/blob-codec.ts';
 import type { BlobWriter } from '../../repository/blob-writer.ts';
 import { UsageError } from '../../repository/errors.ts';
+import type { Lease } from '../../repository/maintenance/leases.ts';
 import type { Repository } from '../../repository/repository.ts';
 import type { BackupSummary, Snapshot, StoredSnapshot } from '../../repository/snapshot/snapshot.ts';
 import { encodeTree, type FileNode, type NodeMeta, type Tree, type TreeNode } from '../../repository/tree/tree.ts';
@@ -29,6 +30,8 @@ export interface BackupOptions {
   /** Record access times (default: recorded as the modification time, see metaOf). */
   readonly withAtime?: boolean;
   readonly time?: Date;
+  /** The writer's lease: checked before the snapshot is written (see Lease.assertFresh). */
+  readonly lease?: Lease | undefined;
 }
 
 export interface BackupResult {
@@ -130,6 +133,7 @@ export class Archiver {
       program_version: PROGRAM_VERSION,
       summary,
     };
+    options.lease?.assertFresh();
     const snapshotId = await this.repo.saveSnapshot(snapshot);
     this.reportProgress();
     return { snapshotId, snapshot, summary };

@@ -33,7 +33,7 @@ export const statsCommand: Command = {
           const key = id.toString('hex');
           if (blobs.has(key)) continue;
           blobs.add(key);
-          const loc = repo.index.get(id);
+          const loc = repo.locate(id);
           storedSize += loc?.length ?? 0;
           rawSize += loc?.rawLength ?? 0;
         }

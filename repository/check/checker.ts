@@ -4,6 +4,7 @@ import { packMatchesId, parsePack } from '../pack/pack-reader.ts';
 import type { Repository } from '../repository.ts';
 import type { BlobLocation } from '../index/index.ts';
 import type { CheckNotice, CheckProblem, CheckReport } from './report.ts';
+import { listPlans } from '../maintenance/prune-plan.ts';
 
 export interface CheckOptions {
   /** Which packs to read whole and verify blob by blob; `none` checks structure only. */
@@ -29,6 +30,8 @@ export class Checker {
   private readonly notices: CheckNotice[] = [];
   /** Blobs that are indexed but cannot be read: their pack is missing, or they failed to decode. */
   private readonly unusable = new Set<string>();
+  /** Packs that a prune plan will delete: expected to be in no index. */
+  private readonly plannedPacks = new Set<string>();
 
   constructor(repo: Repository) {
     this.repo = repo;
@@ -45,6 +48,10 @@ export class Checker {
   }
 
   private async loadIndexes(): Promise<void> {
+    for (const { plan } of await listPlans(this.repo)) {
+      for (const pack of plan.entries) for (const blob of pack.blobs) this.repo.retired.add(blob.id, { packId: pack.packId, ...blob });
+      for (const pack of plan.packs) this.plannedPacks.add(pack);
+    }
     for await (const obj of this.repo.storage.list(INDEX_PREFIX)) {
       if (idOfName(obj.name) === undefined) continue;
       try {
@@ -68,12 +75,14 @@ export class Checker {
 
   private checkPacksAgainstIndex(packSizes: Map<string, number>): void {
     const needed = new Map<string, { end: number; blobs: number }>();
-    for (const [, loc] of this.repo.index.entries()) {
-      const key = loc.packId.toString('hex');
-      const n = needed.get(key) ?? { end: 0, blobs: 0 };
-      n.end = Math.max(n.end, loc.offset + loc.length);
-      n.blobs++;
-      needed.set(key, n);
+    for (const index of [this.repo.index, this.repo.retired]) {
+      for (const [, loc] of index.entries()) {
+        const key = loc.packId.toString('hex');
+        const n = needed.get(key) ?? { end: 0, blobs: 0 };
+        n.end = Math.max(n.end, loc.offset + loc.length);
+        n.blobs++;
+        needed.set(key, n);
+      }
     }
     for (const [pack, { end, blobs }] of needed) {
       const size = packSizes.get(pack);
@@ -82,7 +91,7 @@ export class Checker {
       else continue;
       for (const entry of this.repo.index.blobsInPack(Buffer.from(pack, 'hex'))) this.unusable.add(entry.id.toString('hex'));
     }
-    for (const [pack, size] of packSizes) if (!needed.has(pack)) this.notices.push({ kind: 'pack-unindexed', pack, size });
+    for (const [pack, size] of packSizes) if (!needed.has(pack) && !this.plannedPacks.has(pack)) this.notices.push({ kind: 'pack-unindexed', pack, size });
   }
 
   private async checkSnapshots(): Promise<number> {
@@ -117,7 +126,7 @@ export class Checker {
       const childPath = `${path}/${node.name.toString()}`;
       if (node.type === 'dir') await this.checkTree(snapshot, node.subtree, childPath, checked);
       else if (node.type === 'file') {
-        const missing = node.content.find((id) => !this.repo.index.has(id));
+        const missing = node.content.find((id) => this.repo.locate(id) === undefined);
         const damaged = node.content.find((id) => this.unusable.has(id.toString('hex')));
         if (missing) this.problems.push({ kind: 'file-data-missing', snapshot, path: childPath, blob: missing.toString('hex') });
         else if (damaged) this.problems.push({ kind: 'file-data-damaged', snapshot, path: childPath, blob: damaged.toString('hex') });

@@ -109,8 +109,9 @@ export async function listLeases(repo: Repository): Promise<LeaseRecord[]> {
   const leases: LeaseRecord[] = [];
   for await (const obj of repo.storage.list(LEASES_PREFIX)) {
     try {
-      const record = JSON.parse((await repo.readSealedObject(obj.name, 'lease')).toString('utf8')) as LeaseRecord;
-      if (record.version === 1 && !Number.isNaN(Date.parse(record.started)) && !Number.isNaN(Date.parse(record.heartbeat))) leases.push(record);
+      const record = JSON.parse((await repo.readSealedObject(obj.name, 'lease')).toString('utf8')) as Partial<Omit<LeaseRecord, 'version'>> & { version?: unknown };
+      if (record.version === 1 && typeof record.started === 'string' && typeof record.heartbeat === 'string'
+        && !Number.isNaN(Date.parse(record.started)) && !Number.isNaN(Date.parse(record.heartbeat))) leases.push(record as LeaseRecord);
     } catch {
       // Deleted between list and get, or not ours.
     }
