@@ -68,12 +68,15 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
     const packSizes = await listPackSizes(repo);
     const plans = await listPlans(repo);
     const inPlans = new Set(plans.flatMap((p) => p.plan.packs));
+    // Leases are listed before snapshots: a writer whose lease is gone by now has written its
+    // snapshot already, so the mark below sees it.
+    const leasesAtStart = await listLeases(repo);
     const snapshots = await repo.listSnapshotIds();
     const used = new BlobSet();
     await markSnapshots(repo, snapshots, used);
     log(`marked ${used.size} blobs in use by ${snapshots.length} snapshots`);
 
-    if (!options.dryRun) await sweepPlans(repo, plans, used, packSizes, lease?.record.id, options, report);
+    if (!options.dryRun) await sweepPlans(repo, plans, used, packSizes, leasesAtStart, lease?.record.id, options, report);
 
     // ---- phase 1: choose candidates
     const usage = packUsage(repo, packSizes, used);
@@ -124,9 +127,10 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
     log(`marked ${candidates.size} packs for deletion (plan ${planId.slice(0, 8)})`);
 
     // ---- phase 2 for this run's plan, at once if nobody else is writing
-    const newer = (await repo.listSnapshotIds()).filter((id) => !snapshots.includes(id));
-    await markSnapshots(repo, newer, used);
-    await sweepPlans(repo, [{ id: planId, plan }], used, packSizes, lease?.record.id, options, report);
+    const leasesNow = await listLeases(repo);
+    const known = new Set(snapshots);
+    await markSnapshots(repo, (await repo.listSnapshotIds()).filter((id) => !known.has(id)), used);
+    await sweepPlans(repo, [{ id: planId, plan }], used, packSizes, leasesNow, lease?.record.id, options, report);
     report.plansPending = (await listPlans(repo)).length;
     report.unusedPercentAfter = unusedPercent(usage, new Set(candidates.keys()));
     return report;
@@ -266,14 +270,14 @@ function blockingLeases(plan: PrunePlan, leases: readonly LeaseRecord[], ownLeas
 /**
  * Phase 2: deletes the packs of plans that no running writer can depend on any more. A candidate
  * blob that a snapshot uses (made by a writer that loaded the old index) and that is not indexed
- * elsewhere is indexed again and its pack kept.
+ * elsewhere is indexed again and its pack kept. `leases` must have been listed before the
+ * snapshots behind `used`.
  */
 async function sweepPlans(
   repo: Repository, plans: readonly StoredPlan[], used: BlobSet, packSizes: Map<string, number>,
-  ownLease: string | undefined, options: PruneOptions, report: PruneReport,
+  leases: readonly LeaseRecord[], ownLease: string | undefined, options: PruneOptions, report: PruneReport,
 ): Promise<void> {
   if (plans.length === 0) return;
-  const leases = await listLeases(repo);
   // What the index files say now: after this run's compaction, and with other writers' additions.
   const live = new BlobIndex();
   await readIndexFiles(repo, live);

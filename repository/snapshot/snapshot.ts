@@ -24,6 +24,8 @@ export interface Snapshot {
   readonly username: string;
   readonly tags: readonly string[];
   readonly parent?: string | undefined;
+  /** For a snapshot made by `copy` or `repair snapshots`: the ID of the snapshot it came from. */
+  readonly original?: string | undefined;
   readonly program_version: string;
   readonly summary?: BackupSummary | undefined;
 }
