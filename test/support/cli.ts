@@ -21,7 +21,14 @@ export interface RunOptions {
 
 /** Environment for test runs: a fast KDF and a fixed password unless the test overrides them. */
 export function testEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ARCA_KDF_N: '1024', ARCA_PASSWORD: 'test-password', ...extra };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ARCA_KDF_N: '1024',
+    ARCA_PASSWORD: 'test-password',
+    // Type stripping of the sources on every start costs more than half a second; cache it.
+    NODE_COMPILE_CACHE: path.join(os.tmpdir(), 'arca-test-compile-cache'),
+    ...extra,
+  };
   for (const [k, v] of Object.entries(extra)) if (v === undefined) Reflect.deleteProperty(env, k);
   return env;
 }
