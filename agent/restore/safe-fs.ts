@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { constants, promises as fsp } from 'node:fs';
 import { promisify } from 'node:util';
 
@@ -75,7 +76,25 @@ export async function createHardlink(existing: Buffer, p: Buffer): Promise<void>
 export async function createSpecial(p: Buffer, type: 'fifo' | 'chardev' | 'blockdev', rdev: bigint): Promise<void> {
   await clearNonDirectory(p);
   const name = p.toString('utf8');
-  if (!Buffer.from(name).equals(p)) throw new Error('special files with non-UTF-8 names cannot be created');
+  if (Buffer.from(name).equals(p)) {
+    await makeSpecial(name, type, rdev);
+    return;
+  }
+  // Command arguments are strings: a path that is not UTF-8 is made under a temporary name in
+  // the nearest directory on it whose path is (at worst the target), then renamed into place.
+  let dir = p.subarray(0, Math.max(p.lastIndexOf(0x2f), 0));
+  while (dir.length > 0 && !Buffer.from(dir.toString('utf8')).equals(dir)) dir = dir.subarray(0, Math.max(dir.lastIndexOf(0x2f), 0));
+  const temporary = `${dir.toString('utf8')}/.arca-special-${randomBytes(8).toString('hex')}`;
+  await makeSpecial(temporary, type, rdev);
+  try {
+    await fsp.rename(temporary, p);
+  } catch (err) {
+    await fsp.unlink(temporary).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function makeSpecial(name: string, type: 'fifo' | 'chardev' | 'blockdev', rdev: bigint): Promise<void> {
   if (type === 'fifo') {
     await run('mkfifo', ['-m', '600', '--', name]);
     return;

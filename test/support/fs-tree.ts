@@ -13,7 +13,7 @@ export interface ScannedEntry {
   readonly gid: number;
   /** File size; 0 for everything else (directory sizes depend on the filesystem). */
   readonly size: number;
-  /** Modification time truncated to microseconds (what utimes(2) through Node can set). */
+  /** Modification time floored to whole microseconds (Node's utimes cannot set finer). */
   readonly mtimeUs: bigint;
   /** sha256 of a regular file's content. */
   readonly sha256?: string;
@@ -59,6 +59,11 @@ async function sha256Of(file: Buffer): Promise<string> {
 
 const SLASH = Buffer.from('/');
 
+/** Nanoseconds to whole microseconds, rounding down (also before 1970, where `/` would round up). */
+export function floorMicros(ns: bigint): bigint {
+  return ns >= 0n ? ns / 1000n : -((-ns + 999n) / 1000n);
+}
+
 /**
  * Every entry under `root` (the root itself as "."), keyed by its escaped relative path.
  * Symlinks are never followed; file contents are hashed.
@@ -69,7 +74,7 @@ export async function scanTree(root: string | Buffer): Promise<Map<string, Scann
   const visit = async (abs: Buffer, rel: string): Promise<void> => {
     const st = await fsp.lstat(abs, { bigint: true });
     const type = typeOf(st);
-    const base = { type, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), size: type === 'file' ? Number(st.size) : 0, mtimeUs: st.mtimeNs / 1000n };
+    const base = { type, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), size: type === 'file' ? Number(st.size) : 0, mtimeUs: floorMicros(st.mtimeNs) };
     switch (type) {
       case 'file':
         raw.push({ rel, st, entry: { ...base, sha256: await sha256Of(abs) } });
