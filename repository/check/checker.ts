@@ -44,7 +44,7 @@ export class Checker {
     const { packsRead, blobsRead } = await this.readData(options.readData, packSizes);
     // Last, so that damage found above is traced to the snapshots and files it affects.
     const snapshotsChecked = await this.checkSnapshots();
-    return { problems: this.problems, notices: this.notices, snapshotsChecked, packsChecked: packSizes.size, packsRead, blobsRead };
+    return { problems: this.problems, notices: this.notices, snapshotsChecked, packsChecked: packSizes.size, packsRead, blobsRead, unusableBlobs: this.unusable };
   }
 
   private async loadIndexes(): Promise<void> {

@@ -21,6 +21,8 @@ export interface CheckReport {
   readonly packsChecked: number;
   readonly packsRead: number;
   readonly blobsRead: number;
+  /** IDs (hex) of indexed blobs that cannot be read: their pack is missing, or they are damaged. */
+  readonly unusableBlobs: ReadonlySet<string>;
 }
 
 export function describeProblem(p: CheckProblem): string {

@@ -28,6 +28,16 @@ export interface Snapshot {
   readonly original?: string | undefined;
   readonly program_version: string;
   readonly summary?: BackupSummary | undefined;
+  /** Set by `repair snapshots`: what was lost and left out of this copy of the snapshot. */
+  readonly repaired?: RepairRecord | undefined;
+}
+
+export interface RepairRecord {
+  readonly time: string;
+  /** Files dropped because some of their data is lost. */
+  readonly files_removed: readonly string[];
+  /** Directories whose listing is lost, kept as empty directories. */
+  readonly dirs_emptied: readonly string[];
 }
 
 /** A snapshot together with its ID (the BLAKE3 of its stored object). */
