@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CachingStorage } from '../repository/cache/caching-storage.ts';
+import { defaultCacheRoot, RepositoryCache } from '../repository/cache/repository-cache.ts';
 import { UsageError } from '../repository/errors.ts';
 import { Repository } from '../repository/repository.ts';
 import { openStorage } from '../repository/storage/open.ts';
+import { RetryingStorage, retryPolicyFromEnv, type RetryingOptions } from '../repository/storage/retrying.ts';
 import type { Storage } from '../repository/storage/storage.ts';
 
 /** Options every command takes. */
@@ -10,6 +15,12 @@ export interface GlobalOptions {
   readonly passwordFile: string | undefined;
   readonly json: boolean;
   readonly quiet: boolean;
+  /** --s3-endpoint: an S3-compatible server for s3:// repositories (else ARCA_S3_ENDPOINT). */
+  readonly s3Endpoint?: string | undefined;
+  /** --cache-dir: where the local cache lives (default $XDG_CACHE_HOME/arca or ~/.cache/arca). */
+  readonly cacheDir?: string | undefined;
+  /** --no-cache: read everything from the storage. */
+  readonly noCache?: boolean;
 }
 
 export function repositoryUrl(options: GlobalOptions): string {
@@ -18,8 +29,24 @@ export function repositoryUrl(options: GlobalOptions): string {
   return url;
 }
 
+/** The repository's backend, wrapped in retries (every backend gets them). */
 export function storageFor(options: GlobalOptions): Storage {
-  return openStorage(repositoryUrl(options));
+  return new RetryingStorage(backendFor(options), retryOptions(options));
+}
+
+function backendFor(options: GlobalOptions): Storage {
+  return openStorage(repositoryUrl(options), { s3Endpoint: options.s3Endpoint });
+}
+
+function warn(options: GlobalOptions, message: string): void {
+  if (!options.quiet) process.stderr.write(`arca: warning: ${message}.\n`);
+}
+
+function retryOptions(options: GlobalOptions): RetryingOptions {
+  return {
+    ...retryPolicyFromEnv(process.env),
+    onRetry: (e) => { warn(options, `${e.error.message.replace(/\.$/, '')}; trying again${e.delayMs > 0 ? ` in ${(e.delayMs / 1000).toFixed(1)} s` : ''}`); },
+  };
 }
 
 function firstLine(text: string): string {
@@ -28,7 +55,11 @@ function firstLine(text: string): string {
 
 /** The password from --password-file, ARCA_PASSWORD_FILE or ARCA_PASSWORD; never from argv. */
 export function readPassword(options: GlobalOptions): Buffer {
-  const file = options.passwordFile ?? process.env.ARCA_PASSWORD_FILE;
+  return readPasswordFrom(options.passwordFile ?? process.env.ARCA_PASSWORD_FILE, 'ARCA_PASSWORD', '--password-file');
+}
+
+/** A password from `file` (its first line) if given, else from the environment variable `envName`. */
+export function readPasswordFrom(file: string | undefined, envName: string, flagName: string): Buffer {
   if (file !== undefined && file !== '') {
     try {
       return Buffer.from(firstLine(readFileSync(file, 'utf8')));
@@ -36,24 +67,38 @@ export function readPassword(options: GlobalOptions): Buffer {
       throw new UsageError(`Cannot read the password file ${file}: ${err instanceof Error ? err.message : String(err)}.`);
     }
   }
-  const password = process.env.ARCA_PASSWORD;
+  const password = process.env[envName];
   if (password === undefined || password === '') {
-    throw new UsageError('No password given: set ARCA_PASSWORD or ARCA_PASSWORD_FILE, or pass --password-file.');
+    throw new UsageError(`No password given: set ${envName} or ${envName}_FILE, or pass ${flagName}.`);
   }
   return Buffer.from(password);
 }
 
 /** A second password for `key add` and `key passwd`: ARCA_NEW_PASSWORD(_FILE) or --new-password-file. */
 export function readNewPassword(file: string | undefined): Buffer {
-  const path = file ?? process.env.ARCA_NEW_PASSWORD_FILE;
-  if (path !== undefined && path !== '') return Buffer.from(firstLine(readFileSync(path, 'utf8')));
-  const password = process.env.ARCA_NEW_PASSWORD;
-  if (password === undefined || password === '') throw new UsageError('No new password given: set ARCA_NEW_PASSWORD or pass --new-password-file.');
-  return Buffer.from(password);
+  return readPasswordFrom(file ?? process.env.ARCA_NEW_PASSWORD_FILE, 'ARCA_NEW_PASSWORD', '--new-password-file');
 }
 
-export async function openRepository(options: GlobalOptions, { withIndex }: { withIndex: boolean }): Promise<Repository> {
-  const repo = await Repository.open(storageFor(options), readPassword(options));
-  if (withIndex) await repo.loadIndex();
+/**
+ * Opens the repository through retrying(caching(backend)), the cache keyed by the repository ID
+ * (so only known once the config is read). `cache: false` is for commands that must see the
+ * storage itself, such as check.
+ */
+export async function openRepository(options: GlobalOptions, { withIndex, cache = true }: { withIndex: boolean; cache?: boolean }): Promise<Repository> {
+  const backend = backendFor(options);
+  const retry = retryOptions(options);
+  const plain = await Repository.open(new RetryingStorage(backend, retry), readPassword(options));
+  const repoCache = cache && options.noCache !== true
+    ? await RepositoryCache.open({
+      root: options.cacheDir !== undefined ? path.resolve(options.cacheDir) : defaultCacheRoot(process.env, os.homedir()),
+      repoId: plain.config.id,
+      onWarning: (message) => { warn(options, message); },
+    })
+    : undefined;
+  const repo = repoCache ? plain.withStorage(new RetryingStorage(new CachingStorage(backend, repoCache.objects), retry), { blobCache: repoCache.trees }) : plain;
+  if (withIndex) {
+    await repo.loadIndex();
+    await repoCache?.dropTreesNotIn((id) => repo.locate(id) !== undefined);
+  }
   return repo;
 }

@@ -7,7 +7,11 @@ import { exitCodeOf } from './exit-codes.ts';
 import { backupCommand } from './commands/backup.ts';
 import { catCommand } from './commands/cat.ts';
 import { checkCommand } from './commands/check.ts';
+import { pruneCommand } from './commands/prune.ts';
+import { copyCommand } from './commands/copy.ts';
+import { repairCommand } from './commands/repair.ts';
 import { diffCommand } from './commands/diff.ts';
+import { forgetCommand } from './commands/forget.ts';
 import { initCommand } from './commands/init.ts';
 import { keyCommand } from './commands/key.ts';
 import { lsCommand } from './commands/ls.ts';
@@ -16,12 +20,15 @@ import { snapshotsCommand } from './commands/snapshots.ts';
 import { statsCommand } from './commands/stats.ts';
 
 const COMMANDS: readonly Command[] = [
-  initCommand, backupCommand, snapshotsCommand, lsCommand, restoreCommand, diffCommand, statsCommand, checkCommand, catCommand, keyCommand,
+  initCommand, backupCommand, snapshotsCommand, lsCommand, restoreCommand, diffCommand, statsCommand, checkCommand, pruneCommand, forgetCommand, copyCommand, repairCommand, catCommand, keyCommand,
 ];
 
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
   repo: { type: 'string', short: 'r' },
   'password-file': { type: 'string' },
+  's3-endpoint': { type: 'string' },
+  'cache-dir': { type: 'string' },
+  'no-cache': { type: 'boolean' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
@@ -34,7 +41,7 @@ function usage(): string {
     '',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'Global options: --repo URL, --password-file FILE, --json, --quiet, --help',
+    'Global options: --repo URL, --password-file FILE, --s3-endpoint URL, --cache-dir DIR, --no-cache, --json, --quiet, --help',
   ].join('\n');
 }
 
@@ -66,6 +73,9 @@ async function main(argv: string[]): Promise<number> {
     passwordFile: typeof values['password-file'] === 'string' ? values['password-file'] : undefined,
     json: values.json === true,
     quiet: values.quiet === true,
+    s3Endpoint: typeof values['s3-endpoint'] === 'string' ? values['s3-endpoint'] : undefined,
+    cacheDir: typeof values['cache-dir'] === 'string' ? values['cache-dir'] : undefined,
+    noCache: values['no-cache'] === true,
   };
   return command.run(values, parsed.positionals, global);
 }

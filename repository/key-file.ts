@@ -45,6 +45,10 @@ export async function writeKeyFile(storage: Storage, master: MasterKey, password
 }
 
 function parseKeyFile(name: string, bytes: Buffer): KeyFileJson {
+  // A key file is named by the hash of its bytes: checking it tells a damaged key file (say, a
+  // flipped byte in the salt) from a wrong password, which would otherwise look the same.
+  const id = idOfName(name);
+  if (id !== undefined && blake3(bytes).toString('hex') !== id) throw new CorruptObjectError(name, 'content does not match its name');
   try {
     const json = JSON.parse(bytes.toString('utf8')) as { version?: unknown; kdf?: { algorithm?: unknown }; wrapped?: unknown };
     if (json.version !== 1 || json.kdf?.algorithm !== 'scrypt' || typeof json.wrapped !== 'string') throw new Error('unknown layout');
@@ -68,19 +72,38 @@ export async function listKeys(storage: Storage): Promise<KeyInfo[]> {
 /** Tries every key file with the password; returns the master key and which key opened it. */
 export async function unlockMasterKey(storage: Storage, password: Buffer): Promise<{ master: MasterKey; keyId: string }> {
   let sawKey = false;
+  let damaged: CorruptObjectError | undefined;
   for await (const obj of storage.list(KEYS_PREFIX)) {
     const id = idOfName(obj.name);
     if (id === undefined) continue;
     sawKey = true;
-    const json = parseKeyFile(obj.name, await storage.get(obj.name));
-    const kdf: KdfParams = { algorithm: 'scrypt', N: json.kdf.N, r: json.kdf.r, p: json.kdf.p, salt: Buffer.from(json.kdf.salt, 'base64') };
-    const wrappingKey = await deriveKey(password, kdf);
     try {
-      return { master: masterKeyFrom(open(wrappingKey, 'master-key', Buffer.from(json.wrapped, 'base64'))), keyId: id };
+      const master = await openKeyFile(storage, obj.name, password);
+      if (master) return { master, keyId: id };
     } catch (err) {
-      if (!(err instanceof SealOpenError)) throw err;
+      // A damaged key file must not lock out the passwords of the others; it is reported if none opens.
+      if (!(err instanceof CorruptObjectError)) throw err;
+      damaged ??= err;
     }
   }
   if (!sawKey) throw new ArcaError('ARCA_ERR_NO_KEYS', `The repository at ${storage.location} has no key files; it cannot be opened.`);
-  throw new WrongPasswordError();
+  throw damaged ?? new WrongPasswordError();
+}
+
+/** The master key if `password` opens the key file `name`, undefined if it does not. */
+async function openKeyFile(storage: Storage, name: string, password: Buffer): Promise<MasterKey | undefined> {
+  const json = parseKeyFile(name, await storage.get(name));
+  let wrappingKey: Buffer;
+  try {
+    const kdf: KdfParams = { algorithm: 'scrypt', N: json.kdf.N, r: json.kdf.r, p: json.kdf.p, salt: Buffer.from(json.kdf.salt, 'base64') };
+    wrappingKey = await deriveKey(password, kdf);
+  } catch (err) {
+    throw new CorruptObjectError(name, `unusable key derivation parameters: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  try {
+    return masterKeyFrom(open(wrappingKey, 'master-key', Buffer.from(json.wrapped, 'base64')));
+  } catch (err) {
+    if (err instanceof SealOpenError) return undefined;
+    throw new CorruptObjectError(name, err instanceof Error ? err.message : 'unreadable', { cause: err });
+  }
 }

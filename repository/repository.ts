@@ -19,6 +19,20 @@ import { decodeTree, type Tree } from './tree/tree.ts';
 
 export type InitOptions = ConfigOverrides;
 
+/**
+ * A store of sealed tree blobs by blob ID (repository/cache/). Whatever it returns is decoded and
+ * ID-checked like bytes from storage; an entry that fails is deleted and the blob read again.
+ */
+export interface BlobCache {
+  get(id: Buffer): Promise<Buffer | undefined>;
+  put(id: Buffer, sealed: Buffer): Promise<void>;
+  delete(id: Buffer): Promise<void>;
+}
+
+export interface RepositoryHooks {
+  readonly blobCache?: BlobCache | undefined;
+}
+
 /** How many objects of one kind are fetched at once when loading indexes or snapshots. */
 const LOAD_CONCURRENCY = 8;
 
@@ -39,12 +53,15 @@ export class Repository {
    * new snapshot needs.
    */
   readonly retired = new BlobIndex();
+  /** Where tree blobs are cached between runs, if anywhere. */
+  readonly blobCache: BlobCache | undefined;
 
-  private constructor(storage: Storage, keys: MasterKey, config: RepoConfig, keyId: string) {
+  private constructor(storage: Storage, keys: MasterKey, config: RepoConfig, keyId: string, hooks: RepositoryHooks = {}) {
     this.storage = storage;
     this.keys = keys;
     this.config = config;
     this.keyId = keyId;
+    this.blobCache = hooks.blobCache;
   }
 
   static async init(storage: Storage, password: Buffer, options: InitOptions = {}): Promise<Repository> {
@@ -60,6 +77,14 @@ export class Repository {
     if (!(await exists(storage, CONFIG_NAME))) throw new RepositoryNotFoundError(storage.location);
     const { master, keyId } = await unlockMasterKey(storage, password);
     return new Repository(storage, master, await readConfig(storage, master), keyId);
+  }
+
+  /**
+   * The same repository (keys, config) through another storage stack and hooks, e.g. with a
+   * cache once the repository ID is known. The in-memory index starts empty.
+   */
+  withStorage(storage: Storage, hooks: RepositoryHooks = {}): Repository {
+    return new Repository(storage, this.keys, this.config, this.keyId, hooks);
   }
 
   /** Reads a sealed small object (index, snapshot) after checking that its name is its hash. */
@@ -125,17 +150,29 @@ export class Repository {
 
   // ---- blobs and trees
 
-  /** Reads, decrypts and verifies one blob through the index. */
+  /** Reads, decrypts and verifies one blob through the index (and the tree cache, for trees). */
   async readBlob(id: Buffer): Promise<Buffer> {
     const loc = this.locate(id);
     if (!loc) throw new BlobNotFoundError(id.toString('hex'));
+    const cache = loc.type === 'tree' ? this.blobCache : undefined;
+    const cached = await cache?.get(id);
+    if (cache && cached) {
+      try {
+        return decodeBlob(this.keys, cached, id);
+      } catch {
+        await cache.delete(id); // A bad entry is never trusted: read the blob from storage.
+      }
+    }
     const name = packName(loc.packId.toString('hex'));
     const sealed = await this.storage.get(name, { offset: loc.offset, length: loc.length });
+    let plain: Buffer;
     try {
-      return decodeBlob(this.keys, sealed, id);
+      plain = decodeBlob(this.keys, sealed, id);
     } catch (err) {
       throw new CorruptObjectError(name, `blob ${id.toString('hex')} at offset ${loc.offset}: ${err instanceof Error ? err.message : 'unreadable'}`, { cause: err });
     }
+    await cache?.put(id, sealed);
+    return plain;
   }
 
   async loadTree(id: Buffer): Promise<Tree> {

@@ -3,13 +3,14 @@ import path from 'node:path';
 import { blobId } from '../../repository/crypto/master-key.ts';
 import { isExcluded } from '../backup/exclude.ts';
 import type { Reporter } from '../backup/progress.ts';
-import { ArcaError } from '../../repository/errors.ts';
+import { ArcaError, CorruptObjectError } from '../../repository/errors.ts';
 import { packName } from '../../repository/object-names.ts';
 import type { Repository } from '../../repository/repository.ts';
 import type { Snapshot } from '../../repository/snapshot/snapshot.ts';
 import { isSafeName, type FileNode, type TreeNode } from '../../repository/tree/tree.ts';
 import { mapLimit } from '../../repository/repository.ts';
-import type { WorkerPool } from '../pool/worker-pool.ts';
+import { ObjectNotFoundError } from '../../repository/storage/storage.ts';
+import { WorkerTaskError, type WorkerPool } from '../pool/worker-pool.ts';
 import { createFile, createHardlink, createSpecial, createSymlink, ensureDirectory, openForWrite } from './safe-fs.ts';
 import { applyMetadata } from './metadata.ts';
 
@@ -63,8 +64,10 @@ interface FileState {
 }
 
 const PACK_CONCURRENCY = 4;
-/** Blobs of a pack closer than this are fetched in one range read. */
+/** Blobs of a pack closer than this are fetched in one range read... */
 const RANGE_GAP = 1 << 20;
+/** ...of at most this many bytes, which bounds memory at PACK_CONCURRENCY × this (plus plaintext). */
+const MAX_RANGE = 8 << 20;
 
 export class RestoreError extends ArcaError {
   constructor(message: string) {
@@ -211,7 +214,7 @@ export class Restorer {
       const state: FileState = { local, pending: node.content.length, handle: undefined, failed: false };
       let offset = 0;
       for (const id of node.content) {
-        const loc = this.repo.index.get(id);
+        const loc = this.repo.locate(id);
         if (!loc) throw new RestoreError(`Blob ${id.toString('hex')} of ${local.toString()} is in no index; run "arca check".`);
         const packHex = loc.packId.toString('hex');
         let blobs = byPack.get(packHex);
@@ -230,7 +233,8 @@ export class Restorer {
       const groups: Array<typeof sorted> = [];
       for (const blob of sorted) {
         const last = group[group.length - 1];
-        if (last && blob.offset - (last.offset + last.length) > RANGE_GAP) {
+        const first = group[0];
+        if (first && last && (blob.offset - (last.offset + last.length) > RANGE_GAP || blob.offset + blob.length - first.offset > MAX_RANGE)) {
           groups.push(group);
           group = [];
         }
@@ -246,13 +250,24 @@ export class Restorer {
     const last = blobs[blobs.length - 1];
     if (!first || !last) return;
     const start = first.offset;
+    const name = packName(packHex);
     let plaintexts: readonly Uint8Array[];
     try {
-      const data = await this.repo.storage.get(packName(packHex), { offset: start, length: last.offset + last.length - start });
+      const data = await this.repo.storage.get(name, { offset: start, length: last.offset + last.length - start });
       const decoded = await this.pool.decodeBlobs(data, blobs.map((b) => ({ offset: b.offset - start, length: b.length, id: b.id })));
       plaintexts = decoded.plaintexts;
     } catch (err) {
-      for (const blob of blobs) for (const t of blob.targets) await this.finishWrite(t.file, err);
+      if (blobs.length > 1 && !(err instanceof ObjectNotFoundError)) {
+        // One damaged blob (or a cut pack) must not take its intact neighbours down, and the
+        // error should say which blob: go again one blob at a time.
+        for (const blob of blobs) await this.restoreRange(packHex, [blob]);
+        return;
+      }
+      // Storage errors name the pack already; a blob that does not decode is named here.
+      const reported = err instanceof WorkerTaskError
+        ? new CorruptObjectError(name, `blob ${first.id.toString('hex')} at offset ${first.offset}: ${err.message}`, { cause: err })
+        : err;
+      for (const blob of blobs) for (const t of blob.targets) await this.finishWrite(t.file, reported);
       return;
     }
     await Promise.all(blobs.map(async (blob, i) => {
@@ -291,7 +306,7 @@ export class Restorer {
         try {
           let offset = 0;
           for (const id of node.content) {
-            const length = this.repo.index.get(id)?.rawLength ?? 0;
+            const length = this.repo.locate(id)?.rawLength ?? 0;
             const buf = Buffer.allocUnsafe(length);
             const { bytesRead } = await handle.read(buf, 0, length, offset);
             if (bytesRead !== length || !blobId(this.repo.keys.idKey, buf).equals(id)) throw new RestoreError(`content at offset ${offset} does not match the snapshot`);

@@ -30,7 +30,7 @@ export const checkCommand: Command = {
     const subset = str(values, 'read-data-subset');
     if (subset !== undefined && flag(values, 'read-data')) throw new UsageError('Give --read-data or --read-data-subset, not both.');
     const readData: ReadDataSelection = subset !== undefined ? parseSubset(subset) : flag(values, 'read-data') ? { kind: 'all' } : { kind: 'none' };
-    const repo = await openRepository(global, { withIndex: false });
+    const repo = await openRepository(global, { withIndex: false, cache: false });
     const report = await new Checker(repo).run({ readData });
     if (global.json) {
       process.stdout.write(`${JSON.stringify({ ...report, problems: report.problems.map((p) => ({ ...p, description: describeProblem(p) })) })}\n`);

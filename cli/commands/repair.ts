@@ -15,7 +15,7 @@ export const repairCommand: Command = {
     const [what] = positionals;
     const log = (line: string): void => { if (!global.quiet) process.stderr.write(`${line}\n`); };
     if (what === 'index') {
-      const repo = await openRepository(global, { withIndex: false });
+      const repo = await openRepository(global, { withIndex: false, cache: false });
       const report = await repairIndex(repo, log);
       if (global.json) printJson({ message_type: 'repair-index', ...report });
       else {
@@ -26,7 +26,7 @@ export const repairCommand: Command = {
     }
     if (what !== 'snapshots') throw new UsageError('Usage: arca repair index | snapshots [--read-data] [--dry-run]');
     const dryRun = flag(values, 'dry-run');
-    const repo = await openRepository(global, { withIndex: false });
+    const repo = await openRepository(global, { withIndex: false, cache: false });
     const lease = dryRun ? undefined : await Lease.acquire(repo, 'backup');
     try {
       // The checker loads the index and finds what is lost: missing packs, and with --read-data damaged blobs.

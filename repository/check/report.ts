@@ -28,7 +28,7 @@ export interface CheckReport {
 export function describeProblem(p: CheckProblem): string {
   switch (p.kind) {
     case 'index-unreadable': return `index ${p.index} cannot be read: ${p.message}`;
-    case 'pack-missing': return `pack ${p.pack} is missing (${p.blobs} blobs of the index point into it)`;
+    case 'pack-missing': return `pack ${p.pack} is missing (${p.blobs} blobs of the index point into it); if it is gone for good, run "arca repair index", then "arca repair snapshots"`;
     case 'pack-too-short': return `pack ${p.pack} has ${p.size} bytes but the index needs ${p.needed}`;
     case 'pack-damaged': return `pack ${p.pack} is damaged: ${p.message}`;
     case 'blob-damaged': return `blob ${p.blob} in pack ${p.pack} is damaged: ${p.message}`;

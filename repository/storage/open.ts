@@ -1,13 +1,36 @@
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.ts';
+import { AzureBlobStorage, azureConfigFromUrl } from './azure.ts';
 import { LocalStorage } from './local.ts';
+import { gcsConfigFromUrl, S3Storage, s3ConfigFromUrl } from './s3.ts';
 import type { Storage } from './storage.ts';
 
-/** Opens the backend a repository URL names: "/path", "file:///path" (S3, Azure, GCS to come). */
-export function openStorage(url: string): Storage {
+export interface OpenStorageOptions {
+  /** The --s3-endpoint flag: an S3-compatible server for s3:// URLs (wins over ARCA_S3_ENDPOINT). */
+  readonly s3Endpoint?: string | undefined;
+  /** Where credentials and settings are read from; process.env unless a test passes its own. */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Opens the backend a repository URL names: "/path" or "file:///path" (local directory),
+ * "s3://bucket/prefix", "gs://bucket/prefix" (GCS through its S3 interoperability API) or
+ * "azure://container/prefix". docs/storage.md tells how to set each one up.
+ */
+export function openStorage(url: string, options: OpenStorageOptions = {}): Storage {
   if (url === '') throw new UsageError('No repository given: pass --repo or set ARCA_REPOSITORY.');
   if (url.startsWith('file://')) return new LocalStorage(fileURLToPath(url));
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
-  if (scheme) throw new UsageError(`Repository scheme "${scheme[1] ?? ''}://" is not supported yet; use a local path.`);
-  return new LocalStorage(url);
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
+  switch (scheme) {
+    case undefined:
+      return new LocalStorage(url);
+    case 's3':
+      return new S3Storage(s3ConfigFromUrl(url, options));
+    case 'gs':
+      return new S3Storage(gcsConfigFromUrl(url, options));
+    case 'azure':
+      return new AzureBlobStorage(azureConfigFromUrl(url, options));
+    default:
+      throw new UsageError(`Repository scheme "${scheme}://" is not supported; use a local path, s3://, gs:// or azure://.`);
+  }
 }

@@ -1,7 +1,8 @@
 import { ArcaError } from '../errors.ts';
 
 /**
- * The one interface every backend implements (local directory now; S3, Azure, GCS later).
+ * The one interface every backend implements: local directory, S3 (and GCS through its S3
+ * interoperability API), Azure Blob. Every backend passes test/storage/conformance.ts.
  * Object names are '/'-separated relative paths such as "index/<hex>" or "data/ab/<hex>".
  * Objects are immutable: a name is written once; writers never modify, only create and delete.
  */
@@ -49,11 +50,42 @@ export class ObjectNotFoundError extends ArcaError {
   }
 }
 
+export interface StorageErrorOptions extends ErrorOptions {
+  /** The same request may succeed if tried again (5xx, throttling, connection reset, timeout). */
+  readonly transient?: boolean;
+}
+
 /** Any other failure of the storage itself (permissions, I/O, network after retries). */
 export class StorageError extends ArcaError {
-  constructor(location: string, action: string, options?: ErrorOptions) {
-    const cause = options?.cause instanceof Error ? `: ${options.cause.message}` : '';
+  /**
+   * True when trying again may help: server errors, throttling, dropped connections, timeouts.
+   * Backends make one attempt per call; a retrying wrapper decides from this flag.
+   */
+  readonly transient: boolean;
+
+  constructor(location: string, action: string, options?: StorageErrorOptions) {
+    // The cause's first line only: services append request IDs and timestamps on further lines.
+    const cause = options?.cause instanceof Error ? `: ${(options.cause.message.split('\n')[0] ?? '').trim().replace(/\.$/, '')}` : '';
     super('ARCA_ERR_STORAGE', `Storage ${location} failed to ${action}${cause}.`, options);
+    this.transient = options?.transient === true;
+  }
+}
+
+/**
+ * The storage service refused the credentials or the permission (HTTP 401/403). Never transient:
+ * trying again with the same credentials cannot help.
+ */
+export class StorageAuthError extends ArcaError {
+  readonly transient = false;
+
+  /**
+   * `detail` names what the service said (an error code or "HTTP 403"); `hint` names where the
+   * credentials come from; `noCredentials` says that none were found at all.
+   */
+  constructor(location: string, detail: string, hint: string, options?: ErrorOptions & { readonly noCredentials?: boolean }) {
+    super('ARCA_ERR_STORAGE_AUTH', options?.noCredentials === true
+      ? `Storage ${location} needs credentials and none were found (${detail}); check the credentials (${hint}).`
+      : `Storage ${location} refused access (${detail}); check the credentials (${hint}) and that they may list, read, write and delete objects there.`, options);
   }
 }
 

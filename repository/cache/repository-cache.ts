@@ -1,0 +1,162 @@
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import type { BlobCache } from '../repository.ts';
+
+/**
+ * The local cache of one repository: a LevelDB database in `<root>/<repository id>` holding
+ * immutable objects only, so an entry never goes stale, it can only become unneeded:
+ *
+ * - `objects`: index files and snapshots, by object name, as stored (sealed) bytes;
+ * - `trees`: tree blobs, by blob ID, as sealed bytes.
+ *
+ * Nothing here is trusted: readers verify every entry as if it came from storage and drop the
+ * entries that fail. The cache is an optimisation only, so its own failures never fail a
+ * command: the first one is reported through `onWarning` and the cache is switched off.
+ */
+export interface RepositoryCacheOptions {
+  /** The directory holding one cache per repository, e.g. ~/.cache/arca. */
+  readonly root: string;
+  /** The repository ID from its config (64 hex digits). */
+  readonly repoId: string;
+  readonly onWarning?: (message: string) => void;
+}
+
+/** What the caching storage wrapper needs: sealed objects by name. */
+export interface ObjectCache {
+  get(name: string): Promise<Buffer | undefined>;
+  put(name: string, bytes: Buffer): Promise<void>;
+  delete(name: string): Promise<void>;
+  /** Names of the cached objects that start with `prefix`. */
+  names(prefix: string): Promise<string[]>;
+}
+
+/** Bump when the layout changes; a cache of another version is emptied on open. */
+const CACHE_VERSION = '1';
+const REPO_ID = /^[0-9a-f]{64}$/;
+const CACHEDIR_TAG = 'Signature: 8a477f597d28d172789f06886806bc55\n# This directory is a cache made by arca (https://bford.info/cachedir/).\n';
+
+type Db = ClassicLevel<string, Buffer>;
+
+/** `$XDG_CACHE_HOME/arca`, or `~/.cache/arca` when XDG_CACHE_HOME is unset or not absolute. */
+export function defaultCacheRoot(env: NodeJS.ProcessEnv, homeDir: string): string {
+  const xdg = env.XDG_CACHE_HOME;
+  return path.join(xdg !== undefined && path.isAbsolute(xdg) ? xdg : path.join(homeDir, '.cache'), 'arca');
+}
+
+function levelCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code !== 'LEVEL_DATABASE_NOT_OPEN') return code;
+  }
+  return undefined;
+}
+
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err)).replace(/\.$/, '');
+
+export class RepositoryCache {
+  readonly dir: string;
+  readonly objects: ObjectCache;
+  readonly trees: BlobCache;
+  private readonly db: Db;
+  private readonly onWarning: (message: string) => void;
+  private broken = false;
+
+  private constructor(dir: string, db: Db, onWarning: (message: string) => void) {
+    this.dir = dir;
+    this.db = db;
+    this.onWarning = onWarning;
+    const objects = db.sublevel<string, Buffer>('o', { valueEncoding: 'buffer' });
+    const trees = db.sublevel<string, Buffer>('t', { valueEncoding: 'buffer' });
+    this.objects = {
+      get: (name) => this.guard(undefined, () => objects.get(name)),
+      put: (name, bytes) => this.guard(undefined, () => objects.put(name, bytes)),
+      delete: (name) => this.guard(undefined, () => objects.del(name)),
+      names: (prefix) => this.guard([], () => objects.keys({ gte: prefix, lt: `${prefix}\uffff` }).all()),
+    };
+    this.trees = {
+      get: (id) => this.guard(undefined, () => trees.get(id.toString('hex'))),
+      put: (id, sealed) => this.guard(undefined, () => trees.put(id.toString('hex'), sealed)),
+      delete: (id) => this.guard(undefined, () => trees.del(id.toString('hex'))),
+    };
+  }
+
+  /**
+   * Opens (creating it if needed) the cache of a repository. Returns undefined, after a warning,
+   * when it cannot be used: another arca process has it open, or the directory is not writable.
+   * A database that does not open because it is damaged is deleted and made anew.
+   */
+  static async open(options: RepositoryCacheOptions): Promise<RepositoryCache | undefined> {
+    const warn = options.onWarning ?? ((): void => undefined);
+    if (!REPO_ID.test(options.repoId)) {
+      warn(`the repository ID "${options.repoId}" is not 64 hex digits, so no cache is used`);
+      return undefined;
+    }
+    const dir = path.join(options.root, options.repoId);
+    try {
+      await fsp.mkdir(options.root, { recursive: true, mode: 0o700 });
+      await fsp.writeFile(path.join(options.root, 'CACHEDIR.TAG'), CACHEDIR_TAG, { flag: 'wx' }).catch((err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      });
+      const db = await openDb(dir).catch(async (err: unknown) => {
+        if (levelCode(err) !== 'LEVEL_CORRUPTION') throw err;
+        await fsp.rm(dir, { recursive: true, force: true });
+        return openDb(dir);
+      });
+      try {
+        const meta = db.sublevel('m', { valueEncoding: 'utf8' });
+        if (await meta.get('version') !== CACHE_VERSION) {
+          await db.clear();
+          await meta.put('version', CACHE_VERSION);
+        }
+      } catch (err) {
+        await db.close().catch(() => undefined);
+        throw err;
+      }
+      return new RepositoryCache(dir, db, warn);
+    } catch (err) {
+      if (levelCode(err) === 'LEVEL_LOCKED') warn(`the cache ${dir} is in use by another arca process; going on without it`);
+      else warn(`cannot use the cache ${dir} (${message(err)}); going on without it`);
+      return undefined;
+    }
+  }
+
+  /** Drops the tree blobs that `keep` rejects (e.g. no longer indexed after a prune). Returns how many. */
+  async dropTreesNotIn(keep: (id: Buffer) => boolean): Promise<number> {
+    const trees = this.db.sublevel<string, Buffer>('t', { valueEncoding: 'buffer' });
+    return this.guard(0, async () => {
+      const drop: string[] = [];
+      for await (const key of trees.keys()) if (!keep(Buffer.from(key, 'hex'))) drop.push(key);
+      if (drop.length > 0) await trees.batch(drop.map((key) => ({ type: 'del' as const, key })));
+      return drop.length;
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  /** Runs a cache operation; on failure warns once, switches the cache off and returns `fallback`. */
+  private async guard<T>(fallback: T, op: () => Promise<T>): Promise<T> {
+    if (this.broken) return fallback;
+    try {
+      return await op();
+    } catch (err) {
+      this.switchOff(err);
+      return fallback;
+    }
+  }
+
+  /** Concurrent operations may fail together: warns about the first failure only. */
+  private switchOff(err: unknown): void {
+    if (this.broken) return;
+    this.broken = true;
+    this.onWarning(`the cache ${this.dir} failed (${message(err)}); going on without it`);
+  }
+}
+
+async function openDb(dir: string): Promise<Db> {
+  const db: Db = new ClassicLevel<string, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+  await db.open();
+  return db;
+}

@@ -1,0 +1,231 @@
+import {
+  BlobServiceClient, StorageSharedKeyCredential, type ContainerClient, type StoragePipelineOptions,
+} from '@azure/storage-blob';
+import { ArcaError, UsageError } from '../errors.ts';
+import {
+  compactCause, contentLength, DEFAULT_TIMEOUTS, forEachLimited, isTransientNetworkError, isTransientStatus, joinParts, normalizePrefix,
+  readBody, RequestTimeoutError, splitParts, timeoutsFromEnv, withTimeout, type RequestTimeouts,
+} from './remote.ts';
+import {
+  assertObjectName, contentParts, ObjectNotFoundError, ShortReadError, StorageAuthError, StorageError,
+  type ByteRange, type ObjectContent, type ObjectInfo, type Storage,
+} from './storage.ts';
+
+const MiB = 1024 * 1024;
+/** A block blob holds at most this many committed blocks. */
+const MAX_BLOCKS = 50_000;
+
+export type AzureCredential =
+  | { readonly kind: 'connection-string'; readonly connectionString: string }
+  | { readonly kind: 'shared-key'; readonly account: string; readonly key: string; readonly endpoint: string }
+  | { readonly kind: 'sas'; readonly account: string; readonly sasToken: string; readonly endpoint: string };
+
+/** Everything an AzureBlobStorage needs; `azureConfigFromUrl` builds it from a URL and the environment. */
+export interface AzureConfig {
+  readonly container: string;
+  /** Blob name prefix of the repository: "" or "a/b/" (always with a trailing slash). */
+  readonly prefix: string;
+  readonly credential: AzureCredential;
+  readonly timeouts?: RequestTimeouts;
+  /** Objects larger than this are staged in blocks and committed (default 64 MiB). */
+  readonly singleShotLimit?: number;
+  /** Block size of staged uploads (default 16 MiB; grows so that at most 50,000 blocks are needed). */
+  readonly blockSize?: number;
+  /** Blocks staged at once for one blob (default 4). */
+  readonly blockConcurrency?: number;
+  /** Blobs per list request (default 5,000, the service maximum). */
+  readonly listPageSize?: number;
+}
+
+const CONTAINER = /^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/**
+ * "azure://container/prefix" with AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with
+ * AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN; ARCA_AZURE_ENDPOINT replaces the account's
+ * https://ACCOUNT.blob.core.windows.net (for Azurite: http://127.0.0.1:10000/devstoreaccount1).
+ */
+export function azureConfigFromUrl(url: string, options: { readonly env?: NodeJS.ProcessEnv } = {}): AzureConfig {
+  const env = options.env ?? process.env;
+  const match = /^azure:\/\/([^/?#]*)(\/[^?#]*)?$/.exec(url);
+  const container = match?.[1] ?? '';
+  if (!CONTAINER.test(container)) {
+    throw new UsageError(`"${url}" is not a valid repository URL; use azure://CONTAINER/PREFIX with a container name of 3 to 63 lowercase letters, digits and single hyphens.`);
+  }
+  const prefix = normalizePrefix(match?.[2] ?? '');
+  const timeouts = timeoutsFromEnv(env);
+  const connectionString = nonEmpty(env.AZURE_STORAGE_CONNECTION_STRING);
+  if (connectionString !== undefined) return { container, prefix, timeouts, credential: { kind: 'connection-string', connectionString } };
+  const account = nonEmpty(env.AZURE_STORAGE_ACCOUNT);
+  const key = nonEmpty(env.AZURE_STORAGE_KEY);
+  const sasToken = nonEmpty(env.AZURE_STORAGE_SAS_TOKEN);
+  if (account === undefined || (key === undefined && sasToken === undefined)) {
+    throw new UsageError('An azure:// repository needs credentials: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN.');
+  }
+  const rawEndpoint = nonEmpty(env.ARCA_AZURE_ENDPOINT) ?? `https://${account}.blob.core.windows.net`;
+  if (!/^https?:\/\/[^/]+/i.test(rawEndpoint)) throw new UsageError(`ARCA_AZURE_ENDPOINT "${rawEndpoint}" must be an http:// or https:// URL.`);
+  const endpoint = rawEndpoint.replace(/\/+$/, '');
+  if (key !== undefined) return { container, prefix, timeouts, credential: { kind: 'shared-key', account, key, endpoint } };
+  return { container, prefix, timeouts, credential: { kind: 'sas', account, sasToken: (sasToken ?? '').replace(/^\?/, ''), endpoint } };
+}
+
+function serviceClient(credential: AzureCredential): BlobServiceClient {
+  // One attempt per call: retries belong to the retrying wrapper, which sees StorageError.transient.
+  const options: StoragePipelineOptions = { retryOptions: { maxTries: 1 }, keepAliveOptions: { enable: true } };
+  switch (credential.kind) {
+    case 'connection-string':
+      try {
+        return BlobServiceClient.fromConnectionString(credential.connectionString, options);
+      } catch (err) {
+        throw new UsageError(`AZURE_STORAGE_CONNECTION_STRING is not a valid connection string (${err instanceof Error ? err.message : String(err)}).`);
+      }
+    case 'shared-key':
+      return new BlobServiceClient(credential.endpoint, new StorageSharedKeyCredential(credential.account, credential.key), options);
+    case 'sas':
+      return new BlobServiceClient(`${credential.endpoint}?${credential.sasToken}`, undefined, options);
+  }
+}
+
+const AUTH_CODES = new Set([
+  'AuthenticationFailed', 'AuthorizationFailure', 'AuthorizationPermissionMismatch', 'AuthorizationSourceIPMismatch',
+  'AuthorizationProtocolMismatch', 'AuthorizationResourceTypeMismatch', 'AuthorizationServiceMismatch',
+  'InvalidAuthenticationInfo', 'NoAuthenticationInformation', 'KeyBasedAuthenticationNotPermitted', 'InsufficientAccountPermissions',
+]);
+const TRANSIENT_CODES = new Set(['ServerBusy', 'OperationTimedOut', 'InternalError', 'ServiceUnavailable']);
+const TRANSIENT_SEND_ERROR = /ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|EAI_AGAIN|socket hang up|aborted/i;
+
+/**
+ * Objects as block blobs in an Azure Storage container (or Azurite). Each call is one attempt
+ * (the SDK's own retries are off) with a time limit; failures come back as typed errors, and
+ * StorageError.transient tells a retrying wrapper which are worth another try.
+ */
+export class AzureBlobStorage implements Storage {
+  readonly location: string;
+  private readonly container: ContainerClient;
+  private readonly containerName: string;
+  private readonly prefix: string;
+  private readonly timeouts: RequestTimeouts;
+  private readonly singleShotLimit: number;
+  private readonly blockSize: number;
+  private readonly blockConcurrency: number;
+  private readonly listPageSize: number;
+
+  constructor(config: AzureConfig) {
+    this.containerName = config.container;
+    this.prefix = config.prefix;
+    this.location = `azure://${config.container}${config.prefix === '' ? '' : `/${config.prefix.slice(0, -1)}`}`;
+    this.timeouts = config.timeouts ?? DEFAULT_TIMEOUTS;
+    this.singleShotLimit = config.singleShotLimit ?? 64 * MiB;
+    this.blockSize = config.blockSize ?? 16 * MiB;
+    this.blockConcurrency = config.blockConcurrency ?? 4;
+    this.listPageSize = Math.min(config.listPageSize ?? 5000, 5000);
+    this.container = serviceClient(config.credential).getContainerClient(config.container);
+  }
+
+  private blobOf(name: string): string {
+    assertObjectName(name);
+    return this.prefix + name;
+  }
+
+  async put(name: string, data: ObjectContent): Promise<void> {
+    const blob = this.container.getBlockBlobClient(this.blobOf(name));
+    const parts = contentParts(data);
+    const size = contentLength(parts);
+    const blobHTTPHeaders = { blobContentType: 'application/octet-stream' };
+    const action = `write ${name}`;
+    if (size <= this.singleShotLimit) {
+      const body = joinParts(parts);
+      await this.call(action, name, this.timeouts.dataMs, (abortSignal) => blob.upload(body, body.length, { abortSignal, blobHTTPHeaders }));
+      return;
+    }
+    // Staged blocks stay invisible until the commit, which makes the blob appear whole at once;
+    // blocks of a failed upload are never committed and the service discards them after a week.
+    const pieces = splitParts(parts, Math.max(this.blockSize, Math.ceil(size / MAX_BLOCKS)));
+    const ids = pieces.map((_, i) => Buffer.from(`arca-block-${String(i).padStart(6, '0')}`).toString('base64'));
+    await forEachLimited(pieces, this.blockConcurrency, async (piece, index) => {
+      const body = joinParts(piece);
+      await this.call(`${action} (block ${index + 1} of ${pieces.length})`, name, this.timeouts.dataMs,
+        (abortSignal) => blob.stageBlock(ids[index] ?? '', body, body.length, { abortSignal }));
+    });
+    await this.call(action, name, this.timeouts.dataMs, (abortSignal) => blob.commitBlockList(ids, { abortSignal, blobHTTPHeaders }));
+  }
+
+  async get(name: string, range?: ByteRange): Promise<Buffer> {
+    const blob = this.container.getBlobClient(this.blobOf(name));
+    if (range?.length === 0) {
+      const { size } = await this.stat(name);
+      if (range.offset > size) throw new ShortReadError(this.location, name, range, 0);
+      return Buffer.alloc(0);
+    }
+    const bytes = await this.call(`read ${name}`, name, this.timeouts.dataMs, async (abortSignal) => {
+      const out = await blob.download(range?.offset ?? 0, range?.length, { abortSignal, maxRetryRequests: 0 });
+      return out.readableStreamBody === undefined ? Buffer.alloc(0) : readBody(out.readableStreamBody, abortSignal);
+    }, range);
+    if (range !== undefined && bytes.length < range.length) throw new ShortReadError(this.location, name, range, bytes.length);
+    return range !== undefined && bytes.length > range.length ? bytes.subarray(0, range.length) : bytes;
+  }
+
+  async stat(name: string): Promise<ObjectInfo> {
+    const blob = this.container.getBlobClient(this.blobOf(name));
+    const props = await this.call(`stat ${name}`, name, this.timeouts.metadataMs, (abortSignal) => blob.getProperties({ abortSignal }));
+    return { name, size: props.contentLength ?? 0 };
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    let token: string | undefined;
+    do {
+      const continuationToken = token;
+      const page = await this.call(`list ${prefix === '' ? '/' : prefix}`, undefined, this.timeouts.metadataMs, async (abortSignal) => {
+        const pages = this.container.listBlobsFlat({ prefix: this.prefix + prefix, abortSignal })
+          .byPage({ maxPageSize: this.listPageSize, continuationToken });
+        const next = await pages.next();
+        return next.done === true ? undefined : next.value;
+      });
+      if (page === undefined) return;
+      for (const item of page.segment.blobItems) {
+        if (!item.name.startsWith(this.prefix) || item.name.endsWith('/')) continue;
+        yield { name: item.name.slice(this.prefix.length), size: item.properties.contentLength ?? 0 };
+      }
+      token = page.continuationToken === '' ? undefined : page.continuationToken;
+    } while (token !== undefined);
+  }
+
+  async delete(name: string): Promise<void> {
+    const blob = this.container.getBlobClient(this.blobOf(name));
+    await this.call(`delete ${name}`, name, this.timeouts.metadataMs, (abortSignal) => blob.deleteIfExists({ abortSignal, deleteSnapshots: 'include' }));
+  }
+
+  /** One attempt of one request with a time limit; failures come back typed. */
+  private async call<T>(action: string, name: string | undefined, ms: number, run: (signal: AbortSignal) => Promise<T>, range?: ByteRange): Promise<T> {
+    try {
+      return await withTimeout(ms, run);
+    } catch (err) {
+      throw this.mapError(err, action, name, range);
+    }
+  }
+
+  private mapError(err: unknown, action: string, name: string | undefined, range: ByteRange | undefined): Error {
+    if (err instanceof ArcaError) return err;
+    if (err instanceof RequestTimeoutError) return new StorageError(this.location, action, { cause: compactCause(err), transient: true });
+    // Shaped like the SDK's RestError (checked by shape: several copies of its package may be installed).
+    const shape = (typeof err === 'object' && err !== null ? err : {}) as { readonly statusCode?: number; readonly code?: string };
+    const status = shape.statusCode;
+    const code = shape.code ?? '';
+    if (code === 'ContainerNotFound') {
+      return new StorageError(this.location, `${action} (container "${this.containerName}" does not exist; create it first)`);
+    }
+    if (range !== undefined && name !== undefined && (status === 416 || code === 'InvalidRange')) return new ShortReadError(this.location, name, range, 0);
+    if (name !== undefined && (status === 404 || code === 'BlobNotFound')) return new ObjectNotFoundError(this.location, name);
+    if (TRANSIENT_CODES.has(code) || isTransientStatus(status)) return new StorageError(this.location, action, { cause: compactCause(err), transient: true });
+    if (status === 401 || status === 403 || AUTH_CODES.has(code)) {
+      return new StorageAuthError(this.location, code === '' ? `HTTP ${status ?? '?'}` : code,
+        'AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN', { cause: compactCause(err) });
+    }
+    const transient = isTransientNetworkError(err)
+      || (code === 'REQUEST_SEND_ERROR' && err instanceof Error && TRANSIENT_SEND_ERROR.test(err.message));
+    return new StorageError(this.location, action, { cause: compactCause(err), transient });
+  }
+}
