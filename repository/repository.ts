@@ -14,7 +14,7 @@ import {
   CONFIG_NAME, idOfName, INDEX_PREFIX, indexName, packName, SNAPSHOTS_PREFIX, snapshotName,
 } from './object-names.ts';
 import { decodeSnapshot, matchesFilter, newestFirst, type Snapshot, type SnapshotFilter, type StoredSnapshot } from './snapshot/snapshot.ts';
-import { ObjectNotFoundError, type Storage } from './storage/storage.ts';
+import { ObjectNotFoundError, StorageError, type Storage } from './storage/storage.ts';
 import { decodeTree, type Tree } from './tree/tree.ts';
 
 export type InitOptions = ConfigOverrides;
@@ -35,6 +35,12 @@ export interface RepositoryHooks {
 
 /** How many objects of one kind are fetched at once when loading indexes or snapshots. */
 const LOAD_CONCURRENCY = 8;
+/** Listings of index/ tried while concurrent compactions keep replacing the files. */
+const MAX_INDEX_LISTINGS = 5;
+
+function addEntries(into: BlobIndex, packs: readonly IndexPack[]): void {
+  for (const pack of packs) for (const blob of pack.blobs) into.add(blob.id, { packId: pack.packId, ...blob });
+}
 
 /**
  * An open repository: its keys, config and in-memory index, and the reads and writes of
@@ -116,17 +122,42 @@ export class Repository {
 
   /** Loads every index file, and the entries of pending prune plans, into memory. Returns the number of index files read. */
   async loadIndex(): Promise<number> {
-    const names: string[] = [];
-    for await (const obj of this.storage.list(INDEX_PREFIX)) if (idOfName(obj.name) !== undefined) names.push(obj.name);
-    await mapLimit(names, LOAD_CONCURRENCY, async (name) => {
-      for (const pack of await this.readIndexFile(name)) {
-        for (const blob of pack.blobs) this.index.add(blob.id, { packId: pack.packId, ...blob });
-      }
-    });
-    for (const { plan } of await listPlans(this)) {
-      for (const pack of plan.entries) for (const blob of pack.blobs) this.retired.add(blob.id, { packId: pack.packId, ...blob });
-    }
+    const names = await this.forEachIndexFile((_name, packs) => { addEntries(this.index, packs); });
+    for (const { plan } of await listPlans(this)) addEntries(this.retired, plan.entries);
     return names.length;
+  }
+
+  /**
+   * Reads every index file once (but those in `skip`), passing each one's packs to `use`, and
+   * returns the names read. Prune deletes index files after merging them into new ones, so a file
+   * that vanishes between the listing and the read is no error: the storage is listed again, and
+   * the merged file that replaced it is read instead. Files that exist but cannot be read go to
+   * `onError`, or throw without it.
+   */
+  async forEachIndexFile(
+    use: (name: string, packs: IndexPack[]) => void,
+    options: { skip?: ReadonlySet<string>; onError?: (name: string, err: unknown) => void } = {},
+  ): Promise<string[]> {
+    const done = new Set<string>(options.skip);
+    const read: string[] = [];
+    for (let round = 0; round < MAX_INDEX_LISTINGS; round++) {
+      const names: string[] = [];
+      for await (const obj of this.storage.list(INDEX_PREFIX)) if (idOfName(obj.name) !== undefined && !done.has(obj.name)) names.push(obj.name);
+      let vanished = 0;
+      await mapLimit(names, LOAD_CONCURRENCY, async (name) => {
+        done.add(name);
+        try {
+          use(name, await this.readIndexFile(name));
+          read.push(name);
+        } catch (err) {
+          if (err instanceof ObjectNotFoundError) vanished++;
+          else if (options.onError) options.onError(name, err);
+          else throw err;
+        }
+      });
+      if (vanished === 0) return read;
+    }
+    throw new StorageError(this.storage.location, `list a stable set of index files after ${MAX_INDEX_LISTINGS} tries (index files keep disappearing)`);
   }
 
   /** Where to read a blob from: the index, or a pending prune plan. */
@@ -212,8 +243,15 @@ export class Repository {
   /** All snapshots matching `filter`, newest first. */
   async listSnapshots(filter: SnapshotFilter = {}): Promise<StoredSnapshot[]> {
     const ids = await this.listSnapshotIds();
-    const all = await mapLimit(ids, LOAD_CONCURRENCY, async (id) => ({ id, snapshot: await this.loadSnapshot(id) }));
-    return all.filter((s) => matchesFilter(s.snapshot, filter)).sort(newestFirst);
+    const all = await mapLimit(ids, LOAD_CONCURRENCY, async (id) => {
+      try {
+        return { id, snapshot: await this.loadSnapshot(id) };
+      } catch (err) {
+        if (err instanceof ObjectNotFoundError) return undefined; // Forgotten since the listing.
+        throw err;
+      }
+    });
+    return all.filter((s): s is StoredSnapshot => s !== undefined && matchesFilter(s.snapshot, filter)).sort(newestFirst);
   }
 
   /** Resolves "latest", a full ID or a unique prefix of at least 8 hex digits. */

@@ -1,10 +1,11 @@
 import { decodeBlob } from '../blob/blob-codec.ts';
-import { DATA_PREFIX, idOfName, INDEX_PREFIX, packName } from '../object-names.ts';
+import { DATA_PREFIX, idOfName, packName } from '../object-names.ts';
 import { packMatchesId, parsePack } from '../pack/pack-reader.ts';
 import type { Repository } from '../repository.ts';
 import type { BlobLocation } from '../index/index.ts';
 import type { CheckNotice, CheckProblem, CheckReport } from './report.ts';
 import { listPlans } from '../maintenance/prune-plan.ts';
+import { ObjectNotFoundError } from '../storage/storage.ts';
 
 export interface CheckOptions {
   /** Which packs to read whole and verify blob by blob; `none` checks structure only. */
@@ -52,16 +53,9 @@ export class Checker {
       for (const pack of plan.entries) for (const blob of pack.blobs) this.repo.retired.add(blob.id, { packId: pack.packId, ...blob });
       for (const pack of plan.packs) this.plannedPacks.add(pack);
     }
-    for await (const obj of this.repo.storage.list(INDEX_PREFIX)) {
-      if (idOfName(obj.name) === undefined) continue;
-      try {
-        for (const pack of await this.repo.readIndexFile(obj.name)) {
-          for (const blob of pack.blobs) this.repo.index.add(blob.id, { packId: pack.packId, ...blob });
-        }
-      } catch (err) {
-        this.problems.push({ kind: 'index-unreadable', index: obj.name, message: errorText(err) });
-      }
-    }
+    await this.repo.forEachIndexFile((_name, packs) => {
+      for (const pack of packs) for (const blob of pack.blobs) this.repo.index.add(blob.id, { packId: pack.packId, ...blob });
+    }, { onError: (index, err) => { this.problems.push({ kind: 'index-unreadable', index, message: errorText(err) }); } });
   }
 
   private async listPacks(): Promise<Map<string, number>> {
@@ -102,6 +96,7 @@ export class Checker {
       try {
         tree = (await this.repo.loadSnapshot(id)).tree;
       } catch (err) {
+        if (err instanceof ObjectNotFoundError) continue; // Forgotten while the check ran.
         this.problems.push({ kind: 'snapshot-unreadable', snapshot: id, message: errorText(err) });
         continue;
       }

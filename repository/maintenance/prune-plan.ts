@@ -3,6 +3,7 @@ import { CorruptObjectError } from '../errors.ts';
 import { decodeIndexFile, encodeIndexFile, type IndexPack } from '../index/index.ts';
 import { idOfName, PRUNE_PLANS_PREFIX, prunePlanName } from '../object-names.ts';
 import type { Repository } from '../repository.ts';
+import { ObjectNotFoundError } from '../storage/storage.ts';
 
 /**
  * Phase 1 of a prune leaves a plan: the packs it intends to delete and, for those that were
@@ -65,7 +66,12 @@ export async function listPlans(repo: Repository): Promise<StoredPlan[]> {
   const plans: StoredPlan[] = [];
   for await (const obj of repo.storage.list(PRUNE_PLANS_PREFIX)) {
     const id = idOfName(obj.name);
-    if (id !== undefined) plans.push({ id, plan: await readPlan(repo, id) });
+    if (id === undefined) continue;
+    try {
+      plans.push({ id, plan: await readPlan(repo, id) });
+    } catch (err) {
+      if (!(err instanceof ObjectNotFoundError)) throw err; // Swept since the listing.
+    }
   }
   return plans;
 }

@@ -1,7 +1,7 @@
 import { decodeBlob } from '../blob/blob-codec.ts';
 import { BlobWriter } from '../blob-writer.ts';
 import { BlobIndex, type BlobLocation, type IndexBlob, type IndexPack } from '../index/index.ts';
-import { DATA_PREFIX, idOfName, INDEX_PREFIX, packName } from '../object-names.ts';
+import { DATA_PREFIX, idOfName, packName } from '../object-names.ts';
 import type { Repository } from '../repository.ts';
 import { isLive, Lease, listLeases, type LeaseRecord, type LeaseTiming } from './leases.ts';
 import { deletePlan, listPlans, writePlan, type PrunePlan, type StoredPlan } from './prune-plan.ts';
@@ -63,15 +63,19 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
   };
   const lease = options.dryRun ? undefined : await Lease.acquire(repo, 'prune', options.timing);
   try {
+    // The order of these listings is what makes prune safe against concurrent writers:
+    // leases before snapshots (a writer whose lease is gone has written its snapshot, so the mark
+    // sees it), snapshots before index files (a listed snapshot's blobs are all in listed index
+    // files, since writers index before they save a snapshot), index files before packs (a pack
+    // missing from the loaded index is then unindexed, not lost).
+    const plans = await listPlans(repo);
+    for (const { plan } of plans) addEntries(repo.retired, plan.entries);
+    const inPlans = new Set(plans.flatMap((p) => p.plan.packs));
+    const leasesAtStart = await listLeases(repo);
+    const snapshots = await repo.listSnapshotIds();
     const indexFiles = await loadLiveIndex(repo);
     report.indexFilesBefore = indexFiles.length;
     const packSizes = await listPackSizes(repo);
-    const plans = await listPlans(repo);
-    const inPlans = new Set(plans.flatMap((p) => p.plan.packs));
-    // Leases are listed before snapshots: a writer whose lease is gone by now has written its
-    // snapshot already, so the mark below sees it.
-    const leasesAtStart = await listLeases(repo);
-    const snapshots = await repo.listSnapshotIds();
     const used = new BlobSet();
     await markSnapshots(repo, snapshots, used);
     log(`marked ${used.size} blobs in use by ${snapshots.length} snapshots`);
@@ -129,7 +133,9 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
     // ---- phase 2 for this run's plan, at once if nobody else is writing
     const leasesNow = await listLeases(repo);
     const known = new Set(snapshots);
-    await markSnapshots(repo, (await repo.listSnapshotIds()).filter((id) => !known.has(id)), used);
+    const newer = (await repo.listSnapshotIds()).filter((id) => !known.has(id));
+    await readIndexFiles(repo, repo.index, new Set(indexFiles)); // Those of writers that finished meanwhile.
+    await markSnapshots(repo, newer, used);
     await sweepPlans(repo, [{ id: planId, plan }], used, packSizes, leasesNow, lease?.record.id, options, report);
     report.plansPending = (await listPlans(repo)).length;
     report.unusedPercentAfter = unusedPercent(usage, new Set(candidates.keys()));
@@ -144,15 +150,13 @@ async function loadLiveIndex(repo: Repository): Promise<string[]> {
   return readIndexFiles(repo, repo.index);
 }
 
-async function readIndexFiles(repo: Repository, into: BlobIndex): Promise<string[]> {
-  const names: string[] = [];
-  for await (const obj of repo.storage.list(INDEX_PREFIX)) if (idOfName(obj.name) !== undefined) names.push(obj.name);
-  for (const name of names) {
-    for (const pack of await repo.readIndexFile(name)) {
-      for (const blob of pack.blobs) into.add(blob.id, { packId: pack.packId, ...blob });
-    }
-  }
-  return names;
+/** Loads the index files not in `skip` into `into`; returns the names it loaded. */
+async function readIndexFiles(repo: Repository, into: BlobIndex, skip: ReadonlySet<string> = new Set()): Promise<string[]> {
+  return repo.forEachIndexFile((_name, packs) => { addEntries(into, packs); }, { skip });
+}
+
+function addEntries(into: BlobIndex, packs: readonly IndexPack[]): void {
+  for (const pack of packs) for (const blob of pack.blobs) into.add(blob.id, { packId: pack.packId, ...blob });
 }
 
 async function listPackSizes(repo: Repository): Promise<Map<string, number>> {

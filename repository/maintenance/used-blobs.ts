@@ -1,5 +1,6 @@
 import { ArcaError } from '../errors.ts';
 import type { Repository } from '../repository.ts';
+import { ObjectNotFoundError } from '../storage/storage.ts';
 
 /** A set of blob IDs, held as 32-character binary strings (about 70 bytes per blob in V8). */
 export class BlobSet {
@@ -38,6 +39,7 @@ export async function markSnapshots(repo: Repository, snapshotIds: readonly stri
     try {
       root = Buffer.from((await repo.loadSnapshot(id)).tree, 'hex');
     } catch (err) {
+      if (err instanceof ObjectNotFoundError) continue; // Forgotten since the listing: uses nothing now.
       throw new MarkError(id, err instanceof Error ? err.message : String(err));
     }
     const pending = [root];

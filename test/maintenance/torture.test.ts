@@ -23,7 +23,12 @@ async function manifestOf(roots: readonly string[]): Promise<Manifest> {
     for (const entry of await readdir(root, { withFileTypes: true, recursive: true })) {
       if (!entry.isFile()) continue;
       const full = path.join(entry.parentPath, entry.name);
-      out.set(full, createHash('sha256').update(await readFile(full)).digest('hex'));
+      // Lane 0 may delete a file that lane 1 is listing: such a file is in neither state.
+      const data = await readFile(full).catch((err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      });
+      if (data) out.set(full, createHash('sha256').update(data).digest('hex'));
     }
   }
   return out;
@@ -52,6 +57,7 @@ describe('torture: concurrent backups, prune and kills', () => {
   let repo: string;
   const completed = new Map<string, Manifest>();
   const failures: string[] = [];
+  const tally = { backups: 0, backupsKilled: 0, prunes: 0, prunesKilled: 0, verified: 0 };
 
   beforeAll(async () => {
     ({ dir, cleanup } = await tempDir('arca-torture-'));
@@ -76,6 +82,8 @@ describe('torture: concurrent backups, prune and kills', () => {
         if (round > 2 && Math.random() < 0.3) await rm(path.join(own, `f${randomInt(0, round)}`), { force: true });
         const manifest = await manifestOf(roots);
         const result = await runMaybeKilled(['backup', '--repo', repo, '--json', '--quiet', '--tag', `lane=${n}`, ...roots]);
+        tally.backups++;
+        if (result.killed) tally.backupsKilled++;
         if (result.code === 0) {
           completed.set(String(summaryOf(result.stdout).snapshot_id), manifest);
         } else if (!result.killed && n !== 1) {
@@ -86,6 +94,8 @@ describe('torture: concurrent backups, prune and kills', () => {
     const pruner = async (): Promise<void> => {
       while (Date.now() < deadline) {
         const result = await runMaybeKilled(['forget', '--repo', repo, '--keep-last', '3', '--group-by', 'tag:lane', '--prune', '--quiet']);
+        tally.prunes++;
+        if (result.killed) tally.prunesKilled++;
         if (result.code !== 0 && !result.killed) failures.push(`prune exited ${String(result.code)}: ${result.stderr}`);
         await new Promise((resolve) => setTimeout(resolve, randomInt(200, 1500)));
       }
@@ -119,6 +129,8 @@ describe('torture: concurrent backups, prune and kills', () => {
         expect(restored.get(p), `${p} in snapshot ${id.slice(0, 8)}`).toBe(h);
       }
       await rm(target, { recursive: true, force: true });
+      tally.verified++;
     }
+    console.info(`torture: ${JSON.stringify({ ...tally, completed: completed.size })}`);
   });
 });

@@ -20,7 +20,7 @@ const PASSWORD = Buffer.from('faults-test');
 const RETRY: RetryingOptions = { retries: 12, baseDelayMs: 5, maxDelayMs: 100, requestTimeoutMs: 1_000, deadlineMs: 10_000 };
 
 /** 10% of requests fail, and on top: delays, hangs, cut bodies and lost put answers. */
-const FLAKY: FaultRates = { fail: 0.1, delay: 0.1, maxDelayMs: 30, hang: 0.01, truncate: 0.05, lostPut: 0.05 };
+const FLAKY: FaultRates = { fail: 0.1, delay: 0.1, maxDelayMs: 30, hang: 0.02, truncate: 0.1, lostPut: 0.1 };
 
 /** Every regular file's content hash by path, and every directory and symlink, under `root`. */
 async function contents(root: string): Promise<Record<string, string>> {
@@ -125,14 +125,13 @@ describe('backup and restore through faulty storage', () => {
       const injected = faulty.injected;
       const { gets, puts, stats, lists, deletes } = counting.total;
       const requests = gets + puts + stats + lists + deletes + injected.failed;
-      // About 10% of all requests failed, and every other kind of fault happened.
-      expect(injected.failed / requests).toBeGreaterThan(0.04);
-      expect(injected.failed / requests).toBeLessThan(0.2);
-      expect(injected.truncated).toBeGreaterThan(0);
-      expect(injected.delayed).toBeGreaterThan(3);
-      expect(injected.lostPuts + injected.hung).toBeGreaterThan(0);
+      // About 10% of all requests failed, and the other faults happened too (the seeded draws
+      // meet requests in whatever order they arrive, so only a loose check is stable).
+      expect(injected.failed / requests).toBeGreaterThan(0.02);
+      expect(injected.failed / requests).toBeLessThan(0.25);
+      expect(injected.delayed).toBeGreaterThan(0);
+      expect(injected.truncated + injected.lostPuts + injected.hung).toBeGreaterThan(0);
       expect(retries.length).toBeGreaterThanOrEqual(injected.failed);
-      console.log(`${cached ? 'with' : 'without'} cache: ${requests} requests; injected ${JSON.stringify(injected)}; ${retries.length} retries`);
       expect(await checkClean(repoDir)).toBe(2);
     });
   }
