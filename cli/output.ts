@@ -25,8 +25,10 @@ export function cliReporter(options: OutputOptions): Reporter & { done(): void }
         printJson({ message_type: 'status', seconds_elapsed: Math.round(p.elapsedSeconds), files_done: p.filesDone, bytes_done: p.bytesDone, bytes_per_second: Math.round(rate) });
       }
       if (!interactive) return;
-      const eta = p.bytesTotal !== undefined && rate > 0 ? `, ETA ${formatDuration((p.bytesTotal - p.bytesDone) / rate)}` : '';
-      process.stderr.write(`\r[${formatDuration(p.elapsedSeconds)}] ${p.filesDone} files, ${formatBytes(p.bytesDone)}, ${formatBytes(rate)}/s${eta}\x1b[K`);
+      const eta = p.bytesTotal !== undefined && rate > 0 ? `, ETA ${formatDuration(Math.max(0, p.bytesTotal - p.bytesDone) / rate)}` : '';
+      const files = p.filesTotal !== undefined ? `${p.filesDone} / ${p.filesTotal}` : `${p.filesDone}`;
+      const bytes = p.bytesTotal !== undefined ? `${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)}` : formatBytes(p.bytesDone);
+      process.stderr.write(`\r[${formatDuration(p.elapsedSeconds)}] ${files} files, ${bytes}, ${formatBytes(rate)}/s${eta}\x1b[K`);
       drawn = true;
     },
     error(e: ItemError): void {

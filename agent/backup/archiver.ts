@@ -15,6 +15,7 @@ import type { WorkerPool } from '../pool/worker-pool.ts';
 import { isExcluded } from './exclude.ts';
 import { metaOf, nodeTypeOf } from './node-meta.ts';
 import type { Reporter } from './progress.ts';
+import { scanTotals, type ScanTotals } from './scanner.ts';
 
 export const PROGRAM_VERSION = 'arca 0.1.0';
 
@@ -30,6 +31,8 @@ export interface BackupOptions {
   /** Record access times (default: recorded as the modification time, see metaOf). */
   readonly withAtime?: boolean;
   readonly time?: Date;
+  /** Count the files and bytes first, in parallel, so progress can show totals and an ETA. */
+  readonly scan?: boolean;
   /** The writer's lease: checked before the snapshot is written (see Lease.assertFresh). */
   readonly lease?: Lease | undefined;
 }
@@ -85,6 +88,9 @@ export class Archiver {
   private oneFileSystem = true;
   private withAtime = false;
   private started = 0;
+  /** Bytes of files read so far or found unchanged: what progress shows as done. */
+  private bytesDone = 0;
+  private totals: ScanTotals | undefined;
 
   constructor(repo: Repository, pool: WorkerPool, writer: BlobWriter, reporter: Reporter = {}) {
     this.repo = repo;
@@ -108,12 +114,17 @@ export class Archiver {
     }
     const parentTree = options.parent ? Buffer.from(options.parent.snapshot.tree, 'hex') : undefined;
     const progressTimer = setInterval(() => { this.reportProgress(); }, 1000);
+    const stopScan = new AbortController();
+    if (options.scan === true) {
+      void scanTotals(paths, { excludes: this.excludes, oneFileSystem: this.oneFileSystem, signal: stopScan.signal }).then((totals) => { this.totals = totals; });
+    }
     let root: Buffer;
     try {
       root = await this.saveVirtualDir(SLASH, paths.map((p) => p.split('/').filter(Boolean)), parentTree);
       await this.writer.flush();
     } finally {
       clearInterval(progressTimer);
+      stopScan.abort();
     }
     const summary: BackupSummary = {
       ...this.counters,
@@ -142,9 +153,9 @@ export class Archiver {
   private reportProgress(): void {
     this.reporter.progress?.({
       filesDone: this.counters.total_files_processed,
-      bytesDone: this.counters.total_bytes_processed,
-      filesTotal: undefined,
-      bytesTotal: undefined,
+      bytesDone: this.bytesDone,
+      filesTotal: this.totals?.files,
+      bytesTotal: this.totals?.bytes,
       elapsedSeconds: (performance.now() - this.started) / 1000,
     });
   }
@@ -262,6 +273,7 @@ export class Archiver {
     if (parent?.type === 'file' && parent.size === size && parent.mtimeNs === st.mtimeNs && parent.ctimeNs === st.ctimeNs
       && parent.inode === st.ino && parent.content.every((id) => this.repo.index.has(id))) {
       this.counters.files_unmodified++;
+      this.bytesDone += size;
       return { ...meta, type: 'file', size, content: parent.content };
     }
     let content: Promise<readonly Buffer[] | undefined>;
@@ -291,6 +303,7 @@ export class Archiver {
     };
     const answer = async (question: TaskQuestion): Promise<TaskAnswer> => {
       if (question.kind === 'claim') {
+        this.bytesDone += question.bytes;
         const mine = splitIds(question.ids).map((id) => {
           const claimed = this.writer.claim(id);
           if (claimed) undelivered.add(id.toString('hex'));

@@ -50,7 +50,7 @@ export type TaskResult = ChunkFileResult | DecodeBlobsResult;
 
 /** Worker → main, in the middle of a chunk-file task. */
 export type TaskQuestion =
-  | { readonly kind: 'claim'; readonly ids: Uint8Array }
+  | { readonly kind: 'claim'; readonly ids: Uint8Array; /** Bytes these chunks hold, for progress. */ readonly bytes: number }
   | { readonly kind: 'store'; readonly blobs: readonly StoredBlobMessage[] };
 
 /** The main thread's answer to a question: claimed flags for `claim`, nothing for `store`. */

@@ -89,7 +89,8 @@ async function sealChunks(task: number, chunks: readonly Buffer[], ids: Buffer[]
   ids.push(...chunkIds);
   const packed = Buffer.allocUnsafeSlow(chunkIds.length * ID_LENGTH);
   chunkIds.forEach((id, i) => id.copy(packed, i * ID_LENGTH));
-  const answer = await ask(task, { kind: 'claim', ids: packed }, [packed.buffer]);
+  const bytes = chunks.reduce((sum, c) => sum + c.length, 0);
+  const answer = await ask(task, { kind: 'claim', ids: packed, bytes }, [packed.buffer]);
   if (answer.kind !== 'claim') throw new Error('protocol error: expected a claim answer');
   for (let i = 0; i < chunks.length; i++) {
     if (answer.mine[i] !== true) continue;

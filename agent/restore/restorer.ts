@@ -91,6 +91,8 @@ export class Restorer {
   private readonly reporter: Reporter;
   readonly summary: RestoreSummary = { files_restored: 0, dirs_restored: 0, other_restored: 0, bytes_restored: 0, errors: 0, files_verified: 0 };
   private started = 0;
+  private filesTotal: number | undefined;
+  private bytesTotal: number | undefined;
 
   constructor(repo: Repository, pool: WorkerPool, reporter: Reporter = {}) {
     this.repo = repo;
@@ -106,6 +108,8 @@ export class Restorer {
     const plan: PlannedNode[] = [];
     await this.planTree(Buffer.from(snapshot.tree, 'hex'), target, '', 0, options, false, plan);
     const files = await this.createNodes(plan);
+    this.filesTotal = plan.filter((p) => p.node.type === 'file').length;
+    this.bytesTotal = plan.reduce((sum, p) => sum + (p.node.type === 'file' ? p.node.size : 0), 0);
     const timer = setInterval(() => { this.reportProgress(); }, 1000);
     try {
       await this.writeContent(files);
@@ -122,8 +126,8 @@ export class Restorer {
     this.reporter.progress?.({
       filesDone: this.summary.files_restored,
       bytesDone: this.summary.bytes_restored,
-      filesTotal: undefined,
-      bytesTotal: undefined,
+      filesTotal: this.filesTotal,
+      bytesTotal: this.bytesTotal,
       elapsedSeconds: (performance.now() - this.started) / 1000,
     });
   }

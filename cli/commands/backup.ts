@@ -55,7 +55,7 @@ async function runBackup(
   const result = await withPool(repo, (pool) => {
     const archiver = new Archiver(repo, pool, new BlobWriter(repo), reporter);
     return archiver.run({
-      paths, host, parent, lease, tags: strs(values, 'tag'), excludes: strs(values, 'exclude'), oneFileSystem: !flag(values, 'cross-filesystems'), withAtime: flag(values, 'with-atime'), time,
+      paths, host, parent, lease, scan: process.stderr.isTTY && !global.quiet, tags: strs(values, 'tag'), excludes: strs(values, 'exclude'), oneFileSystem: !flag(values, 'cross-filesystems'), withAtime: flag(values, 'with-atime'), time,
     });
   });
   reporter.done();
