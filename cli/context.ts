@@ -5,6 +5,7 @@ import { CachingStorage } from '../repository/cache/caching-storage.ts';
 import { defaultCacheRoot, RepositoryCache } from '../repository/cache/repository-cache.ts';
 import { UsageError } from '../repository/errors.ts';
 import { Repository } from '../repository/repository.ts';
+import { LocalStorage } from '../repository/storage/local.ts';
 import { openStorage } from '../repository/storage/open.ts';
 import { RetryingStorage, retryPolicyFromEnv, type RetryingOptions } from '../repository/storage/retrying.ts';
 import type { Storage } from '../repository/storage/storage.ts';
@@ -29,9 +30,17 @@ export function repositoryUrl(options: GlobalOptions): string {
   return url;
 }
 
-/** The repository's backend, wrapped in retries (every backend gets them). */
+/** The repository's backend, wrapped in retries. */
 export function storageFor(options: GlobalOptions): Storage {
-  return new RetryingStorage(backendFor(options), retryOptions(options));
+  return withRetries(backendFor(options), retryOptions(options));
+}
+
+/**
+ * Remote backends get retries; a local directory does not: reading a damaged file again cannot
+ * help, and retrying would only delay the error and print warnings.
+ */
+function withRetries(storage: Storage, retry: RetryingOptions, backend: Storage = storage): Storage {
+  return backend instanceof LocalStorage ? storage : new RetryingStorage(storage, retry);
 }
 
 function backendFor(options: GlobalOptions): Storage {
@@ -87,7 +96,7 @@ export function readNewPassword(file: string | undefined): Buffer {
 export async function openRepository(options: GlobalOptions, { withIndex, cache = true }: { withIndex: boolean; cache?: boolean }): Promise<Repository> {
   const backend = backendFor(options);
   const retry = retryOptions(options);
-  const plain = await Repository.open(new RetryingStorage(backend, retry), readPassword(options));
+  const plain = await Repository.open(withRetries(backend, retry), readPassword(options));
   const repoCache = cache && options.noCache !== true
     ? await RepositoryCache.open({
       root: options.cacheDir !== undefined ? path.resolve(options.cacheDir) : defaultCacheRoot(process.env, os.homedir()),
@@ -95,7 +104,7 @@ export async function openRepository(options: GlobalOptions, { withIndex, cache 
       onWarning: (message) => { warn(options, message); },
     })
     : undefined;
-  const repo = repoCache ? plain.withStorage(new RetryingStorage(new CachingStorage(backend, repoCache.objects), retry), { blobCache: repoCache.trees }) : plain;
+  const repo = repoCache ? plain.withStorage(withRetries(new CachingStorage(backend, repoCache.objects), retry, backend), { blobCache: repoCache.trees }) : plain;
   if (withIndex) {
     await repo.loadIndex();
     await repoCache?.dropTreesNotIn((id) => repo.locate(id) !== undefined);

@@ -96,6 +96,7 @@ export class BlobWriter {
 
   private async upload(pack: FinishedPack): Promise<void> {
     await this.repo.storage.put(packName(pack.id.toString('hex')), pack.parts);
+    await this.cacheTrees(pack);
     for (const blob of pack.blobs) {
       this.repo.index.add(blob.id, { packId: pack.id, ...blob });
       this.claimed.delete(blob.id.toString('hex'));
@@ -104,6 +105,17 @@ export class BlobWriter {
     this.stats.packs++;
     this.unindexed.push({ packId: pack.id, blobs: [...pack.blobs] });
     if (this.unindexed.length >= this.packsPerIndex) this.queueIndexWrite();
+  }
+
+  /** Trees go into the local cache as they are written, so the next backup need not fetch them. */
+  private async cacheTrees(pack: FinishedPack): Promise<void> {
+    const cache = this.repo.blobCache;
+    if (!cache) return;
+    for (const [i, blob] of pack.blobs.entries()) {
+      const sealed = pack.parts[i];
+      // The cache is an optimisation: a failure to fill it must not fail the backup.
+      if (blob.type === 'tree' && sealed) await cache.put(blob.id, sealed).catch(() => undefined);
+    }
   }
 
   private queueIndexWrite(): void {
