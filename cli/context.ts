@@ -31,8 +31,8 @@ export function repositoryUrl(options: GlobalOptions): string {
 }
 
 /** The repository's backend, wrapped in retries. */
-export function storageFor(options: GlobalOptions): Storage {
-  return withRetries(backendFor(options), retryOptions(options));
+export async function storageFor(options: GlobalOptions): Promise<Storage> {
+  return withRetries(await backendFor(options), retryOptions(options));
 }
 
 /**
@@ -43,7 +43,7 @@ function withRetries(storage: Storage, retry: RetryingOptions, backend: Storage 
   return backend instanceof LocalStorage ? storage : new RetryingStorage(storage, retry);
 }
 
-function backendFor(options: GlobalOptions): Storage {
+function backendFor(options: GlobalOptions): Promise<Storage> {
   return openStorage(repositoryUrl(options), { s3Endpoint: options.s3Endpoint });
 }
 
@@ -94,7 +94,7 @@ export function readNewPassword(file: string | undefined): Buffer {
  * storage itself, such as check.
  */
 export async function openRepository(options: GlobalOptions, { withIndex, cache = true }: { withIndex: boolean; cache?: boolean }): Promise<Repository> {
-  const backend = backendFor(options);
+  const backend = await backendFor(options);
   const retry = retryOptions(options);
   const plain = await Repository.open(withRetries(backend, retry), readPassword(options));
   const repoCache = cache && options.noCache !== true

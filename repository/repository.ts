@@ -189,7 +189,7 @@ export class Repository {
     const cached = await cache?.get(id);
     if (cache && cached) {
       try {
-        return decodeBlob(this.keys, cached, id);
+        return decodeBlob(this.keys, cached, id, loc.rawLength);
       } catch {
         await cache.delete(id); // A bad entry is never trusted: read the blob from storage.
       }
@@ -198,7 +198,7 @@ export class Repository {
     const sealed = await this.storage.get(name, { offset: loc.offset, length: loc.length });
     let plain: Buffer;
     try {
-      plain = decodeBlob(this.keys, sealed, id);
+      plain = decodeBlob(this.keys, sealed, id, loc.rawLength);
     } catch (err) {
       throw new CorruptObjectError(name, `blob ${id.toString('hex')} at offset ${loc.offset}: ${err instanceof Error ? err.message : 'unreadable'}`, { cause: err });
     }

@@ -60,6 +60,8 @@ const join = (dir: Buffer, name: Buffer): Buffer => (dir.equals(SLASH) ? Buffer.
 const ID_LENGTH = 32;
 /** Directory entries lstat'ed at once. */
 const STAT_BATCH = 32;
+/** Subdirectories of one directory saved at once. */
+const SUBDIRS_IN_FLIGHT = 4;
 
 function splitIds(packed: Uint8Array): Buffer[] {
   const ids: Buffer[] = [];
@@ -236,6 +238,7 @@ export class Archiver {
     // Depth first: subdirectories one at a time, files handed to the pool as slots free up, so
     // memory follows the depth and width of the tree, not its size.
     const pending: Array<Promise<TreeNode | undefined>> = [];
+    const subdirSlots = new Semaphore(SUBDIRS_IN_FLIGHT);
     for (let i = 0; i < names.length; i += STAT_BATCH) {
       const batch = names.slice(i, i + STAT_BATCH).map((name) => ({ name, full: join(dir, name) })).filter((e) => !isExcluded(e.full, this.excludes));
       const stats = await Promise.all(batch.map((e) => this.lstatOrReport(e.full)));
@@ -244,7 +247,12 @@ export class Archiver {
         if (st === undefined) continue;
         const parent = parentNodes.get(name.toString('hex'));
         if (st.isDirectory()) {
-          pending.push(Promise.resolve(await this.saveEntry(full, name, st, parent, rootDev)));
+          // A few subdirectories at a time, so their listings and parent trees overlap in I/O. The
+          // limit is per directory: a shared one would deadlock once ancestors held every slot.
+          await subdirSlots.acquire();
+          const node = this.saveEntry(full, name, st, parent, rootDev).finally(() => { subdirSlots.release(); });
+          node.catch(() => undefined); // Awaited below.
+          pending.push(node);
           continue;
         }
         await this.fileSlots.acquire();

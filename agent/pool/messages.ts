@@ -20,8 +20,8 @@ export interface ChunkFileTask {
 export interface DecodeBlobsTask {
   readonly kind: 'decode-blobs';
   readonly data: Uint8Array;
-  /** Per blob: offset and length inside `data`, and its ID. */
-  readonly blobs: ReadonlyArray<{ readonly offset: number; readonly length: number; readonly id: Uint8Array }>;
+  /** Per blob: offset and length inside `data`, its ID, and its plaintext length (a size hint). */
+  readonly blobs: ReadonlyArray<{ readonly offset: number; readonly length: number; readonly id: Uint8Array; readonly rawLength: number }>;
 }
 
 export type TaskRequest = ChunkFileTask | DecodeBlobsTask;

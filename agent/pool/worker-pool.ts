@@ -4,7 +4,7 @@ import { ArcaError } from '../../repository/errors.ts';
 import type { RepoConfig } from '../../repository/config.ts';
 import type { BlobKeys } from '../../repository/crypto/master-key.ts';
 import type {
-  ChunkFileResult, DecodeBlobsResult, FromWorker, TaskAnswer, TaskQuestion, TaskRequest, TaskResult, ToWorker, WorkerFailure, WorkerSetup,
+  ChunkFileResult, DecodeBlobsResult, DecodeBlobsTask, FromWorker, TaskAnswer, TaskQuestion, TaskRequest, TaskResult, ToWorker, WorkerFailure, WorkerSetup,
 } from './messages.ts';
 
 /** A task that failed inside a worker; `errno` is set for file-system errors (EACCES, ENOENT...). */
@@ -55,7 +55,8 @@ function workerScript(): URL {
  */
 export class WorkerPool {
   readonly size: number;
-  private readonly slots: Slot[];
+  private readonly setup: WorkerSetup;
+  private slots: Slot[] | undefined;
   private readonly running = new Map<number, Running>();
   private readonly queue: Queued[] = [];
   private nextTask = 1;
@@ -63,8 +64,16 @@ export class WorkerPool {
 
   constructor(setup: WorkerSetup, size = os.availableParallelism()) {
     this.size = Math.max(1, size);
-    this.slots = Array.from({ length: this.size }, () => {
-      const slot: Slot = { worker: new Worker(workerScript(), { workerData: setup }), busy: 0 };
+    this.setup = setup;
+  }
+
+  /**
+   * Workers start on the first task: a backup in which nothing changed never pays for them
+   * (each costs tens of milliseconds of CPU and megabytes of memory to start).
+   */
+  private startWorkers(): Slot[] {
+    this.slots ??= Array.from({ length: this.size }, () => {
+      const slot: Slot = { worker: new Worker(workerScript(), { workerData: this.setup }), busy: 0 };
       slot.worker.on('message', (message: FromWorker) => { this.onMessage(message); });
       slot.worker.on('error', (err: Error) => { this.failAll(err); });
       slot.worker.on('exit', (code) => {
@@ -72,6 +81,7 @@ export class WorkerPool {
       });
       return slot;
     });
+    return this.slots;
   }
 
   chunkFile(path: Buffer, onQuestion: QuestionHandler): Promise<ChunkFileResult> {
@@ -85,7 +95,7 @@ export class WorkerPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
+    await Promise.all((this.slots ?? []).map((slot) => slot.worker.terminate()));
   }
 
   private run(request: TaskRequest, transfer: ArrayBuffer[], onQuestion: QuestionHandler | undefined): Promise<TaskResult> {
@@ -100,8 +110,9 @@ export class WorkerPool {
   }
 
   private dispatch(): void {
+    const slots = this.startWorkers();
     while (this.queue.length > 0) {
-      const slot = this.slots.reduce((best, s) => (s.busy < best.busy ? s : best));
+      const slot = slots.reduce((best, s) => (s.busy < best.busy ? s : best));
       if (slot.busy >= TASKS_PER_WORKER) return;
       const job = this.queue.shift() as Queued;
       const task = this.nextTask++;
@@ -156,7 +167,7 @@ export class WorkerPool {
   }
 }
 
-export type DecodeBlobsRequestBlob = { readonly offset: number; readonly length: number; readonly id: Uint8Array };
+export type DecodeBlobsRequestBlob = DecodeBlobsTask['blobs'][number];
 
 /** The worker setup for a repository's keys and format parameters. */
 export function workerSetupFor(keys: BlobKeys, config: RepoConfig): WorkerSetup {

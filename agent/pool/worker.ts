@@ -104,7 +104,7 @@ async function sealChunks(task: number, chunks: readonly Buffer[], ids: Buffer[]
 function decodeBlobs(request: DecodeBlobsTask): { result: TaskResult; transfer: ArrayBuffer[] } {
   const data = Buffer.from(request.data.buffer, request.data.byteOffset, request.data.byteLength);
   const plaintexts = request.blobs.map((blob) =>
-    decodeBlob(keys, data.subarray(blob.offset, blob.offset + blob.length), Buffer.from(blob.id)));
+    decodeBlob(keys, data.subarray(blob.offset, blob.offset + blob.length), Buffer.from(blob.id), blob.rawLength));
   return { result: { kind: 'decode-blobs', plaintexts }, transfer: plaintexts.flatMap(transferable) };
 }
 

@@ -51,6 +51,7 @@ interface BlobTarget {
 interface NeededBlob {
   readonly offset: number;
   readonly length: number;
+  readonly rawLength: number;
   readonly id: Buffer;
   readonly targets: BlobTarget[];
 }
@@ -64,6 +65,8 @@ interface FileState {
 }
 
 const PACK_CONCURRENCY = 4;
+/** File-system calls (create, chmod, utimes...) in flight at once: they wait on the disk, not the CPU. */
+const FS_OPS_IN_FLIGHT = 32;
 /** Blobs of a pack closer than this are fetched in one range read... */
 const RANGE_GAP = 1 << 20;
 /** ...of at most this many bytes, which bounds memory at PACK_CONCURRENCY × this (plus plaintext). */
@@ -165,52 +168,73 @@ export class Restorer {
     return any;
   }
 
-  /** Creates every directory, file, link and special file; returns files that need content. */
+  /**
+   * Creates every directory, file, link and special file; returns files that need content.
+   * Directories first, in plan order (parents before children), then everything else at once,
+   * then hard links to the files they share an inode with.
+   */
   private async createNodes(plan: readonly PlannedNode[]): Promise<Array<{ node: FileNode; local: Buffer }>> {
     const withContent: Array<{ node: FileNode; local: Buffer }> = [];
     const firstPathOfInode = new Map<string, Buffer>();
-    for (const { node, local, snapshotPath } of plan) {
-      try {
-        switch (node.type) {
-          case 'dir':
-            await ensureDirectory(local);
-            this.summary.dirs_restored++;
-            break;
-          case 'file': {
-            const inodeKey = `${node.deviceId}:${node.inode}`;
-            const first = node.links > 1 ? firstPathOfInode.get(inodeKey) : undefined;
-            if (first) {
-              await createHardlink(first, local);
-            } else {
-              await createFile(local, node.size);
-              if (node.links > 1) firstPathOfInode.set(inodeKey, local);
-              if (node.content.length > 0) withContent.push({ node, local });
-            }
-            this.summary.files_restored++;
-            break;
-          }
-          case 'symlink':
-            await createSymlink(local, node.linkTarget);
-            this.summary.other_restored++;
-            break;
-          case 'fifo':
-            await createSpecial(local, 'fifo', 0n);
-            this.summary.other_restored++;
-            break;
-          case 'chardev':
-          case 'blockdev':
-            await createSpecial(local, node.type, node.rdev);
-            this.summary.other_restored++;
-            break;
-          case 'socket':
-            break; // A socket belongs to a running process; there is nothing to restore.
+    const links: Array<{ first: Buffer; entry: PlannedNode }> = [];
+    const others: PlannedNode[] = [];
+    for (const entry of plan) {
+      const { node } = entry;
+      if (node.type === 'dir') {
+        await this.attempt(entry.snapshotPath, async () => {
+          await ensureDirectory(entry.local);
+          this.summary.dirs_restored++;
+        });
+      } else if (node.type === 'file' && node.links > 1) {
+        const inodeKey = `${node.deviceId}:${node.inode}`;
+        const first = firstPathOfInode.get(inodeKey);
+        if (first) links.push({ first, entry });
+        else {
+          firstPathOfInode.set(inodeKey, entry.local);
+          others.push(entry);
         }
-      } catch (err) {
-        this.fail(snapshotPath, err);
-      }
+      } else others.push(entry);
     }
+    await mapLimit(others, FS_OPS_IN_FLIGHT, ({ node, local, snapshotPath }) => this.attempt(snapshotPath, async () => {
+      switch (node.type) {
+        case 'file':
+          await createFile(local, node.size);
+          if (node.content.length > 0) withContent.push({ node, local });
+          this.summary.files_restored++;
+          return;
+        case 'symlink':
+          await createSymlink(local, node.linkTarget);
+          break;
+        case 'fifo':
+          await createSpecial(local, 'fifo', 0n);
+          break;
+        case 'chardev':
+        case 'blockdev':
+          await createSpecial(local, node.type, node.rdev);
+          break;
+        case 'socket':
+          return; // A socket belongs to a running process; there is nothing to restore.
+        case 'dir':
+          return;
+      }
+      this.summary.other_restored++;
+    }));
+    await mapLimit(links, FS_OPS_IN_FLIGHT, ({ first, entry }) => this.attempt(entry.snapshotPath, async () => {
+      await createHardlink(first, entry.local);
+      this.summary.files_restored++;
+    }));
     return withContent;
   }
+
+  /** Runs one step for one path; a failure is reported and the restore goes on. */
+  private async attempt(snapshotPath: string, step: () => Promise<void>): Promise<void> {
+    try {
+      await step();
+    } catch (err) {
+      this.fail(snapshotPath, err);
+    }
+  }
+
 
   private async writeContent(files: ReadonlyArray<{ node: FileNode; local: Buffer }>): Promise<void> {
     const byPack = new Map<string, Map<string, NeededBlob>>();
@@ -225,7 +249,7 @@ export class Restorer {
         if (!blobs) byPack.set(packHex, (blobs = new Map<string, NeededBlob>()));
         const key = id.toString('hex');
         let blob = blobs.get(key);
-        if (!blob) blobs.set(key, (blob = { offset: loc.offset, length: loc.length, id, targets: [] }));
+        if (!blob) blobs.set(key, (blob = { offset: loc.offset, length: loc.length, rawLength: loc.rawLength, id, targets: [] }));
         blob.targets.push({ file: state, offset });
         offset += loc.rawLength;
       }
@@ -258,7 +282,7 @@ export class Restorer {
     let plaintexts: readonly Uint8Array[];
     try {
       const data = await this.repo.storage.get(name, { offset: start, length: last.offset + last.length - start });
-      const decoded = await this.pool.decodeBlobs(data, blobs.map((b) => ({ offset: b.offset - start, length: b.length, id: b.id })));
+      const decoded = await this.pool.decodeBlobs(data, blobs.map((b) => ({ offset: b.offset - start, length: b.length, id: b.id, rawLength: b.rawLength })));
       plaintexts = decoded.plaintexts;
     } catch (err) {
       if (blobs.length > 1 && !(err instanceof ObjectNotFoundError)) {
@@ -326,16 +350,20 @@ export class Restorer {
     }
   }
 
+  /** Metadata last: files and links at once, then directories deepest first (a level at a time). */
   private async applyAllMetadata(plan: readonly PlannedNode[]): Promise<void> {
-    const nonDirs = plan.filter((p) => p.node.type !== 'dir');
-    const dirs = plan.filter((p) => p.node.type === 'dir').sort((a, b) => b.depth - a.depth);
-    for (const { node, local, snapshotPath } of [...nonDirs, ...dirs]) {
-      if (node.type === 'socket') continue;
-      try {
-        await applyMetadata(local, node);
-      } catch (err) {
-        this.fail(snapshotPath, err);
-      }
+    const nonDirs = plan.filter((p) => p.node.type !== 'dir' && p.node.type !== 'socket');
+    await mapLimit(nonDirs, FS_OPS_IN_FLIGHT, ({ node, local, snapshotPath }) => this.attempt(snapshotPath, () => applyMetadata(local, node)));
+    const byDepth = new Map<number, PlannedNode[]>();
+    for (const entry of plan) {
+      if (entry.node.type !== 'dir') continue;
+      const level = byDepth.get(entry.depth);
+      if (level) level.push(entry);
+      else byDepth.set(entry.depth, [entry]);
+    }
+    for (const depth of [...byDepth.keys()].sort((a, b) => b - a)) {
+      await mapLimit(byDepth.get(depth) ?? [], FS_OPS_IN_FLIGHT, ({ node, local, snapshotPath }) => this.attempt(snapshotPath, () => applyMetadata(local, node)));
     }
   }
+
 }

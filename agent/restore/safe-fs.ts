@@ -36,15 +36,22 @@ export async function ensureDirectory(p: Buffer): Promise<void> {
   await fsp.mkdir(p, { mode: 0o700 });
 }
 
-const WRITE_FLAGS = constants.O_WRONLY | constants.O_NOFOLLOW;
+/** O_NONBLOCK: a FIFO planted where a file goes must fail the open (ENXIO), not hang it. */
+const WRITE_FLAGS = constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** Creates (or truncates) a regular file of `size` bytes, holes included, replacing any symlink. */
 export async function createFile(p: Buffer, size: number): Promise<void> {
+  // Whatever is not a regular file goes first: opening a planted device node could have effects.
+  const existing = await fsp.lstat(p).catch(() => undefined);
+  if (existing && !existing.isFile()) {
+    if (existing.isDirectory()) await fsp.rm(p, { recursive: true });
+    else await fsp.unlink(p);
+  }
   let handle;
   try {
     handle = await fsp.open(p, WRITE_FLAGS | constants.O_CREAT | constants.O_TRUNC, 0o600);
   } catch (err) {
-    if (errnoOf(err) !== 'ELOOP' && errnoOf(err) !== 'EISDIR') throw err;
+    if (errnoOf(err) !== 'ELOOP' && errnoOf(err) !== 'EISDIR' && errnoOf(err) !== 'ENXIO') throw err;
     if (errnoOf(err) === 'EISDIR') await fsp.rm(p, { recursive: true });
     else await fsp.unlink(p);
     handle = await fsp.open(p, WRITE_FLAGS | constants.O_CREAT | constants.O_EXCL, 0o600);

@@ -16,7 +16,7 @@ export const copyCommand: Command = {
     const fromUrl = str(values, 'from-repo') ?? process.env.ARCA_FROM_REPOSITORY;
     if (fromUrl === undefined || fromUrl === '') throw new UsageError('Give the source repository with --from-repo or ARCA_FROM_REPOSITORY.');
     const source = await Repository.open(
-      storageFor({ ...global, repo: fromUrl }),
+      await storageFor({ ...global, repo: fromUrl }),
       readPasswordFrom(str(values, 'from-password-file') ?? process.env.ARCA_FROM_PASSWORD_FILE, 'ARCA_FROM_PASSWORD', '--from-password-file'),
     );
     await source.loadIndex();

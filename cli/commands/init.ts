@@ -9,7 +9,7 @@ export const initCommand: Command = {
   summary: 'create a new repository',
   options: {},
   async run(_values, _positionals, global) {
-    const repo = await Repository.init(storageFor(global), readPassword(global));
+    const repo = await Repository.init(await storageFor(global), readPassword(global));
     if (global.json) printJson({ message_type: 'initialized', id: repo.config.id, repository: repo.storage.location });
     else if (!global.quiet) process.stdout.write(`created Arca repository ${repo.config.id.slice(0, 10)} at ${repo.storage.location}\n`);
     return 0;

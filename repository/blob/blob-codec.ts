@@ -23,7 +23,11 @@ export class BlobDecodeError extends Error {
 
 /** Compresses (when it shrinks), then seals `plaintext`, whose ID the caller computed already. */
 export function sealBlob(keys: BlobKeys, id: Buffer, plaintext: Uint8Array, level: number): SealedBlob {
-  const compressed = level > 0 ? zstdCompressSync(plaintext, { params: { [zc.ZSTD_c_compressionLevel]: level } }) : undefined;
+  // An output buffer the size of the input: zlib's default chunks would allocate (and leave to the
+  // garbage collector) far more than a small blob needs.
+  const compressed = level > 0
+    ? zstdCompressSync(plaintext, { chunkSize: Math.max(64, plaintext.length), params: { [zc.ZSTD_c_compressionLevel]: level } })
+    : undefined;
   const useZstd = compressed !== undefined && compressed.length < plaintext.length;
   const body = useZstd ? compressed : plaintext;
   const framed = Buffer.allocUnsafe(body.length + 1);
@@ -38,14 +42,15 @@ export function encodeBlob(keys: BlobKeys, plaintext: Uint8Array, level: number)
 
 /**
  * Opens, decompresses and verifies one blob. Throws SealOpenError when it does not authenticate
- * and BlobDecodeError when its content does not hash to `expectedId`.
+ * and BlobDecodeError when its content does not hash to `expectedId`. `rawLength` (from the index)
+ * sizes the output buffer exactly; it is a hint, not trusted.
  */
-export function decodeBlob(keys: BlobKeys, sealed: Uint8Array, expectedId: Buffer): Buffer {
+export function decodeBlob(keys: BlobKeys, sealed: Uint8Array, expectedId: Buffer, rawLength?: number): Buffer {
   const framed = open(keys.encKey, 'blob', sealed);
   const kind = framed[0];
   let plaintext: Buffer;
   if (kind === RAW) plaintext = framed.subarray(1);
-  else if (kind === ZSTD) plaintext = zstdDecompressSync(framed.subarray(1));
+  else if (kind === ZSTD) plaintext = zstdDecompressSync(framed.subarray(1), rawLength === undefined ? {} : { chunkSize: Math.max(64, rawLength) });
   else throw new BlobDecodeError(`unknown compression byte ${String(kind)}`);
   if (!blobId(keys.idKey, plaintext).equals(expectedId)) {
     throw new BlobDecodeError(`content does not match its ID ${expectedId.toString('hex')}`);

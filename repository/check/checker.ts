@@ -175,7 +175,7 @@ export class Checker {
           this.problems.push({ kind: 'blob-not-in-pack', pack, blob: blobHex });
         }
         try {
-          decodeBlob(this.repo.keys, bytes.subarray(blob.offset, blob.offset + blob.length), blob.id);
+          decodeBlob(this.repo.keys, bytes.subarray(blob.offset, blob.offset + blob.length), blob.id, blob.rawLength);
           blobsRead++;
         } catch (err) {
           this.unusable.add(blobHex);

@@ -233,7 +233,7 @@ async function repackLiveBlobs(repo: Repository, packs: ReadonlyArray<[string, P
     for (const entry of u.entries) {
       if (!used.has(entry.id)) continue;
       const sealed = await repo.storage.get(packName(pack), { offset: entry.offset, length: entry.length });
-      decodeBlob(repo.keys, sealed, entry.id); // Never carry damage into a new pack.
+      decodeBlob(repo.keys, sealed, entry.id, entry.rawLength); // Never carry damage into a new pack.
       await writer.add(entry.type, { id: entry.id, sealed, rawLength: entry.rawLength });
       copied++;
     }

@@ -17,33 +17,43 @@ function usageError(run: () => unknown): UsageError {
   throw new Error('expected a UsageError');
 }
 
+async function openError(url: string, options: Parameters<typeof openStorage>[1]): Promise<UsageError> {
+  try {
+    await openStorage(url, options);
+  } catch (err) {
+    expect(err).toBeInstanceOf(UsageError);
+    return err as UsageError;
+  }
+  throw new Error('expected a UsageError');
+}
+
 describe('openStorage', () => {
   const env = { AZURE_STORAGE_CONNECTION_STRING: 'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;EndpointSuffix=core.windows.net', GOOGLE_HMAC_ACCESS_KEY_ID: 'GOOG1', GOOGLE_HMAC_SECRET: 'secret' };
 
-  it('opens each URL form with its backend and names the location', () => {
-    expect(openStorage('/srv/repo', { env })).toBeInstanceOf(LocalStorage);
-    expect(openStorage('relative/repo', { env }).location).toBe(path.resolve('relative/repo'));
-    expect(openStorage('file:///srv/repo', { env }).location).toBe('/srv/repo');
-    const s3 = openStorage('s3://my-bucket/some/prefix/', { env });
+  it('opens each URL form with its backend and names the location', async () => {
+    expect(await openStorage('/srv/repo', { env })).toBeInstanceOf(LocalStorage);
+    expect((await openStorage('relative/repo', { env })).location).toBe(path.resolve('relative/repo'));
+    expect((await openStorage('file:///srv/repo', { env })).location).toBe('/srv/repo');
+    const s3 = await openStorage('s3://my-bucket/some/prefix/', { env });
     expect(s3).toBeInstanceOf(S3Storage);
     expect(s3.location).toBe('s3://my-bucket/some/prefix');
-    expect(openStorage('s3://my-bucket', { env }).location).toBe('s3://my-bucket');
-    const gs = openStorage('gs://my-bucket/repo', { env });
+    expect((await openStorage('s3://my-bucket', { env })).location).toBe('s3://my-bucket');
+    const gs = await openStorage('gs://my-bucket/repo', { env });
     expect(gs).toBeInstanceOf(S3Storage);
     expect(gs.location).toBe('gs://my-bucket/repo');
-    const azure = openStorage('azure://backups/cluster-a', { env });
+    const azure = await openStorage('azure://backups/cluster-a', { env });
     expect(azure).toBeInstanceOf(AzureBlobStorage);
     expect(azure.location).toBe('azure://backups/cluster-a');
   });
 
-  it('refuses unknown schemes, an empty URL and malformed bucket or container names with a UsageError', () => {
-    expect(usageError(() => openStorage('ftp://host/repo', { env })).message).toMatch(/"ftp:\/\/" is not supported/);
-    usageError(() => openStorage('', { env }));
-    usageError(() => openStorage('s3://', { env }));
-    usageError(() => openStorage('s3://Upper_Case/x', { env }));
-    usageError(() => openStorage('s3://bucket/a/../b', { env }));
-    usageError(() => openStorage('azure://ab/x', { env }));
-    usageError(() => openStorage('azure://double--hyphen/x', { env }));
+  it('refuses unknown schemes, an empty URL and malformed bucket or container names with a UsageError', async () => {
+    expect((await openError('ftp://host/repo', { env })).message).toMatch(/"ftp:\/\/" is not supported/);
+    await openError('', { env });
+    await openError('s3://', { env });
+    await openError('s3://Upper_Case/x', { env });
+    await openError('s3://bucket/a/../b', { env });
+    await openError('azure://ab/x', { env });
+    await openError('azure://double--hyphen/x', { env });
   });
 });
 
@@ -92,8 +102,8 @@ describe('gs:// configuration (configuration only: GCS cannot be served locally)
     expect(usageError(() => gcsConfigFromUrl('gs://bucket', { env: { GOOGLE_HMAC_ACCESS_KEY_ID: 'only-the-id' } })).message).toMatch(/GOOGLE_HMAC_ACCESS_KEY_ID and GOOGLE_HMAC_SECRET/);
   });
 
-  it('ignores --s3-endpoint (which is for s3:// URLs)', () => {
-    const storage = openStorage('gs://bucket/x', { s3Endpoint: 'http://127.0.0.1:1', env: { GOOGLE_HMAC_ACCESS_KEY_ID: 'a', GOOGLE_HMAC_SECRET: 'b' } });
+  it('ignores --s3-endpoint (which is for s3:// URLs)', async () => {
+    const storage = await openStorage('gs://bucket/x', { s3Endpoint: 'http://127.0.0.1:1', env: { GOOGLE_HMAC_ACCESS_KEY_ID: 'a', GOOGLE_HMAC_SECRET: 'b' } });
     expect(storage.location).toBe('gs://bucket/x');
     expect(gcsConfigFromUrl('gs://bucket/x', { env: { GOOGLE_HMAC_ACCESS_KEY_ID: 'a', GOOGLE_HMAC_SECRET: 'b' } }).endpoint).toBe(GCS_ENDPOINT);
   });
@@ -110,8 +120,8 @@ describe('azure:// configuration', () => {
       .toEqual({ kind: 'sas', account: 'acct', sasToken: 'sv=1&sig=x', endpoint: 'http://127.0.0.1:10000/acct' });
   });
 
-  it('asks for credentials when there are none, and rejects a malformed connection string', () => {
+  it('asks for credentials when there are none, and rejects a malformed connection string', async () => {
     expect(usageError(() => azureConfigFromUrl('azure://backups', { env: { AZURE_STORAGE_ACCOUNT: 'acct' } })).message).toMatch(/AZURE_STORAGE_CONNECTION_STRING/);
-    usageError(() => openStorage('azure://backups', { env: { AZURE_STORAGE_CONNECTION_STRING: 'nonsense' } }));
+    await openError('azure://backups', { env: { AZURE_STORAGE_CONNECTION_STRING: 'nonsense' } });
   });
 });
