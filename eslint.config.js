@@ -3,7 +3,7 @@ import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.arca-demo/**', 'eslint.config.js', 'vitest.config.ts'] },
+  { ignores: ['dist/**', 'node_modules/**', '.arca-demo/**', 'scripts/**', 'eslint.config.js', 'vitest.config.ts'] },
   eslint.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {
