@@ -65,6 +65,8 @@ interface FileState {
 }
 
 const PACK_CONCURRENCY = 4;
+/** Subtrees of one directory planned at once. */
+const SUBTREES_IN_FLIGHT = 8;
 /** File-system calls (create, chmod, utimes...) in flight at once: they wait on the disk, not the CPU. */
 const FS_OPS_IN_FLIGHT = 32;
 /** Blobs of a pack closer than this are fetched in one range read... */
@@ -108,8 +110,7 @@ export class Restorer {
     const target = Buffer.from(path.resolve(options.target));
     await fsp.mkdir(target, { recursive: true });
     if (!(await fsp.lstat(target)).isDirectory()) throw new RestoreError(`The restore target ${options.target} is not a directory.`);
-    const plan: PlannedNode[] = [];
-    await this.planTree(Buffer.from(snapshot.tree, 'hex'), target, '', 0, options, false, plan);
+    const plan = await this.planTree(Buffer.from(snapshot.tree, 'hex'), target, '', 0, options, false);
     const files = await this.createNodes(plan);
     this.filesTotal = plan.filter((p) => p.node.type === 'file').length;
     this.bytesTotal = plan.reduce((sum, p) => sum + (p.node.type === 'file' ? p.node.size : 0), 0);
@@ -140,33 +141,30 @@ export class Restorer {
     this.reporter.error?.({ path: where, message: err instanceof Error ? err.message : String(err) });
   }
 
-  /** Collects the nodes to restore; returns whether anything under `treeId` was selected. */
-  private async planTree(treeId: Buffer, local: Buffer, snapPath: string, depth: number, options: RestoreOptions, included: boolean, plan: PlannedNode[]): Promise<boolean> {
+  /**
+   * The nodes under `treeId` to restore, parents before children. Subdirectories are planned a
+   * few at a time (each needs its tree loaded), and their plans are joined in order.
+   */
+  private async planTree(treeId: Buffer, local: Buffer, snapPath: string, depth: number, options: RestoreOptions, included: boolean): Promise<PlannedNode[]> {
     const tree = await this.repo.loadTree(treeId);
     const includes = options.includes ?? [];
-    let any = false;
-    for (const node of tree.nodes) {
+    const parts = await mapLimit(tree.nodes, SUBTREES_IN_FLIGHT, async (node): Promise<PlannedNode[]> => {
       // decodeTree already rejects these; checked again because a path escape must never happen.
       if (!isSafeName(node.name)) throw new RestoreError(`The snapshot names an unsafe path component ${JSON.stringify(node.name.toString())}.`);
       const childLocal = Buffer.concat([local, Buffer.from('/'), node.name]);
       const childSnap = `${snapPath}/${node.name.toString()}`;
       const childPathBuf = Buffer.from(childSnap);
-      if (isExcluded(childPathBuf, options.excludes ?? [])) continue;
+      if (isExcluded(childPathBuf, options.excludes ?? [])) return [];
       const selected = included || includes.length === 0 || isExcluded(childPathBuf, includes);
       const entry: PlannedNode = { node, local: childLocal, snapshotPath: childSnap, depth: depth + 1 };
-      if (node.type === 'dir') {
-        const at = plan.length;
-        plan.push(entry);
-        const inner = await this.planTree(node.subtree, childLocal, childSnap, depth + 1, options, selected, plan);
-        if (!selected && !inner) plan.splice(at, 1);
-        any ||= selected || inner;
-      } else if (selected) {
-        plan.push(entry);
-        any = true;
-      }
-    }
-    return any;
+      if (node.type !== 'dir') return selected ? [entry] : [];
+      const inner = await this.planTree(node.subtree, childLocal, childSnap, depth + 1, options, selected);
+      // A directory is restored when chosen itself or when something inside it is.
+      return selected || inner.length > 0 ? [entry, ...inner] : [];
+    });
+    return parts.flat();
   }
+
 
   /**
    * Creates every directory, file, link and special file; returns files that need content.
