@@ -16,15 +16,23 @@ export interface ChunkFileTask {
   readonly path: Uint8Array;
 }
 
-/** Open, decompress and verify blobs cut from one pack range. */
-export interface DecodeBlobsTask {
-  readonly kind: 'decode-blobs';
+/**
+ * Open, decompress and verify blobs cut from one pack range, and write each where restore wants
+ * it. The worker writes itself, so plaintext never travels back to the main thread.
+ */
+export interface WriteBlobsTask {
+  readonly kind: 'write-blobs';
   readonly data: Uint8Array;
   /** Per blob: offset and length inside `data`, its ID, and its plaintext length (a size hint). */
   readonly blobs: ReadonlyArray<{ readonly offset: number; readonly length: number; readonly id: Uint8Array; readonly rawLength: number }>;
+  /**
+   * Positioned writes: blob number, path of a regular file the restore created (opened with
+   * O_NOFOLLOW, never created here), and the offset in that file.
+   */
+  readonly writes: ReadonlyArray<{ readonly blob: number; readonly path: Uint8Array; readonly offset: number }>;
 }
 
-export type TaskRequest = ChunkFileTask | DecodeBlobsTask;
+export type TaskRequest = ChunkFileTask | WriteBlobsTask;
 
 export interface ChunkFileResult {
   readonly kind: 'chunk-file';
@@ -41,12 +49,15 @@ export interface StoredBlobMessage {
   readonly rawLength: number;
 }
 
-export interface DecodeBlobsResult {
-  readonly kind: 'decode-blobs';
-  readonly plaintexts: readonly Uint8Array[];
+export interface WriteBlobsResult {
+  readonly kind: 'write-blobs';
+  /** Per write: undefined when done, else why it failed. */
+  readonly failures: ReadonlyArray<WorkerFailure | undefined>;
+  /** Plaintext bytes of all writes done. */
+  readonly bytes: number;
 }
 
-export type TaskResult = ChunkFileResult | DecodeBlobsResult;
+export type TaskResult = ChunkFileResult | WriteBlobsResult;
 
 /** Worker → main, in the middle of a chunk-file task. */
 export type TaskQuestion =
@@ -64,6 +75,9 @@ export type FromWorker =
   | { readonly type: 'question'; readonly task: number; readonly question: TaskQuestion }
   | { readonly type: 'done'; readonly task: number; readonly result: TaskResult }
   | { readonly type: 'failed'; readonly task: number; readonly error: WorkerFailure };
+
+/** The code of a write that failed because its blob did not decode (damage, not the file system). */
+export const BLOB_DAMAGED = 'ARCA_ERR_BLOB_DAMAGED';
 
 export interface WorkerFailure {
   readonly message: string;

@@ -4,7 +4,7 @@ import { ArcaError } from '../../repository/errors.ts';
 import type { RepoConfig } from '../../repository/config.ts';
 import type { BlobKeys } from '../../repository/crypto/master-key.ts';
 import type {
-  ChunkFileResult, DecodeBlobsResult, DecodeBlobsTask, FromWorker, TaskAnswer, TaskQuestion, TaskRequest, TaskResult, ToWorker, WorkerFailure, WorkerSetup,
+  ChunkFileResult, FromWorker, TaskAnswer, TaskQuestion, TaskRequest, TaskResult, ToWorker, WorkerFailure, WorkerSetup, WriteBlobsResult, WriteBlobsTask,
 } from './messages.ts';
 
 /** A task that failed inside a worker; `errno` is set for file-system errors (EACCES, ENOENT...). */
@@ -88,10 +88,10 @@ export class WorkerPool {
     return this.run({ kind: 'chunk-file', path }, [], onQuestion) as Promise<ChunkFileResult>;
   }
 
-  /** `data` is moved to the worker: the caller must not use it afterwards. */
-  decodeBlobs(data: Buffer, blobs: DecodeBlobsRequestBlob[]): Promise<DecodeBlobsResult> {
+  /** Decodes blobs of one pack range and writes them into files; `data` is moved to the worker. */
+  writeBlobs(data: Buffer, blobs: WriteBlobsTask['blobs'], writes: WriteBlobsTask['writes']): Promise<WriteBlobsResult> {
     const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
-    return this.run({ kind: 'decode-blobs', data, blobs }, owned ? [data.buffer] : [], undefined) as Promise<DecodeBlobsResult>;
+    return this.run({ kind: 'write-blobs', data, blobs, writes }, owned ? [data.buffer] : [], undefined) as Promise<WriteBlobsResult>;
   }
 
   async close(): Promise<void> {
@@ -167,7 +167,6 @@ export class WorkerPool {
   }
 }
 
-export type DecodeBlobsRequestBlob = DecodeBlobsTask['blobs'][number];
 
 /** The worker setup for a repository's keys and format parameters. */
 export function workerSetupFor(keys: BlobKeys, config: RepoConfig): WorkerSetup {

@@ -1,11 +1,11 @@
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ChunkSplitter, FastCdc } from '../../chunker/index.ts';
 import { blobId, type BlobKeys } from '../../repository/crypto/master-key.ts';
 import { decodeBlob, sealBlob } from '../../repository/blob/blob-codec.ts';
-import type {
-  ChunkFileResult, ChunkFileTask, DecodeBlobsTask, FromWorker, StoredBlobMessage, TaskAnswer, TaskQuestion, TaskResult, ToWorker,
-  WorkerSetup,
+import {
+  BLOB_DAMAGED, type ChunkFileResult, type ChunkFileTask, type FromWorker, type StoredBlobMessage, type TaskAnswer, type TaskQuestion,
+  type TaskResult, type ToWorker, type WorkerFailure, type WorkerSetup, type WriteBlobsTask,
 } from './messages.ts';
 
 /** The CPU side of backup and restore: chunking, hashing, compression, encryption, decoding. */
@@ -101,11 +101,61 @@ async function sealChunks(task: number, chunks: readonly Buffer[], ids: Buffer[]
   return { fresh, transfer };
 }
 
-function decodeBlobs(request: DecodeBlobsTask): { result: TaskResult; transfer: ArrayBuffer[] } {
+function isAllZero(buf: Uint8Array): boolean {
+  for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+function failureOf(err: unknown): WorkerFailure {
+  const e = err as NodeJS.ErrnoException;
+  return { message: e.message, code: typeof e.code === 'string' ? e.code : undefined };
+}
+
+/** Decodes each blob once and writes it to every place it goes; an all-zero blob stays a hole. */
+function writeBlobs(request: WriteBlobsTask): { result: TaskResult; transfer: ArrayBuffer[] } {
   const data = Buffer.from(request.data.buffer, request.data.byteOffset, request.data.byteLength);
-  const plaintexts = request.blobs.map((blob) =>
-    decodeBlob(keys, data.subarray(blob.offset, blob.offset + blob.length), Buffer.from(blob.id), blob.rawLength));
-  return { result: { kind: 'decode-blobs', plaintexts }, transfer: plaintexts.flatMap(transferable) };
+  const failures: Array<WorkerFailure | undefined> = [];
+  const fds = new Map<string, number>();
+  let bytes = 0;
+  let current = -1;
+  let decoded: { readonly plain: Buffer } | { readonly failure: WorkerFailure } = { failure: { message: 'no blob' } };
+  try {
+    for (const write of request.writes) {
+      if (write.blob !== current) {
+        current = write.blob;
+        const blob = request.blobs[write.blob];
+        try {
+          if (!blob) throw new Error('protocol error: no such blob');
+          decoded = { plain: decodeBlob(keys, data.subarray(blob.offset, blob.offset + blob.length), Buffer.from(blob.id), blob.rawLength) };
+        } catch (err) {
+          decoded = { failure: { message: failureOf(err).message, code: BLOB_DAMAGED } };
+        }
+      }
+      if ('failure' in decoded) {
+        failures.push(decoded.failure);
+        continue;
+      }
+      const { plain } = decoded;
+      try {
+        if (!isAllZero(plain)) {
+          const key = Buffer.from(write.path).toString('latin1');
+          let fd = fds.get(key);
+          if (fd === undefined) {
+            fd = openSync(Buffer.from(write.path), constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+            fds.set(key, fd);
+          }
+          for (let done = 0; done < plain.length;) done += writeSync(fd, plain, done, plain.length - done, write.offset + done);
+        }
+        bytes += plain.length;
+        failures.push(undefined);
+      } catch (err) {
+        failures.push(failureOf(err));
+      }
+    }
+  } finally {
+    for (const fd of fds.values()) closeSync(fd);
+  }
+  return { result: { kind: 'write-blobs', failures, bytes }, transfer: [] };
 }
 
 port.on('message', (message: ToWorker) => {
@@ -116,7 +166,7 @@ port.on('message', (message: ToWorker) => {
     return;
   }
   const { task, request } = message;
-  const run = request.kind === 'chunk-file' ? chunkFile(task, request) : Promise.resolve().then(() => decodeBlobs(request));
+  const run = request.kind === 'chunk-file' ? chunkFile(task, request) : Promise.resolve().then(() => writeBlobs(request));
   run.then(
     ({ result, transfer }) => {
       post({ type: 'done', task, result }, transfer);

@@ -10,8 +10,9 @@ import type { Snapshot } from '../../repository/snapshot/snapshot.ts';
 import { isSafeName, type FileNode, type TreeNode } from '../../repository/tree/tree.ts';
 import { mapLimit } from '../../repository/repository.ts';
 import { ObjectNotFoundError } from '../../repository/storage/storage.ts';
-import { WorkerTaskError, type WorkerPool } from '../pool/worker-pool.ts';
-import { createFile, createHardlink, createSpecial, createSymlink, ensureDirectory, openForWrite } from './safe-fs.ts';
+import type { WorkerPool } from '../pool/worker-pool.ts';
+import { BLOB_DAMAGED, type WriteBlobsResult } from '../pool/messages.ts';
+import { createFile, createHardlink, createSpecial, createSymlink, ensureDirectory } from './safe-fs.ts';
 import { applyMetadata } from './metadata.ts';
 
 export interface RestoreOptions {
@@ -58,9 +59,7 @@ interface NeededBlob {
 
 interface FileState {
   readonly local: Buffer;
-  /** Blob writes still to come; the handle closes when it reaches 0. */
-  pending: number;
-  handle: Promise<fsp.FileHandle> | undefined;
+  /** Set once a write failed: the file is reported once and gets no more writes. */
   failed: boolean;
 }
 
@@ -78,11 +77,6 @@ export class RestoreError extends ArcaError {
   constructor(message: string) {
     super('ARCA_ERR_RESTORE', message);
   }
-}
-
-function isAllZero(buf: Uint8Array): boolean {
-  for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return false;
-  return true;
 }
 
 /**
@@ -237,7 +231,7 @@ export class Restorer {
   private async writeContent(files: ReadonlyArray<{ node: FileNode; local: Buffer }>): Promise<void> {
     const byPack = new Map<string, Map<string, NeededBlob>>();
     for (const { node, local } of files) {
-      const state: FileState = { local, pending: node.content.length, handle: undefined, failed: false };
+      const state: FileState = { local, failed: false };
       let offset = 0;
       for (const id of node.content) {
         const loc = this.repo.locate(id);
@@ -271,57 +265,52 @@ export class Restorer {
     });
   }
 
+  /**
+   * Fetches one range of a pack and has a worker decode its blobs and write them into the files.
+   * If the range fails as a whole (a cut pack), each blob is tried alone, so one damaged blob
+   * neither takes its intact neighbours down nor goes unnamed.
+   */
   private async restoreRange(packHex: string, blobs: readonly NeededBlob[]): Promise<void> {
     const first = blobs[0];
     const last = blobs[blobs.length - 1];
     if (!first || !last) return;
     const start = first.offset;
     const name = packName(packHex);
-    let plaintexts: readonly Uint8Array[];
+    const targets = blobs.flatMap((blob, i) => blob.targets.filter((t) => !t.file.failed).map((t) => ({ blob: i, target: t })));
+    let failures: WriteBlobsResult['failures'];
     try {
       const data = await this.repo.storage.get(name, { offset: start, length: last.offset + last.length - start });
-      const decoded = await this.pool.decodeBlobs(data, blobs.map((b) => ({ offset: b.offset - start, length: b.length, id: b.id, rawLength: b.rawLength })));
-      plaintexts = decoded.plaintexts;
+      const result = await this.pool.writeBlobs(
+        data,
+        blobs.map((b) => ({ offset: b.offset - start, length: b.length, id: b.id, rawLength: b.rawLength })),
+        targets.map(({ blob, target }) => ({ blob, path: target.file.local, offset: target.offset })),
+      );
+      failures = result.failures;
+      this.summary.bytes_restored += result.bytes;
     } catch (err) {
       if (blobs.length > 1 && !(err instanceof ObjectNotFoundError)) {
-        // One damaged blob (or a cut pack) must not take its intact neighbours down, and the
-        // error should say which blob: go again one blob at a time.
         for (const blob of blobs) await this.restoreRange(packHex, [blob]);
         return;
       }
-      // Storage errors name the pack already; a blob that does not decode is named here.
-      const reported = err instanceof WorkerTaskError
-        ? new CorruptObjectError(name, `blob ${first.id.toString('hex')} at offset ${first.offset}: ${err.message}`, { cause: err })
-        : err;
-      for (const blob of blobs) for (const t of blob.targets) await this.finishWrite(t.file, reported);
+      for (const blob of blobs) for (const t of blob.targets) this.finishWrite(t.file, err);
       return;
     }
-    await Promise.all(blobs.map(async (blob, i) => {
-      const plain = plaintexts[i] as Uint8Array;
-      const zero = isAllZero(plain);
-      for (const t of blob.targets) {
-        try {
-          if (!t.file.failed && !zero) {
-            t.file.handle ??= openForWrite(t.file.local);
-            const handle = await t.file.handle;
-            await handle.write(plain, 0, plain.length, t.offset);
-          }
-          this.summary.bytes_restored += plain.length;
-          await this.finishWrite(t.file, undefined);
-        } catch (err) {
-          await this.finishWrite(t.file, err);
-        }
-      }
-    }));
+    for (const [i, { blob, target }] of targets.entries()) {
+      const failure = failures[i];
+      const damaged = failure?.code === BLOB_DAMAGED;
+      // A blob that does not decode is named with its pack; a file-system error speaks for itself.
+      const err = failure === undefined ? undefined
+        : damaged ? new CorruptObjectError(name, `blob ${(blobs[blob] ?? first).id.toString('hex')}: ${failure.message}`)
+          : new RestoreError(failure.message);
+      this.finishWrite(target.file, err);
+    }
   }
 
-  private async finishWrite(file: FileState, err: unknown): Promise<void> {
+  private finishWrite(file: FileState, err: unknown): void {
     if (err !== undefined && !file.failed) {
       file.failed = true;
       this.fail(file.local.toString(), err);
     }
-    file.pending--;
-    if (file.pending === 0 && file.handle) await (await file.handle).close();
   }
 
   private async verify(plan: readonly PlannedNode[]): Promise<void> {

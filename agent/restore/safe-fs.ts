@@ -64,11 +64,6 @@ export async function createFile(p: Buffer, size: number): Promise<void> {
   }
 }
 
-/** Opens a file this restore created, for positioned writes; fails on a symlink. */
-export function openForWrite(p: Buffer): Promise<fsp.FileHandle> {
-  return fsp.open(p, WRITE_FLAGS);
-}
-
 export async function createSymlink(p: Buffer, target: Buffer): Promise<void> {
   await clearNonDirectory(p);
   await fsp.symlink(target, p);

@@ -135,6 +135,26 @@ describe('prune', () => {
     await lease.release();
   });
 
+  it('settles: a prune with nothing to reclaim repacks nothing, even with small packs', async () => {
+    for (let i = 0; i < 5; i++) await writeFile(path.join(src, `tiny${i}`), `tiny file ${i}\n`);
+    await backup(repoDir, src);
+    for (let run = 0; run < 2; run++) {
+      const report = await prune(await open(repoDir), OPTIONS);
+      expect(report).toMatchObject({ packsMarked: 0, packsRepacked: 0, packsDeleted: 0 });
+    }
+  });
+
+  it('removes the leases that crashed writers left behind', async () => {
+    await writeFile(path.join(src, 'f'), 'data\n');
+    await backup(repoDir, src);
+    const shortTiming: LeaseTiming = { ttlMs: 50, heartbeatMs: 1_000_000, skewMs: 50 };
+    await Lease.acquire(await open(repoDir), 'backup', shortTiming); // Never released: a crash.
+    expect(await readdir(path.join(repoDir, 'leases'))).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await prune(await open(repoDir), { ...OPTIONS, timing: shortTiming });
+    expect(await readdir(path.join(repoDir, 'leases'))).toHaveLength(0);
+  });
+
   it('compacts many index files into one and reports it on the CLI', async () => {
     for (let i = 0; i < 5; i++) {
       await writeFile(path.join(src, `f${i}`), randomBytes(100_000));

@@ -40,6 +40,8 @@ export interface FaultProxyStats {
   readonly spared: number;
   /** Requests the server itself did not answer (502 to the client). */
   readonly upstreamErrors: number;
+  /** Requests whose client went away before the answer (a killed process, a client-side timeout). */
+  readonly clientsGone: number;
 }
 
 export interface FaultProxy {
@@ -95,7 +97,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const random = seeded(options.seed);
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const failuresInARow = new Map<string, number>();
-  const counts = { requests: 0, spared: 0, upstreamErrors: 0 };
+  const counts = { requests: 0, spared: 0, upstreamErrors: 0, clientsGone: 0 };
   const faults: Record<FaultKind, number> = { slowDown: 0, reset: 0, delay: 0, truncate: 0 };
 
   /** Forwards the request (its body streamed) and collects the whole answer. */
@@ -167,6 +169,10 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     try {
       answer = await forward(req);
     } catch {
+      if (!req.complete || res.destroyed) {
+        counts.clientsGone++;
+        return;
+      }
       counts.upstreamErrors++;
       if (!res.headersSent) res.writeHead(502, { 'content-length': 0 });
       res.end();
@@ -206,7 +212,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const { port } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${port}`,
-    stats: () => ({ requests: counts.requests, faults: { ...faults }, spared: counts.spared, upstreamErrors: counts.upstreamErrors }),
+    stats: () => ({ requests: counts.requests, faults: { ...faults }, spared: counts.spared, upstreamErrors: counts.upstreamErrors, clientsGone: counts.clientsGone }),
     setFaultRate: (rate) => { faultRate = checkRate(rate); },
     stop: async () => {
       const closed = new Promise<void>((resolve) => { server.close(() => { resolve(); }); });
