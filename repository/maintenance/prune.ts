@@ -1,7 +1,7 @@
 import { decodeBlob } from '../blob/blob-codec.ts';
 import { BlobWriter } from '../blob-writer.ts';
 import { BlobIndex, type BlobLocation, type IndexBlob, type IndexPack } from '../index/index.ts';
-import { DATA_PREFIX, idOfName, packName } from '../object-names.ts';
+import { DATA_PREFIX, idOfName, leaseName, packName } from '../object-names.ts';
 import type { Repository } from '../repository.ts';
 import { isLive, Lease, listLeases, type LeaseRecord, type LeaseTiming } from './leases.ts';
 import { deletePlan, listPlans, writePlan, type PrunePlan, type StoredPlan } from './prune-plan.ts';
@@ -72,6 +72,7 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
     for (const { plan } of plans) addEntries(repo.retired, plan.entries);
     const inPlans = new Set(plans.flatMap((p) => p.plan.packs));
     const leasesAtStart = await listLeases(repo);
+    if (!options.dryRun) await deleteExpiredLeases(repo, leasesAtStart, options.timing);
     const snapshots = await repo.listSnapshotIds();
     const indexFiles = await loadLiveIndex(repo);
     report.indexFilesBefore = indexFiles.length;
@@ -181,8 +182,8 @@ function packUsage(repo: Repository, packSizes: ReadonlyMap<string, number>, use
     if (used.has(id)) u.usedBytes += loc.length;
     else u.unusedBytes += loc.length;
   }
-  // Bytes no index entry accounts for (duplicates dropped by the index, headers) count as unused.
-  for (const u of usage.values()) u.unusedBytes = u.size - u.usedBytes;
+  // Headers and trailers count as neither: no repacking can reclaim them, and counting them as
+  // unused would make every small pack look wasteful, repacked by every prune without end.
   return usage;
 }
 
@@ -263,12 +264,25 @@ async function writeCompactedIndex(repo: Repository, packs: readonly IndexPack[]
   return files;
 }
 
+/**
+ * Leases of writers that crashed (expired, with the skew allowance) are garbage: no writer that
+ * can still act owns them, and one that comes back finds its lease lapsed and stops.
+ */
+async function deleteExpiredLeases(repo: Repository, leases: readonly LeaseRecord[], timing: LeaseTiming): Promise<void> {
+  const now = new Date();
+  for (const lease of leases) if (!isLive(lease, now, timing)) await repo.storage.delete(leaseName(lease.id));
+}
+
 /** Writers that may have loaded an index listing the plan's packs, and so may still use them. */
 function blockingLeases(plan: PrunePlan, leases: readonly LeaseRecord[], ownLease: string | undefined, timing: LeaseTiming): LeaseRecord[] {
-  if (plan.completed === undefined) return [...leases]; // Its prune died in phase 1; treat all writers as blocking.
-  const cutoff = Date.parse(plan.completed) + timing.skewMs;
   const now = new Date();
-  return leases.filter((l) => l.id !== ownLease && isLive(l, now, timing) && Date.parse(l.started) < cutoff);
+  const live = leases.filter((l) => l.id !== ownLease && isLive(l, now, timing));
+  // Its prune died in phase 1, at an unknown time: every writer still running may depend on it.
+  // Only live leases count: the dead prune's own lease, and those of other crashed writers, are
+  // never released, and would keep the plan (and its packs) forever.
+  if (plan.completed === undefined) return live;
+  const cutoff = Date.parse(plan.completed) + timing.skewMs;
+  return live.filter((l) => Date.parse(l.started) < cutoff);
 }
 
 /**
