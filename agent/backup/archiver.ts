@@ -99,7 +99,7 @@ export class Archiver {
     this.pool = pool;
     this.writer = writer;
     this.reporter = reporter;
-    this.fileSlots = new Semaphore(pool.size * 4);
+    this.fileSlots = new Semaphore(pool.size * 8);
   }
 
   async run(options: BackupOptions): Promise<BackupResult> {

@@ -41,7 +41,7 @@ interface Queued {
 }
 
 /** Each worker runs this many tasks at once, so one computes while another waits for an answer. */
-const TASKS_PER_WORKER = 2;
+const TASKS_PER_WORKER = 4;
 
 function workerScript(): URL {
   // Under Node's type stripping (tests, `node cli/main.ts`) this module is .ts; once built, .js.
