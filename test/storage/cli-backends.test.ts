@@ -6,6 +6,7 @@ import { arcaOk, runArca, summaryOf, tempDir } from '../support/cli.ts';
 import { startAzurite, type AzuriteServer } from '../support/azurite.ts';
 import { startS3Server, type S3Server } from '../support/s3-server.ts';
 import { scanTree } from '../support/fs-tree.ts';
+import { isolatedCloudEnv } from '../support/cloud-env.ts';
 
 /**
  * The real CLI, run as a child process, against repositories on s3rver and Azurite: init, backup,
@@ -18,23 +19,9 @@ let azurite: AzuriteServer;
 let src: string;
 const cleanups: (() => Promise<void>)[] = [];
 
-/**
- * Keeps the AWS SDK away from the user's profile files and from the instance metadata service,
- * and Arca's local cache inside the test's directory.
- */
+/** The isolated environment, with this test's work directory. */
 function isolatedAwsEnv(extra: Record<string, string | undefined>): Record<string, string | undefined> {
-  return {
-    XDG_CACHE_HOME: path.join(work.dir, 'cache'),
-    AWS_CONFIG_FILE: path.join(work.dir, 'no-aws-config'),
-    AWS_SHARED_CREDENTIALS_FILE: path.join(work.dir, 'no-aws-credentials'),
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_PROFILE: undefined, AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined, AWS_SESSION_TOKEN: undefined,
-    AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_WEB_IDENTITY_TOKEN_FILE: undefined, AWS_ROLE_ARN: undefined,
-    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined, AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
-    ARCA_S3_ENDPOINT: undefined, ARCA_S3_STORAGE_CLASS: undefined, ARCA_REPOSITORY: undefined,
-    AZURE_STORAGE_CONNECTION_STRING: undefined, AZURE_STORAGE_ACCOUNT: undefined, AZURE_STORAGE_KEY: undefined, AZURE_STORAGE_SAS_TOKEN: undefined,
-    ...extra,
-  };
+  return isolatedCloudEnv(work.dir, extra);
 }
 
 beforeAll(async () => {

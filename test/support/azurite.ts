@@ -1,9 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
+import { stopChild, waitForLine } from './child-process.ts';
 
 /**
  * Azurite's blob service (npm `azurite`) in a child process on a free loopback port, keeping
@@ -46,7 +47,7 @@ export async function startAzurite(options: { container?: string } = {}): Promis
     await rm(cwd, { recursive: true, force: true });
   };
   try {
-    const port = await waitForLine(child, /listens on https?:\/\/[^:]+:(\d+)/, START_TIMEOUT_MS);
+    const port = await waitForLine('Azurite', child, /listens on https?:\/\/[^:]+:(\d+)/, START_TIMEOUT_MS);
     const endpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
     const connectionString = azuriteConnectionString(endpoint);
     await BlobServiceClient.fromConnectionString(connectionString).getContainerClient(container).create();
@@ -55,42 +56,4 @@ export async function startAzurite(options: { container?: string } = {}): Promis
     await cleanup();
     throw err;
   }
-}
-
-/** Resolves with the first capture group of the first stdout line matching `pattern`. */
-function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => { fail(new Error(`Azurite did not start within ${timeoutMs} ms: ${out}${err}`)); }, timeoutMs);
-    const onOut = (data: string): void => {
-      out += data;
-      const match = pattern.exec(out);
-      if (match?.[1] !== undefined) {
-        clearTimeout(timer);
-        child.off('exit', onExit);
-        child.stdout?.off('data', onOut);
-        child.stdout?.resume();
-        resolve(match[1]);
-      }
-    };
-    const onExit = (code: number | null): void => { fail(new Error(`Azurite exited with ${String(code)} before listening: ${out}${err}`)); };
-    const fail = (e: Error): void => {
-      clearTimeout(timer);
-      child.off('exit', onExit);
-      reject(e);
-    };
-    child.stdout?.setEncoding('utf8').on('data', onOut);
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => { err += d; });
-    child.once('exit', onExit);
-  });
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve(); }); });
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => { child.kill('SIGKILL'); }, 5_000);
-  await exited;
-  clearTimeout(timer);
 }

@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { stopChild, waitForLine } from './child-process.ts';
 
 /**
  * A real S3-compatible server (s3rver from npm) in a child process on a free loopback port,
@@ -35,7 +36,7 @@ export async function startS3Server(options: { bucket?: string } = {}): Promise<
     '--openssl-legacy-provider', S3RVER_BIN, '--directory', dir, '--address', '127.0.0.1', '--port', '0', '--silent', '--no-vhost-buckets', '--configure-bucket', bucket,
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
-    const port = await waitForLine(child, /S3rver listening on [^:]+:(\d+)/, START_TIMEOUT_MS);
+    const port = await waitForLine('s3rver', child, /S3rver listening on [^:]+:(\d+)/, START_TIMEOUT_MS);
     return {
       endpoint: `http://127.0.0.1:${port}`,
       bucket,
@@ -51,42 +52,4 @@ export async function startS3Server(options: { bucket?: string } = {}): Promise<
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
-}
-
-/** Resolves with the first capture group of the first stdout line matching `pattern`. */
-function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => { fail(new Error(`s3rver did not start within ${timeoutMs} ms: ${out}${err}`)); }, timeoutMs);
-    const onOut = (data: string): void => {
-      out += data;
-      const match = pattern.exec(out);
-      if (match?.[1] !== undefined) {
-        clearTimeout(timer);
-        child.off('exit', onExit);
-        child.stdout?.off('data', onOut);
-        child.stdout?.resume();
-        resolve(match[1]);
-      }
-    };
-    const onExit = (code: number | null): void => { fail(new Error(`s3rver exited with ${String(code)} before listening: ${out}${err}`)); };
-    const fail = (e: Error): void => {
-      clearTimeout(timer);
-      child.off('exit', onExit);
-      reject(e);
-    };
-    child.stdout?.setEncoding('utf8').on('data', onOut);
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => { err += d; });
-    child.once('exit', onExit);
-  });
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve(); }); });
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => { child.kill('SIGKILL'); }, 5_000);
-  await exited;
-  clearTimeout(timer);
 }
