@@ -41,27 +41,33 @@ const WRITE_FLAGS = constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONB
 
 /** Creates (or truncates) a regular file of `size` bytes, holes included, replacing any symlink. */
 export async function createFile(p: Buffer, size: number): Promise<void> {
-  // Whatever is not a regular file goes first: opening a planted device node could have effects.
-  const existing = await fsp.lstat(p).catch(() => undefined);
-  if (existing && !existing.isFile()) {
-    if (existing.isDirectory()) await fsp.rm(p, { recursive: true });
-    else await fsp.unlink(p);
-  }
-  let handle;
+  let handle: fsp.FileHandle;
   try {
-    handle = await fsp.open(p, WRITE_FLAGS | constants.O_CREAT | constants.O_TRUNC, 0o600);
-  } catch (err) {
-    if (errnoOf(err) !== 'ELOOP' && errnoOf(err) !== 'EISDIR' && errnoOf(err) !== 'ENXIO') throw err;
-    if (errnoOf(err) === 'EISDIR') await fsp.rm(p, { recursive: true });
-    else await fsp.unlink(p);
+    // The common case, an empty target: O_EXCL makes a new regular file or fails, nothing else.
     handle = await fsp.open(p, WRITE_FLAGS | constants.O_CREAT | constants.O_EXCL, 0o600);
+  } catch (err) {
+    if (errnoOf(err) !== 'EEXIST') throw err;
+    handle = await replaceExisting(p);
   }
   try {
-    if (!(await handle.stat()).isFile()) throw new Error('not a regular file');
-    await handle.truncate(size);
+    if (size > 0) await handle.truncate(size);
   } finally {
     await handle.close();
   }
+}
+
+/** Something is already at `p`: a file is truncated; anything else (a planted link or device) goes. */
+async function replaceExisting(p: Buffer): Promise<fsp.FileHandle> {
+  const existing = await fsp.lstat(p);
+  if (existing.isDirectory()) await fsp.rm(p, { recursive: true });
+  else if (!existing.isFile()) await fsp.unlink(p);
+  const handle = await fsp.open(p, WRITE_FLAGS | constants.O_CREAT | constants.O_TRUNC, 0o600);
+  // Between the lstat and the open the path could have been swapped; O_NOFOLLOW covers links, this the rest.
+  if (!(await handle.stat()).isFile()) {
+    await handle.close();
+    throw new Error('not a regular file');
+  }
+  return handle;
 }
 
 export async function createSymlink(p: Buffer, target: Buffer): Promise<void> {
