@@ -144,14 +144,20 @@ export class Checker {
   }
 
   private async readData(selection: ReadDataSelection, packSizes: Map<string, number>): Promise<{ packsRead: number; blobsRead: number }> {
+    if (selection.kind === 'none') return { packsRead: 0, blobsRead: 0 };
+    // Entries are gathered for the chosen packs only: for all of them they would take hundreds of
+    // bytes per blob.
+    const indexedPacks = this.repo.index.packIds().map((p) => p.toString('hex')).filter((p) => packSizes.has(p)).sort();
+    const chosen = this.selectPacks(selection, indexedPacks);
+    const chosenSet = new Set(chosen);
     const byPack = new Map<string, Array<{ id: Buffer } & BlobLocation>>();
     for (const [id, loc] of this.repo.index.entries()) {
       const key = loc.packId.toString('hex');
+      if (!chosenSet.has(key)) continue;
       const list = byPack.get(key) ?? [];
       list.push({ id, ...loc });
       byPack.set(key, list);
     }
-    const chosen = this.selectPacks(selection, [...byPack.keys()].filter((p) => packSizes.has(p)).sort());
     let blobsRead = 0;
     for (const pack of chosen) {
       let bytes: Buffer;

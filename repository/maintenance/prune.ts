@@ -3,6 +3,7 @@ import { BlobWriter } from '../blob-writer.ts';
 import { BlobIndex, type BlobLocation, type IndexBlob, type IndexPack } from '../index/index.ts';
 import { DATA_PREFIX, idOfName, leaseName, packName } from '../object-names.ts';
 import type { Repository } from '../repository.ts';
+import { CorruptObjectError } from '../errors.ts';
 import { isLive, Lease, listLeases, type LeaseRecord, type LeaseTiming } from './leases.ts';
 import { deletePlan, listPlans, writePlan, type PrunePlan, type StoredPlan } from './prune-plan.ts';
 import { BlobSet, markSnapshots } from './used-blobs.ts';
@@ -106,7 +107,8 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
     for (const [pack, u] of repack) candidates.set(pack, u);
 
     // ---- phase 1: plan, then compacted index without the candidates, then drop the old index files
-    if (candidates.size === 0 && indexFiles.length <= 1) {
+    // Without candidates, the index is rewritten only when merging would leave fewer files.
+    if (candidates.size === 0 && indexFiles.length <= Math.max(1, Math.ceil(repo.index.size / BLOBS_PER_INDEX_FILE))) {
       report.indexFilesAfter = indexFiles.length;
       report.plansPending = (await listPlans(repo)).length;
       return report;
@@ -231,9 +233,13 @@ async function repackLiveBlobs(repo: Repository, packs: ReadonlyArray<[string, P
   const writer = new BlobWriter(repo);
   let copied = 0;
   for (const [pack, u] of packs) {
+    // One read per pack: a range read per blob made repacking a million small blobs take minutes.
+    const bytes = await repo.storage.get(packName(pack));
     for (const entry of u.entries) {
       if (!used.has(entry.id)) continue;
-      const sealed = await repo.storage.get(packName(pack), { offset: entry.offset, length: entry.length });
+      // A copy, so the new pack does not keep the whole old one alive.
+      const sealed = Buffer.from(bytes.subarray(entry.offset, entry.offset + entry.length));
+      if (sealed.length !== entry.length) throw new CorruptObjectError(packName(pack), `blob ${entry.id.toString('hex')} lies past its end`);
       decodeBlob(repo.keys, sealed, entry.id, entry.rawLength); // Never carry damage into a new pack.
       await writer.add(entry.type, { id: entry.id, sealed, rawLength: entry.rawLength });
       copied++;
