@@ -103,7 +103,8 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
     }
 
     // ---- phase 1: copy live blobs out of the packs to repack (indexed by the writer's own index files)
-    if (repack.length > 0) report.blobsRepacked = await repackLiveBlobs(repo, repack, used);
+    let repackedBytes = 0;
+    if (repack.length > 0) ({ copied: report.blobsRepacked, bytes: repackedBytes } = await repackLiveBlobs(repo, repack, used));
     for (const [pack, u] of repack) candidates.set(pack, u);
 
     // ---- phase 1: plan, then compacted index without the candidates, then drop the old index files
@@ -141,7 +142,7 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
     await markSnapshots(repo, newer, used);
     await sweepPlans(repo, [{ id: planId, plan }], used, packSizes, leasesNow, lease?.record.id, options, report);
     report.plansPending = (await listPlans(repo)).length;
-    report.unusedPercentAfter = unusedPercent(usage, new Set(candidates.keys()));
+    report.unusedPercentAfter = unusedPercent(usage, new Set(candidates.keys()), repackedBytes);
     return report;
   } finally {
     await lease?.release();
@@ -193,8 +194,9 @@ function entryOf(id: Buffer, loc: BlobLocation): IndexBlob {
   return { id, type: loc.type, offset: loc.offset, length: loc.length, rawLength: loc.rawLength };
 }
 
-function unusedPercent(usage: ReadonlyMap<string, PackUsage>, removed: ReadonlySet<string>): number {
-  let total = 0;
+/** The share of pack bytes no snapshot uses, once `removed` are gone and `addedBytes` of new (fully used) packs exist. */
+function unusedPercent(usage: ReadonlyMap<string, PackUsage>, removed: ReadonlySet<string>, addedBytes = 0): number {
+  let total = addedBytes;
   let unused = 0;
   for (const [pack, u] of usage) {
     if (removed.has(pack)) continue;
@@ -229,7 +231,7 @@ function chooseRepacks(usage: ReadonlyMap<string, PackUsage>, candidates: Readon
 }
 
 /** Copies the used blobs of `packs` into new packs (verifying each); returns how many it copied. */
-async function repackLiveBlobs(repo: Repository, packs: ReadonlyArray<[string, PackUsage]>, used: BlobSet): Promise<number> {
+async function repackLiveBlobs(repo: Repository, packs: ReadonlyArray<[string, PackUsage]>, used: BlobSet): Promise<{ copied: number; bytes: number }> {
   const writer = new BlobWriter(repo);
   let copied = 0;
   for (const [pack, u] of packs) {
@@ -246,7 +248,7 @@ async function repackLiveBlobs(repo: Repository, packs: ReadonlyArray<[string, P
     }
   }
   await writer.flush();
-  return copied;
+  return { copied, bytes: writer.stats.bytesAdded };
 }
 
 async function writeCompactedIndex(repo: Repository, packs: readonly IndexPack[], supersedes: readonly string[]): Promise<number> {
