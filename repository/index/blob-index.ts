@@ -43,11 +43,11 @@
 import { IndexCapacityError, IndexConcurrentModificationError } from './errors.ts';
 import { RecordStore } from './record-store.ts';
 import { checkId, checkLocationFields, type BlobLocation, type BlobType } from './types.ts';
+import { hashIdWords, ID_WORDS } from './id-words.ts';
 
 /** A blob location together with the blob's id. */
 export type BlobEntry = { id: Buffer } & BlobLocation;
 
-const ID_WORDS = 8;
 const REC_WORDS = 12;
 const W_PACK = 8;
 const W_OFFSET = 9;
@@ -96,21 +96,6 @@ function writeId(words: Uint32Array, base: number): Buffer {
   const out = Buffer.allocUnsafe(ID_WORDS * 4);
   for (let k = 0; k < ID_WORDS; k++) out.writeUInt32BE(words[base + k] ?? 0, k * 4);
   return out;
-}
-
-/** Mixes all eight words so structured (non-random) ids still hash well. */
-function hashWords(words: Uint32Array, base: number): number {
-  let h = 0x811c9dc5;
-  for (let k = 0; k < ID_WORDS; k++) {
-    h = Math.imul(h ^ (words[base + k] ?? 0), 0x9e3779b1);
-    h = (h << 15) | (h >>> 17);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 /** A second, independent-enough hash whose high bits serve as a fingerprint. */
@@ -266,7 +251,7 @@ export class BlobIndex implements Iterable<[Buffer, BlobLocation]> {
 
     const hash = this.appendHash;
     const mask = this.appendMask;
-    const hw = hashWords(KEY, 0);
+    const hw = hashIdWords(KEY, 0);
     let h = hw & mask;
     while (hash[h] !== 0) h = (h + 1) & mask;
     this.appendCount++;
@@ -404,7 +389,7 @@ export class BlobIndex implements Iterable<[Buffer, BlobLocation]> {
     const mask = this.appendMask;
     const bits = this.appendIdxBits;
     const idxMask = 2 ** bits - 1;
-    const hw = hashWords(kw, 0);
+    const hw = hashIdWords(kw, 0);
     const fp = fingerprint(hw) >>> bits;
     let h = hw & mask;
     for (;;) {
@@ -447,7 +432,7 @@ export class BlobIndex implements Iterable<[Buffer, BlobLocation]> {
   private packSlot(kw: Uint32Array): { slot: number; pack: number } {
     const hash = this.packHash;
     const mask = this.packMask;
-    let h = hashWords(kw, 0) & mask;
+    let h = hashIdWords(kw, 0) & mask;
     for (;;) {
       const v = hash[h] ?? 0;
       if (v === 0) return { slot: h, pack: -1 };
@@ -487,7 +472,7 @@ export class BlobIndex implements Iterable<[Buffer, BlobLocation]> {
     const mask = hash.length - 1;
     for (let p = 0; p < this.packCountValue; p++) {
       const c = this.packs.chunks[p >>> PACK_SHIFT] ?? EMPTY;
-      let h = hashWords(c, (p & PACK_MASK) * PACK_WORDS) & mask;
+      let h = hashIdWords(c, (p & PACK_MASK) * PACK_WORDS) & mask;
       while (hash[h] !== 0) h = (h + 1) & mask;
       hash[h] = p + 1;
     }

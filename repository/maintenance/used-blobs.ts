@@ -1,9 +1,9 @@
 import { ArcaError } from '../errors.ts';
 import type { Repository } from '../repository.ts';
 import { ObjectNotFoundError } from '../storage/storage.ts';
+import { hashIdWords, ID_WORDS } from '../index/id-words.ts';
 
 const ID_BYTES = 32;
-const ID_WORDS = 8;
 const MIN_SLOTS = 64;
 /** Grow when more than this share of the slots is used... */
 const MAX_LOAD = 0.8;
@@ -22,21 +22,6 @@ function loadKey(id: Buffer): boolean {
     any |= w;
   }
   return any !== 0;
-}
-
-/** Mixes all eight words, so IDs that are not uniform hashes (a hostile tree's) still spread. */
-function hashWords(words: Uint32Array, base: number): number {
-  let h = 0x811c9dc5;
-  for (let k = 0; k < ID_WORDS; k++) {
-    h = Math.imul(h ^ (words[base + k] ?? 0), 0x9e3779b1);
-    h = (h << 15) | (h >>> 17);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 /** Home slot of hash `h` in a table of `slots` slots (multiply-shift: any table size works). */
@@ -92,7 +77,7 @@ export class BlobSet {
     const s = this.slots;
     const n = this.slotCount;
     const k0 = KEY[0] ?? 0;
-    let i = homeSlot(hashWords(KEY, 0), n);
+    let i = homeSlot(hashIdWords(KEY, 0), n);
     for (;;) {
       const b = i * ID_WORDS;
       const w0 = s[b] ?? 0;
@@ -120,7 +105,7 @@ export class BlobSet {
       let used = 0;
       for (let k = 0; k < ID_WORDS; k++) used |= old[ob + k] ?? 0;
       if (used === 0) continue;
-      let i = homeSlot(hashWords(old, ob), n);
+      let i = homeSlot(hashIdWords(old, ob), n);
       while (!isEmpty(s, i * ID_WORDS)) i = i + 1 === n ? 0 : i + 1;
       s.set(old.subarray(ob, ob + ID_WORDS), i * ID_WORDS);
     }
