@@ -49,10 +49,8 @@ export function sealBlob(keys: BlobKeys, id: Buffer, plaintext: Uint8Array, leve
     : undefined;
   const useZstd = compressed !== undefined && compressed.length < plaintext.length;
   const body = useZstd ? compressed : plaintext;
-  const framed = Buffer.allocUnsafe(body.length + 1);
-  framed[0] = useZstd ? ZSTD : RAW;
-  framed.set(body, 1);
-  return { id, sealed: seal(keys.encKey, 'blob', framed), rawLength: plaintext.length };
+  const kind = Buffer.of(useZstd ? ZSTD : RAW);
+  return { id, sealed: seal(keys.encKey, 'blob', [kind, body]), rawLength: plaintext.length };
 }
 
 export function encodeBlob(keys: BlobKeys, plaintext: Uint8Array, level: number): SealedBlob {

@@ -39,15 +39,19 @@ function messageKey(encKey: Buffer, nonce: Buffer): Buffer {
   return Blake3Hasher.newKeyed(encKey).update(nonce.subarray(0, 12)).digestBuffer();
 }
 
-export function seal(encKey: Buffer, purpose: SealPurpose, plaintext: Uint8Array): Buffer {
+export function seal(encKey: Buffer, purpose: SealPurpose, plaintext: Uint8Array | readonly Uint8Array[]): Buffer {
+  // The plaintext may come in parts (a blob's compression byte and its body), which saves
+  // assembling it in one more buffer first.
+  const parts = plaintext instanceof Uint8Array ? [plaintext] : plaintext;
+  const length = parts.reduce((sum, p) => sum + p.length, 0);
   // Never from Buffer's shared pool: sealed units are moved between threads whole.
-  const out = Buffer.allocUnsafeSlow(plaintext.length + SEAL_OVERHEAD);
+  const out = Buffer.allocUnsafeSlow(length + SEAL_OVERHEAD);
   const nonce = randomBytes(NONCE_LENGTH);
   nonce.copy(out, 0);
   const cipher = createCipheriv('aes-256-gcm', messageKey(encKey, nonce), nonce.subarray(12));
   cipher.setAAD(AAD[purpose]);
   let written = NONCE_LENGTH;
-  written += cipher.update(plaintext).copy(out, written);
+  for (const part of parts) written += cipher.update(part).copy(out, written);
   written += cipher.final().copy(out, written);
   cipher.getAuthTag().copy(out, written);
   return out;
