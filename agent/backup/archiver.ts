@@ -63,6 +63,24 @@ const STAT_BATCH = 32;
 /** Subdirectories of one directory saved at once. */
 const SUBDIRS_IN_FLIGHT = 4;
 
+const sameIds = (a: readonly Buffer[], b: readonly Buffer[]): boolean => a === b || (a.length === b.length && a.every((id, i) => b[i]?.equals(id)));
+
+/** Whether two nodes would encode identically (so a tree made of them is the same blob). */
+function sameNode(a: TreeNode, b: TreeNode | undefined): boolean {
+  if (!b || a.type !== b.type || !a.name.equals(b.name) || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid
+    || a.user !== b.user || a.group !== b.group || a.mtimeNs !== b.mtimeNs || a.atimeNs !== b.atimeNs || a.ctimeNs !== b.ctimeNs
+    || a.inode !== b.inode || a.deviceId !== b.deviceId || a.links !== b.links) return false;
+  switch (a.type) {
+    case 'file': return b.type === 'file' && a.size === b.size && sameIds(a.content, b.content);
+    case 'dir': return b.type === 'dir' && a.subtree.equals(b.subtree);
+    case 'symlink': return b.type === 'symlink' && a.linkTarget.equals(b.linkTarget);
+    case 'chardev':
+    case 'blockdev': return (b.type === 'chardev' || b.type === 'blockdev') && a.rdev === b.rdev;
+    case 'fifo':
+    case 'socket': return true;
+  }
+}
+
 function splitIds(packed: Uint8Array): Buffer[] {
   const ids: Buffer[] = [];
   for (let at = 0; at < packed.length; at += ID_LENGTH) ids.push(Buffer.from(packed.subarray(at, at + ID_LENGTH)));
@@ -261,8 +279,11 @@ export class Archiver {
         pending.push(node);
       }
     }
-    const nodes = await Promise.all(pending);
-    return this.saveTree({ nodes: nodes.filter((n): n is TreeNode => n !== undefined) });
+    const nodes = (await Promise.all(pending)).filter((n): n is TreeNode => n !== undefined);
+    // An unchanged directory has the parent's tree already: skip encoding and hashing it again.
+    if (parentTree !== undefined && this.repo.index.has(parentTree) && parentNodes.size === nodes.length
+      && nodes.every((n) => sameNode(n, parentNodes.get(n.name.toString('hex'))))) return parentTree;
+    return this.saveTree({ nodes });
   }
 
   private async lstatOrReport(full: Buffer): Promise<BigIntStats | undefined> {
