@@ -17,16 +17,7 @@
  * cost 32+ bytes per blob and distort the measurement).
  */
 import { BlobIndex } from '../repository/index/index.ts';
-
-function fmix32(x: number): number {
-  let h = x >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+import { fmix32 } from '../repository/index/id-words.ts';
 
 /** Fills `out` with the 32-byte id number `i` of family `seed`; distinct i give distinct ids. */
 function fillId(out: Buffer, seed: number, i: number): void {

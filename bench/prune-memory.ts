@@ -41,6 +41,7 @@ import { encodeBlob, sealBlob } from '../repository/blob/blob-codec.ts';
 import { BlobWriter } from '../repository/blob-writer.ts';
 import { blobId } from '../repository/crypto/master-key.ts';
 import { Repository } from '../repository/repository.ts';
+import { fmix32 } from '../repository/index/id-words.ts';
 import { LocalStorage } from '../repository/storage/local.ts';
 import { encodeTree, type DirNode, type FileNode, type NodeMeta, type Tree } from '../repository/tree/tree.ts';
 
@@ -88,16 +89,6 @@ function parseArgs(argv: readonly string[]): Args {
 const fmt = (n: number, digits = 1): string => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const fmtInt = (n: number): string => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
 const mib = (bytes: number): string => fmt(bytes / 2 ** 20);
-
-function fmix32(x: number): number {
-  let h = x >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 // ---- generation
 

@@ -11,6 +11,12 @@ export function hashIdWords(words: Uint32Array, base: number): number {
     h = Math.imul(h ^ (words[base + k] ?? 0), 0x9e3779b1);
     h = (h << 15) | (h >>> 17);
   }
+  return fmix32(h);
+}
+
+/** MurmurHash3's finalizer: spreads every input bit over the 32-bit result. */
+export function fmix32(x: number): number {
+  let h = x >>> 0;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

@@ -24,7 +24,7 @@ function loadKey(id: Buffer): boolean {
   return any !== 0;
 }
 
-/** Home slot of hash `h` in a table of `slots` slots (multiply-shift: any table size works). */
+/** Home slot of hash `h` in a table of `slots` slots (multiply-shift: works for every table size). */
 function homeSlot(h: number, slots: number): number {
   return Math.floor((h / 0x1_0000_0000) * slots);
 }

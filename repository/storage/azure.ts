@@ -1,10 +1,10 @@
 import {
   BlobServiceClient, StorageSharedKeyCredential, type ContainerClient, type StoragePipelineOptions,
 } from '@azure/storage-blob';
-import { ArcaError, UsageError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
 import {
   compactCause, contentLength, DEFAULT_TIMEOUTS, forEachLimited, isTransientNetworkError, isTransientStatus, joinParts, normalizePrefix,
-  readBody, RequestTimeoutError, splitParts, timeoutsFromEnv, withTimeout, type RequestTimeouts,
+  alreadyTyped, attemptOnce, readBody, splitParts, timeoutsFromEnv, type RequestTimeouts,
 } from './remote.ts';
 import {
   assertObjectName, contentParts, ObjectNotFoundError, ShortReadError, StorageAuthError, StorageError,
@@ -199,17 +199,13 @@ export class AzureBlobStorage implements Storage {
   }
 
   /** One attempt of one request with a time limit; failures come back typed. */
-  private async call<T>(action: string, name: string | undefined, ms: number, run: (signal: AbortSignal) => Promise<T>, range?: ByteRange): Promise<T> {
-    try {
-      return await withTimeout(ms, run);
-    } catch (err) {
-      throw this.mapError(err, action, name, range);
-    }
+  private call<T>(action: string, name: string | undefined, ms: number, run: (signal: AbortSignal) => Promise<T>, range?: ByteRange): Promise<T> {
+    return attemptOnce(ms, run, (err) => this.mapError(err, action, name, range));
   }
 
   private mapError(err: unknown, action: string, name: string | undefined, range: ByteRange | undefined): Error {
-    if (err instanceof ArcaError) return err;
-    if (err instanceof RequestTimeoutError) return new StorageError(this.location, action, { cause: compactCause(err), transient: true });
+    const settled = alreadyTyped(err, this.location, action);
+    if (settled) return settled;
     // Shaped like the SDK's RestError (checked by shape: several copies of its package may be installed).
     const shape = (typeof err === 'object' && err !== null ? err : {}) as { readonly statusCode?: number; readonly code?: string };
     const status = shape.statusCode;

@@ -3,7 +3,8 @@
  * another try, and cutting an object's content into upload parts without copying it.
  */
 import { Readable } from 'node:stream';
-import { UsageError } from '../errors.ts';
+import { ArcaError, UsageError } from '../errors.ts';
+import { StorageError } from './storage.ts';
 
 export interface RequestTimeouts {
   /** Limit for one request that carries object bytes (a put, a get, one upload part). */
@@ -189,4 +190,20 @@ export async function readBody(body: NodeJS.ReadableStream, signal: AbortSignal)
   } finally {
     signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** One attempt of one request within `ms`; whatever it throws goes through `mapError`. */
+export async function attemptOnce<T>(ms: number, run: (signal: AbortSignal) => Promise<T>, mapError: (err: unknown) => Error): Promise<T> {
+  try {
+    return await withTimeout(ms, run);
+  } catch (err) {
+    throw mapError(err);
+  }
+}
+
+/** The failures every backend maps alike: our own typed errors, and timeouts (transient). */
+export function alreadyTyped(err: unknown, location: string, action: string): Error | undefined {
+  if (err instanceof ArcaError) return err;
+  if (err instanceof RequestTimeoutError) return new StorageError(location, action, { cause: compactCause(err), transient: true });
+  return undefined;
 }

@@ -5,10 +5,10 @@ import {
 } from '@aws-sdk/client-s3';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { ArcaError, UsageError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
 import {
   compactCause, contentLength, DEFAULT_TIMEOUTS, envFlag, forEachLimited, isTransientNetworkError, isTransientStatus, joinParts,
-  normalizePrefix, readBody, RequestTimeoutError, splitParts, timeoutsFromEnv, withTimeout, type RequestTimeouts,
+  normalizePrefix, alreadyTyped, attemptOnce, readBody, splitParts, timeoutsFromEnv, type RequestTimeouts,
 } from './remote.ts';
 import {
   assertObjectName, contentParts, ObjectNotFoundError, ShortReadError, StorageAuthError, StorageError,
@@ -319,17 +319,13 @@ export class S3Storage implements Storage {
   }
 
   /** One attempt of one request with a time limit; failures come back typed. */
-  private async call<T>(action: string, name: string | undefined, ms: number, run: (signal: AbortSignal) => Promise<T>, range?: ByteRange): Promise<T> {
-    try {
-      return await withTimeout(ms, run);
-    } catch (err) {
-      throw this.mapError(err, action, name, range);
-    }
+  private call<T>(action: string, name: string | undefined, ms: number, run: (signal: AbortSignal) => Promise<T>, range?: ByteRange): Promise<T> {
+    return attemptOnce(ms, run, (err) => this.mapError(err, action, name, range));
   }
 
   private mapError(err: unknown, action: string, name: string | undefined, range: ByteRange | undefined): Error {
-    if (err instanceof ArcaError) return err;
-    if (err instanceof RequestTimeoutError) return new StorageError(this.location, action, { cause: compactCause(err), transient: true });
+    const settled = alreadyTyped(err, this.location, action);
+    if (settled) return settled;
     const shape = (typeof err === 'object' && err !== null ? err : {}) as SdkErrorShape;
     const status = shape.$metadata?.httpStatusCode;
     const code = shape.Code ?? shape.name ?? '';
