@@ -55,7 +55,7 @@ describe('torture on S3 through a faulty network', () => {
   it('loses nothing that was reported complete', { timeout: 180_000 }, async () => {
     const { completed, failures, tally } = await runTorture(config);
     const during = proxy.stats();
-    expect(failures, `fault proxy seed ${seed}`).toEqual([]);
+    expect(failures, `fault proxy seed ${seed}, ${JSON.stringify(during)}; ${s3.health()}`).toEqual([]);
     expect(completed.size).toBeGreaterThan(LANES);
 
     expect(await finalPrune(config)).toMatchObject({ plansPending: 0 });

@@ -158,6 +158,22 @@ export function storageConformance(backend: string, factory: ConformanceBackend)
       await storage.delete('no/such/prefix/either');
     });
 
+    // Leases come and go under one prefix while other writers add theirs: a delete that empties a
+    // prefix must not break a put under it (s3rver's did, and crashed; see s3rver-process.ts).
+    it('puts under a prefix while deletes empty it, and keeps every object that was put', async () => {
+      const storage = await factory.fresh();
+      for (let round = 0; round < 30; round++) {
+        const leaving = `leases/${String(round).padStart(32, '0')}`;
+        const arriving = `leases/${String(round).padStart(32, '1')}`;
+        await storage.put(leaving, Buffer.from('old'));
+        await Promise.all([storage.delete(leaving), storage.put(arriving, Buffer.from(`new ${round}`))]);
+        expect((await storage.get(arriving)).toString()).toBe(`new ${round}`);
+        await storage.delete(arriving);
+      }
+      await storage.put('leases/last', Buffer.from('still works'));
+      expect(await listAll(storage, 'leases/')).toEqual([{ name: 'leases/last', size: 11 }]);
+    });
+
     it('reports absent objects as ObjectNotFoundError from get, a range get and stat', async () => {
       const storage = await factory.fresh();
       for (const call of [() => storage.get('config'), () => storage.get(packName(4), { offset: 0, length: 10 }), () => storage.stat('index/absent')]) {

@@ -42,6 +42,8 @@ export interface FaultProxyStats {
   readonly upstreamErrors: number;
   /** Requests whose client went away before the answer (a killed process, a client-side timeout). */
   readonly clientsGone: number;
+  /** Server answers with a 5xx status (not the proxy's own), by status. */
+  readonly serverErrors: Readonly<Record<number, number>>;
 }
 
 export interface FaultProxy {
@@ -99,6 +101,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const failuresInARow = new Map<string, number>();
   const counts = { requests: 0, spared: 0, upstreamErrors: 0, clientsGone: 0 };
   const faults: Record<FaultKind, number> = { slowDown: 0, reset: 0, delay: 0, truncate: 0 };
+  const serverErrors: Record<number, number> = {};
 
   /** Forwards the request (its body streamed) and collects the whole answer. */
   const forward = (req: IncomingMessage): Promise<Answer> => new Promise((resolve, reject) => {
@@ -178,6 +181,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       res.end();
       return;
     }
+    if (answer.status >= 500) serverErrors[answer.status] = (serverErrors[answer.status] ?? 0) + 1;
     if (kind === 'reset') {
       reset(res); // The server carried the request out; the client never learns it.
       return;
@@ -212,7 +216,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const { port } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${port}`,
-    stats: () => ({ requests: counts.requests, faults: { ...faults }, spared: counts.spared, upstreamErrors: counts.upstreamErrors, clientsGone: counts.clientsGone }),
+    stats: () => ({ requests: counts.requests, faults: { ...faults }, spared: counts.spared, upstreamErrors: counts.upstreamErrors, clientsGone: counts.clientsGone, serverErrors: { ...serverErrors } }),
     setFaultRate: (rate) => { faultRate = checkRate(rate); },
     stop: async () => {
       const closed = new Promise<void>((resolve) => { server.close(() => { resolve(); }); });
