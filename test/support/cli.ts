@@ -27,8 +27,8 @@ export function testEnv(extra: Record<string, string | undefined> = {}): NodeJS.
     ARCA_PASSWORD: 'test-password',
     // Type stripping of the sources on every start costs more than half a second; cache it.
     NODE_COMPILE_CACHE: path.join(os.tmpdir(), 'arca-test-compile-cache'),
-    // Arca's own cache: one per test process, never the user's ~/.cache.
-    XDG_CACHE_HOME: path.join(os.tmpdir(), `arca-test-cache-${process.pid}`),
+    // Arca's own cache: one per test process, never the user's ~/.cache, removed after the run.
+    XDG_CACHE_HOME: path.join(process.env.ARCA_TEST_RUN_DIR ?? os.tmpdir(), `arca-test-cache-${process.pid}`),
     ...extra,
   };
   for (const [k, v] of Object.entries(extra)) if (v === undefined) Reflect.deleteProperty(env, k);
