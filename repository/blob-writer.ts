@@ -3,6 +3,7 @@ import type { IndexPack } from './index/index.ts';
 import { packName } from './object-names.ts';
 import { PackBuilder, type FinishedPack } from './pack/pack-builder.ts';
 import type { Repository } from './repository.ts';
+import { releaseBuffer } from './util/release-buffer.ts';
 
 export interface BlobWriterOptions {
   /** Pack uploads allowed in flight; `add` waits for a slot, which bounds memory. */
@@ -57,6 +58,10 @@ export class BlobWriter {
     this.claimed.delete(id.toString('hex'));
   }
 
+  /**
+   * Queues a sealed blob for the current pack. The writer owns `blob.sealed` from here on: once
+   * its pack is stored the memory is freed (releaseBuffer), so the caller must not keep using it.
+   */
   async add(type: BlobType, blob: SealedBlob): Promise<void> {
     this.throwIfFailed();
     this.pack.add(type, blob);
@@ -97,6 +102,7 @@ export class BlobWriter {
   private async upload(pack: FinishedPack): Promise<void> {
     await this.repo.storage.put(packName(pack.id.toString('hex')), pack.parts);
     await this.cacheTrees(pack);
+    for (const part of pack.parts) releaseBuffer(part);
     for (const blob of pack.blobs) {
       this.repo.index.add(blob.id, { packId: pack.id, ...blob });
       this.claimed.delete(blob.id.toString('hex'));

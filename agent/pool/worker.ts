@@ -2,7 +2,8 @@ import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from '
 import { parentPort, workerData } from 'node:worker_threads';
 import { ChunkSplitter, FastCdc } from '../../chunker/index.ts';
 import { blobId, type BlobKeys } from '../../repository/crypto/master-key.ts';
-import { decodeBlob, sealBlob } from '../../repository/blob/blob-codec.ts';
+import { decodeBlobTransient, sealBlob } from '../../repository/blob/blob-codec.ts';
+import { releaseBuffer } from '../../repository/util/release-buffer.ts';
 import {
   BLOB_DAMAGED, type ChunkFileResult, type ChunkFileTask, type FromWorker, type StoredBlobMessage, type TaskAnswer, type TaskQuestion,
   type TaskResult, type ToWorker, type WorkerFailure, type WorkerSetup, type WriteBlobsTask,
@@ -58,7 +59,7 @@ async function chunkFile(task: number, request: ChunkFileTask): Promise<{ result
       size += got;
       if (heldFresh.length > 0) await ask(task, { kind: 'store', blobs: heldFresh }, heldTransfer);
       // The chunks alias `buffer`: they are hashed and sealed before the next read.
-      ({ fresh: heldFresh, transfer: heldTransfer } = await sealChunks(task, splitter.push(buffer.subarray(0, got)), ids));
+      ({ fresh: heldFresh, transfer: heldTransfer } = await sealChunks(task, splitter.push(buffer.subarray(0, got)), ids, buffer.buffer));
       // Only the batch that is expected to be the last is held: a read error later must not
       // leave claimed blobs undelivered.
       if (size < st.size && heldFresh.length > 0) {
@@ -69,7 +70,7 @@ async function chunkFile(task: number, request: ChunkFileTask): Promise<{ result
     const last = splitter.finish();
     if (last) {
       if (heldFresh.length > 0) await ask(task, { kind: 'store', blobs: heldFresh }, heldTransfer);
-      ({ fresh: heldFresh, transfer: heldTransfer } = await sealChunks(task, [last], ids));
+      ({ fresh: heldFresh, transfer: heldTransfer } = await sealChunks(task, [last], ids, buffer.buffer));
     }
     const content = Buffer.allocUnsafeSlow(ids.length * ID_LENGTH);
     ids.forEach((id, i) => id.copy(content, i * ID_LENGTH));
@@ -81,7 +82,7 @@ async function chunkFile(task: number, request: ChunkFileTask): Promise<{ result
 }
 
 /** Hashes chunks, asks which are ours to store, and seals those. */
-async function sealChunks(task: number, chunks: readonly Buffer[], ids: Buffer[]): Promise<{ fresh: StoredBlobMessage[]; transfer: ArrayBuffer[] }> {
+async function sealChunks(task: number, chunks: readonly Buffer[], ids: Buffer[], readBuffer: ArrayBufferLike): Promise<{ fresh: StoredBlobMessage[]; transfer: ArrayBuffer[] }> {
   const fresh: StoredBlobMessage[] = [];
   const transfer: ArrayBuffer[] = [];
   if (chunks.length === 0) return { fresh, transfer };
@@ -98,6 +99,9 @@ async function sealChunks(task: number, chunks: readonly Buffer[], ids: Buffer[]
     fresh.push({ id: sealed.id, sealed: sealed.sealed, rawLength: sealed.rawLength });
     transfer.push(...transferable(sealed.sealed));
   }
+  // A chunk that spanned two reads is a copy of its own (the rest are views of the read buffer,
+  // which is reused): free it now rather than when this thread's collector gets to it.
+  for (const chunk of chunks) if (chunk.buffer !== readBuffer) releaseBuffer(chunk);
   return { fresh, transfer };
 }
 
@@ -126,7 +130,7 @@ function writeBlobs(request: WriteBlobsTask): { result: TaskResult; transfer: Ar
         const blob = request.blobs[write.blob];
         try {
           if (!blob) throw new Error('protocol error: no such blob');
-          decoded = { plain: decodeBlob(keys, data.subarray(blob.offset, blob.offset + blob.length), Buffer.from(blob.id), blob.rawLength) };
+          decoded = { plain: decodeBlobTransient(keys, data.subarray(blob.offset, blob.offset + blob.length), Buffer.from(blob.id), blob.rawLength) };
         } catch (err) {
           decoded = { failure: { message: failureOf(err).message, code: BLOB_DAMAGED } };
         }
@@ -154,6 +158,8 @@ function writeBlobs(request: WriteBlobsTask): { result: TaskResult; transfer: Ar
     }
   } finally {
     for (const fd of fds.values()) closeSync(fd);
+    // This thread's collector never counted the range (the main thread allocated it): free it now.
+    releaseBuffer(request.data);
   }
   return { result: { kind: 'write-blobs', failures, bytes }, transfer: [] };
 }

@@ -1,6 +1,8 @@
-import { constants as zc, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
+import { zstdDecompressSync } from 'node:zlib';
 import { blobId, type BlobKeys } from '../crypto/master-key.ts';
 import { open, seal } from '../crypto/seal.ts';
+import { releaseBuffer } from '../util/release-buffer.ts';
+import { ZstdCompressor, ZstdDataError, ZstdDecompressor } from './zstd-context.ts';
 
 /**
  * A blob's plaintext inside its seal starts with one byte naming its compression, so every blob
@@ -8,6 +10,7 @@ import { open, seal } from '../crypto/seal.ts';
  */
 const RAW = 0;
 const ZSTD = 1;
+const KIND_BYTE: Readonly<Record<typeof RAW | typeof ZSTD, Buffer>> = { [RAW]: Buffer.of(RAW), [ZSTD]: Buffer.of(ZSTD) };
 
 export type { BlobType } from '../index/types.ts';
 
@@ -24,33 +27,119 @@ export class BlobDecodeError extends Error {
 /** Blobs at least this large are probed before they are compressed whole. */
 const PROBE_FROM = 128 << 10;
 const PROBE_SLICE = 16 << 10;
+/**
+ * Scratch buffers are kept per thread up to this size (chunks are at most 8 MiB by default); a
+ * larger blob (a huge directory's tree) gets a buffer of its own.
+ */
+const SCRATCH_LIMIT = 16 << 20;
 
 /**
- * Whether `data` looks incompressible: three 16 KiB samples (start, middle, end) compressed at
- * level 1 save less than 3%. Compressing a random 1 MiB chunk at level 3 costs some 3 ms for
- * nothing; the probe costs about 50 µs.
+ * Per-thread state for sealing and opening blobs: zstd contexts and scratch buffers, reused for
+ * every blob, so a worker turning out a chunk every few milliseconds makes little garbage.
  */
-function looksIncompressible(data: Uint8Array): boolean {
-  const middle = Math.floor((data.length - PROBE_SLICE) / 2);
-  const sample = Buffer.concat([
-    data.subarray(0, PROBE_SLICE), data.subarray(middle, middle + PROBE_SLICE), data.subarray(data.length - PROBE_SLICE),
-  ]);
-  const probe = zstdCompressSync(sample, { chunkSize: sample.length, params: { [zc.ZSTD_c_compressionLevel]: 1 } });
-  return probe.length > sample.length * 0.97;
+class BlobCodec {
+  private readonly compressors = new Map<number, ZstdCompressor>();
+  private decompressor: ZstdDecompressor | undefined;
+  private readonly sample = Buffer.allocUnsafeSlow(3 * PROBE_SLICE);
+  private compressed: Buffer = Buffer.alloc(0);
+  private plain: Buffer = Buffer.alloc(0);
+  /** The decrypted buffer behind the last transient result, freed by the next transient call. */
+  private lastTransient: Buffer | undefined;
+
+  /** Compresses (when it shrinks), then seals `plaintext`, whose ID the caller computed already. */
+  seal(keys: BlobKeys, id: Buffer, plaintext: Uint8Array, level: number): SealedBlob {
+    const length = level > 0 && (plaintext.length < PROBE_FROM || !this.looksIncompressible(plaintext))
+      ? this.compress(plaintext, level)
+      : -1;
+    const parts = length < 0 ? [KIND_BYTE[RAW], plaintext] : [KIND_BYTE[ZSTD], this.compressed.subarray(0, length)];
+    return { id, sealed: seal(keys.encKey, 'blob', parts), rawLength: plaintext.length };
+  }
+
+  /**
+   * Opens, decompresses and verifies one blob. With `transient`, the plaintext may live in this
+   * thread's scratch buffer: it is valid only until the next call.
+   */
+  open(keys: BlobKeys, sealed: Uint8Array, expectedId: Buffer, rawLength: number | undefined, transient: boolean): Buffer {
+    if (transient && this.lastTransient) {
+      releaseBuffer(this.lastTransient);
+      this.lastTransient = undefined;
+    }
+    const framed = open(keys.encKey, 'blob', sealed);
+    const kind = framed[0];
+    let plaintext: Buffer;
+    if (kind === RAW) {
+      plaintext = framed.subarray(1);
+      if (transient) this.lastTransient = framed;
+    } else if (kind === ZSTD) {
+      plaintext = this.decompress(framed.subarray(1), rawLength, transient);
+      releaseBuffer(framed);
+    } else {
+      throw new BlobDecodeError(`unknown compression byte ${String(kind)}`);
+    }
+    if (!blobId(keys.idKey, plaintext).equals(expectedId)) {
+      throw new BlobDecodeError(`content does not match its ID ${expectedId.toString('hex')}`);
+    }
+    return plaintext;
+  }
+
+  /** Compresses into `this.compressed`; -1 when the result would not be smaller. */
+  private compress(plaintext: Uint8Array, level: number): number {
+    let compressor = this.compressors.get(level);
+    if (!compressor) {
+      compressor = new ZstdCompressor(level);
+      this.compressors.set(level, compressor);
+    }
+    // No zstd frame of a few bytes' input is smaller than the input.
+    if (plaintext.length < 16) return -1;
+    this.compressed = scratch(this.compressed, plaintext.length);
+    return compressor.compressInto(plaintext, this.compressed, plaintext.length - 1);
+  }
+
+  private decompress(frame: Buffer, rawLength: number | undefined, transient: boolean): Buffer {
+    // rawLength comes from the index: a hint for the size, not trusted. A frame that does not
+    // fit in one byte more than the hint is decoded the slow way, and the ID check judges it.
+    if (rawLength !== undefined && rawLength < SCRATCH_LIMIT) {
+      const out = transient ? (this.plain = scratch(this.plain, rawLength + 1)) : Buffer.allocUnsafe(rawLength + 1);
+      this.decompressor ??= new ZstdDecompressor();
+      try {
+        return out.subarray(0, this.decompressor.decompressInto(frame, out));
+      } catch (err) {
+        if (!(err instanceof ZstdDataError)) throw err;
+      }
+    }
+    try {
+      return zstdDecompressSync(frame);
+    } catch (err) {
+      throw new BlobDecodeError(`the blob's zstd data is damaged: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Whether `data` looks incompressible: three 16 KiB samples (start, middle, end) compressed at
+   * level 1 save less than 3%. Compressing a random 1 MiB chunk at level 3 costs some 3 ms for
+   * nothing; the probe costs about 50 µs.
+   */
+  private looksIncompressible(data: Uint8Array): boolean {
+    const middle = Math.floor((data.length - PROBE_SLICE) / 2);
+    this.sample.set(data.subarray(0, PROBE_SLICE), 0);
+    this.sample.set(data.subarray(middle, middle + PROBE_SLICE), PROBE_SLICE);
+    this.sample.set(data.subarray(data.length - PROBE_SLICE), 2 * PROBE_SLICE);
+    const length = this.compress(this.sample, 1);
+    return length < 0 || length > this.sample.length * 0.97;
+  }
 }
+
+/** `current` if it holds `size` bytes, else a new buffer (kept when not above SCRATCH_LIMIT). */
+function scratch(current: Buffer, size: number): Buffer {
+  if (current.length >= size) return current;
+  return Buffer.allocUnsafeSlow(size <= SCRATCH_LIMIT ? Math.max(size, Math.min(2 * current.length, SCRATCH_LIMIT)) : size);
+}
+
+const codec = new BlobCodec();
 
 /** Compresses (when it shrinks), then seals `plaintext`, whose ID the caller computed already. */
 export function sealBlob(keys: BlobKeys, id: Buffer, plaintext: Uint8Array, level: number): SealedBlob {
-  const tryCompression = level > 0 && (plaintext.length < PROBE_FROM || !looksIncompressible(plaintext));
-  // An output buffer the size of the input: zlib's default chunks would allocate (and leave to the
-  // garbage collector) far more than a small blob needs.
-  const compressed = tryCompression
-    ? zstdCompressSync(plaintext, { chunkSize: Math.max(64, plaintext.length), params: { [zc.ZSTD_c_compressionLevel]: level } })
-    : undefined;
-  const useZstd = compressed !== undefined && compressed.length < plaintext.length;
-  const body = useZstd ? compressed : plaintext;
-  const kind = Buffer.of(useZstd ? ZSTD : RAW);
-  return { id, sealed: seal(keys.encKey, 'blob', [kind, body]), rawLength: plaintext.length };
+  return codec.seal(keys, id, plaintext, level);
 }
 
 export function encodeBlob(keys: BlobKeys, plaintext: Uint8Array, level: number): SealedBlob {
@@ -63,14 +152,13 @@ export function encodeBlob(keys: BlobKeys, plaintext: Uint8Array, level: number)
  * sizes the output buffer exactly; it is a hint, not trusted.
  */
 export function decodeBlob(keys: BlobKeys, sealed: Uint8Array, expectedId: Buffer, rawLength?: number): Buffer {
-  const framed = open(keys.encKey, 'blob', sealed);
-  const kind = framed[0];
-  let plaintext: Buffer;
-  if (kind === RAW) plaintext = framed.subarray(1);
-  else if (kind === ZSTD) plaintext = zstdDecompressSync(framed.subarray(1), rawLength === undefined ? {} : { chunkSize: Math.max(64, rawLength) });
-  else throw new BlobDecodeError(`unknown compression byte ${String(kind)}`);
-  if (!blobId(keys.idKey, plaintext).equals(expectedId)) {
-    throw new BlobDecodeError(`content does not match its ID ${expectedId.toString('hex')}`);
-  }
-  return plaintext;
+  return codec.open(keys, sealed, expectedId, rawLength, false);
+}
+
+/**
+ * decodeBlob for a caller that uses the plaintext at once (writes it to a file): the result may
+ * be this thread's scratch buffer, valid only until the next decode in this thread.
+ */
+export function decodeBlobTransient(keys: BlobKeys, sealed: Uint8Array, expectedId: Buffer, rawLength?: number): Buffer {
+  return codec.open(keys, sealed, expectedId, rawLength, true);
 }

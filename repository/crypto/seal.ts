@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { releaseBuffer } from '../util/release-buffer.ts';
 
 /**
  * Authenticated encryption of one stored unit (a blob, a pack header, an index, a snapshot).
@@ -51,7 +52,13 @@ export function seal(encKey: Buffer, purpose: SealPurpose, plaintext: Uint8Array
   const cipher = createCipheriv('aes-256-gcm', messageKey(encKey, nonce), nonce.subarray(12));
   cipher.setAAD(AAD[purpose]);
   let written = NONCE_LENGTH;
-  for (const part of parts) written += cipher.update(part).copy(out, written);
+  for (const part of parts) {
+    const piece = cipher.update(part);
+    written += piece.copy(out, written);
+    // Freed now: in a worker sealing a chunk every few milliseconds, waiting for the collector
+    // kept tens of MiB of these alive.
+    releaseBuffer(piece);
+  }
   written += cipher.final().copy(out, written);
   cipher.getAuthTag().copy(out, written);
   return out;

@@ -100,9 +100,12 @@ export function contentLength(parts: readonly Uint8Array[]): number {
   return n;
 }
 
-/** One contiguous buffer of the parts; no copy when there is just one. */
+/**
+ * One contiguous copy of the parts, always a copy: an attempt abandoned after its time limit may
+ * still be sending when put() has settled through a later attempt, and by then the caller may
+ * have freed its own buffers (see Storage.put).
+ */
 export function joinParts(parts: readonly Uint8Array[]): Buffer {
-  if (parts.length === 1 && parts[0] !== undefined) return Buffer.from(parts[0].buffer, parts[0].byteOffset, parts[0].byteLength);
   return Buffer.concat(parts);
 }
 

@@ -11,7 +11,8 @@ export interface Storage {
   readonly location: string;
   /**
    * Store an object atomically: readers see either nothing or the whole object. The content may
-   * come in parts (a pack's blobs), which saves assembling one large buffer.
+   * come in parts (a pack's blobs), which saves assembling one large buffer. Once the returned
+   * promise settles, the backend no longer touches `data` (callers free it at once).
    */
   put(name: string, data: ObjectContent): Promise<void>;
   /** Read a whole object, or `length` bytes from `offset`. Throws ObjectNotFoundError. */
