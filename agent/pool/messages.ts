@@ -1,3 +1,5 @@
+import type { NodeMetadata } from '../restore/metadata.ts';
+
 /**
  * Messages between the main thread and pool workers. Every message names the task it belongs to;
  * a task ends with `done` or `failed`. IDs travel packed: n × 32 bytes in one Uint8Array.
@@ -32,7 +34,19 @@ export interface WriteBlobsTask {
   readonly writes: ReadonlyArray<{ readonly blob: number; readonly path: Uint8Array; readonly offset: number }>;
 }
 
-export type TaskRequest = ChunkFileTask | WriteBlobsTask;
+/** Create regular files of the given sizes for a restore (safe-fs.ts createFile), in one batch. */
+export interface CreateFilesTask {
+  readonly kind: 'create-files';
+  readonly files: ReadonlyArray<{ readonly path: Uint8Array; readonly size: number }>;
+}
+
+/** Apply restored nodes' metadata (metadata.ts applyMetadata), in one batch. */
+export interface ApplyMetadataTask {
+  readonly kind: 'apply-metadata';
+  readonly nodes: readonly NodeMetadata[];
+}
+
+export type TaskRequest = ChunkFileTask | WriteBlobsTask | CreateFilesTask | ApplyMetadataTask;
 
 export interface ChunkFileResult {
   readonly kind: 'chunk-file';
@@ -57,7 +71,13 @@ export interface WriteBlobsResult {
   readonly bytes: number;
 }
 
-export type TaskResult = ChunkFileResult | WriteBlobsResult;
+/** The outcome of a CreateFilesTask or ApplyMetadataTask: per item, undefined when done, else why it failed. */
+export interface FsBatchResult {
+  readonly kind: 'fs-batch';
+  readonly failures: ReadonlyArray<WorkerFailure | undefined>;
+}
+
+export type TaskResult = ChunkFileResult | WriteBlobsResult | FsBatchResult;
 
 /** Worker → main, in the middle of a chunk-file task. */
 export type TaskQuestion =

@@ -4,7 +4,8 @@ import { ArcaError } from '../../repository/errors.ts';
 import type { RepoConfig } from '../../repository/config.ts';
 import type { BlobKeys } from '../../repository/crypto/master-key.ts';
 import type {
-  ChunkFileResult, FromWorker, TaskAnswer, TaskQuestion, TaskRequest, TaskResult, ToWorker, WorkerFailure, WorkerSetup, WriteBlobsResult, WriteBlobsTask,
+  ApplyMetadataTask, ChunkFileResult, CreateFilesTask, FromWorker, FsBatchResult, TaskAnswer, TaskQuestion, TaskRequest, TaskResult, ToWorker, WorkerFailure,
+  WorkerSetup, WriteBlobsResult, WriteBlobsTask,
 } from './messages.ts';
 
 /** A task that failed inside a worker; `errno` is set for file-system errors (EACCES, ENOENT...). */
@@ -92,6 +93,11 @@ export class WorkerPool {
   writeBlobs(data: Buffer, blobs: WriteBlobsTask['blobs'], writes: WriteBlobsTask['writes']): Promise<WriteBlobsResult> {
     const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
     return this.run({ kind: 'write-blobs', data, blobs, writes }, owned ? [data.buffer] : [], undefined) as Promise<WriteBlobsResult>;
+  }
+
+  /** Runs a batch of restore file-system steps (creating files, applying metadata) in a worker. */
+  fsBatch(request: CreateFilesTask | ApplyMetadataTask): Promise<FsBatchResult> {
+    return this.run(request, [], undefined) as Promise<FsBatchResult>;
   }
 
   async close(): Promise<void> {

@@ -4,9 +4,12 @@ import { ChunkSplitter, FastCdc } from '../../chunker/index.ts';
 import { blobId, type BlobKeys } from '../../repository/crypto/master-key.ts';
 import { decodeBlobTransient, sealBlob } from '../../repository/blob/blob-codec.ts';
 import { releaseBuffer } from '../../repository/util/release-buffer.ts';
+import { applyMetadata } from '../restore/metadata.ts';
+import { createFile } from '../restore/safe-fs.ts';
 import {
-  BLOB_DAMAGED, type ChunkFileResult, type ChunkFileTask, type FromWorker, type StoredBlobMessage, type TaskAnswer, type TaskQuestion,
-  type TaskResult, type ToWorker, type WorkerFailure, type WorkerSetup, type WriteBlobsTask,
+  BLOB_DAMAGED, type ApplyMetadataTask, type ChunkFileResult, type ChunkFileTask, type CreateFilesTask, type FromWorker, type FsBatchResult,
+  type StoredBlobMessage, type TaskAnswer, type TaskQuestion, type TaskRequest, type TaskResult, type ToWorker, type WorkerFailure,
+  type WorkerSetup, type WriteBlobsTask,
 } from './messages.ts';
 
 /** The CPU side of backup and restore: chunking, hashing, compression, encryption, decoding. */
@@ -164,6 +167,31 @@ function writeBlobs(request: WriteBlobsTask): { result: TaskResult; transfer: Ar
   return { result: { kind: 'write-blobs', failures, bytes }, transfer: [] };
 }
 
+/** Each item on its own: one failure (a planted device, a full disk) does not stop the rest. */
+function fsBatch(request: CreateFilesTask | ApplyMetadataTask): { result: FsBatchResult; transfer: ArrayBuffer[] } {
+  const attempt = (step: () => void): WorkerFailure | undefined => {
+    try {
+      step();
+      return undefined;
+    } catch (err) {
+      return failureOf(err);
+    }
+  };
+  const failures = request.kind === 'create-files'
+    ? request.files.map(({ path, size }) => attempt(() => { createFile(Buffer.from(path.buffer, path.byteOffset, path.byteLength), size); }))
+    : request.nodes.map((meta) => attempt(() => { applyMetadata(meta); }));
+  return { result: { kind: 'fs-batch', failures }, transfer: [] };
+}
+
+function runTask(task: number, request: TaskRequest): Promise<{ result: TaskResult; transfer: ArrayBuffer[] }> {
+  switch (request.kind) {
+    case 'chunk-file': return chunkFile(task, request);
+    case 'write-blobs': return Promise.resolve().then(() => writeBlobs(request));
+    case 'create-files':
+    case 'apply-metadata': return Promise.resolve().then(() => fsBatch(request));
+  }
+}
+
 port.on('message', (message: ToWorker) => {
   if (message.type === 'answer') {
     const resolve = pendingAnswers.get(message.task);
@@ -172,8 +200,7 @@ port.on('message', (message: ToWorker) => {
     return;
   }
   const { task, request } = message;
-  const run = request.kind === 'chunk-file' ? chunkFile(task, request) : Promise.resolve().then(() => writeBlobs(request));
-  run.then(
+  runTask(task, request).then(
     ({ result, transfer }) => {
       post({ type: 'done', task, result }, transfer);
     },

@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { chmodSync, lchownSync, lutimesSync } from 'node:fs';
 import type { TreeNode } from '../../repository/tree/tree.ts';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -32,9 +32,31 @@ export function utimeSeconds(ns: bigint): string {
   return decimalSeconds(floorToMicros(ns) + 500n);
 }
 
-/** Ownership (as root), mode and times; symlinks get ownership and times of their own, never their target's. */
-export async function applyMetadata(local: Buffer, node: TreeNode): Promise<void> {
-  if (isRoot) await fsp.lchown(local, node.uid, node.gid);
-  if (node.type !== 'symlink') await fsp.chmod(local, node.mode);
-  await fsp.lutimes(local, utimeSeconds(node.atimeNs), utimeSeconds(node.mtimeNs));
+/** What a restore sets on one node, in a form that can be sent to a worker thread. */
+export interface NodeMetadata {
+  readonly path: Uint8Array;
+  /** Symlinks get ownership and times of their own, never their target's, and no mode. */
+  readonly symlink: boolean;
+  readonly uid: number;
+  readonly gid: number;
+  readonly mode: number;
+  /** Seconds as exact numeric strings (utimeSeconds). */
+  readonly atime: string;
+  readonly mtime: string;
+}
+
+export function metadataOf(local: Buffer, node: TreeNode): NodeMetadata {
+  return {
+    path: local, symlink: node.type === 'symlink', uid: node.uid, gid: node.gid, mode: node.mode,
+    atime: utimeSeconds(node.atimeNs), mtime: utimeSeconds(node.mtimeNs),
+  };
+}
+
+/** Ownership (as root), mode and times, never through a symlink. */
+export function applyMetadata(meta: NodeMetadata): void {
+  const p = Buffer.from(meta.path.buffer, meta.path.byteOffset, meta.path.byteLength);
+  if (isRoot) lchownSync(p, meta.uid, meta.gid);
+  if (!meta.symlink) chmodSync(p, meta.mode);
+  // Numeric strings: Node turns negative numbers (before 1970) into "now", but passes these on.
+  lutimesSync(p, meta.atime, meta.mtime);
 }

@@ -11,9 +11,9 @@ import { isSafeName, type FileNode, type TreeNode } from '../../repository/tree/
 import { mapLimit } from '../../repository/repository.ts';
 import { ObjectNotFoundError } from '../../repository/storage/storage.ts';
 import type { WorkerPool } from '../pool/worker-pool.ts';
-import { BLOB_DAMAGED, type WriteBlobsResult } from '../pool/messages.ts';
-import { createFile, createHardlink, createSpecial, createSymlink, ensureDirectory } from './safe-fs.ts';
-import { applyMetadata } from './metadata.ts';
+import { BLOB_DAMAGED, type ApplyMetadataTask, type CreateFilesTask, type FsBatchResult, type WriteBlobsResult } from '../pool/messages.ts';
+import { createHardlink, createSpecial, createSymlink, ensureDirectory } from './safe-fs.ts';
+import { metadataOf } from './metadata.ts';
 
 export interface RestoreOptions {
   readonly target: string;
@@ -66,8 +66,10 @@ interface FileState {
 const PACK_CONCURRENCY = 4;
 /** Subtrees of one directory planned at once. */
 const SUBTREES_IN_FLIGHT = 8;
-/** File-system calls (create, chmod, utimes...) in flight at once: they wait on the disk, not the CPU. */
+/** File-system calls (links, special files) in flight at once: they wait on the disk, not the CPU. */
 const FS_OPS_IN_FLIGHT = 32;
+/** Files created, or nodes given their metadata, per worker task. */
+const FS_BATCH = 128;
 /** Blobs of a pack closer than this are fetched in one range read... */
 const RANGE_GAP = 1 << 20;
 /** ...of at most this many bytes, which bounds memory at PACK_CONCURRENCY × this (plus plaintext). */
@@ -170,30 +172,35 @@ export class Restorer {
     const firstPathOfInode = new Map<string, Buffer>();
     const links: Array<{ first: Buffer; entry: PlannedNode }> = [];
     const others: PlannedNode[] = [];
+    const files: PlannedNode[] = [];
     for (const entry of plan) {
       const { node } = entry;
       if (node.type === 'dir') {
-        await this.attempt(entry.snapshotPath, async () => {
-          await ensureDirectory(entry.local);
+        // One after another, parents first; synchronous calls, as each takes microseconds.
+        try {
+          ensureDirectory(entry.local);
           this.summary.dirs_restored++;
-        });
+        } catch (err) {
+          this.fail(entry.snapshotPath, err);
+        }
       } else if (node.type === 'file' && node.links > 1) {
         const inodeKey = `${node.deviceId}:${node.inode}`;
         const first = firstPathOfInode.get(inodeKey);
         if (first) links.push({ first, entry });
         else {
           firstPathOfInode.set(inodeKey, entry.local);
-          others.push(entry);
+          files.push(entry);
         }
-      } else others.push(entry);
+      } else if (node.type === 'file') files.push(entry);
+      else others.push(entry);
     }
+    await this.inBatches(files, (batch) => ({ kind: 'create-files', files: batch.map(({ node, local }) => ({ path: local, size: node.type === 'file' ? node.size : 0 })) }), (entry) => {
+      const { node, local } = entry;
+      if (node.type === 'file' && node.content.length > 0) withContent.push({ node, local });
+      this.summary.files_restored++;
+    });
     await mapLimit(others, FS_OPS_IN_FLIGHT, ({ node, local, snapshotPath }) => this.attempt(snapshotPath, async () => {
       switch (node.type) {
-        case 'file':
-          await createFile(local, node.size);
-          if (node.content.length > 0) withContent.push({ node, local });
-          this.summary.files_restored++;
-          return;
         case 'symlink':
           await createSymlink(local, node.linkTarget);
           break;
@@ -206,8 +213,9 @@ export class Restorer {
           break;
         case 'socket':
           return; // A socket belongs to a running process; there is nothing to restore.
+        case 'file':
         case 'dir':
-          return;
+          return; // Made above.
       }
       this.summary.other_restored++;
     }));
@@ -216,6 +224,33 @@ export class Restorer {
       this.summary.files_restored++;
     }));
     return withContent;
+  }
+
+  /**
+   * Runs file-system steps for `entries` in worker batches of FS_BATCH, all batches at once (the
+   * pool queues them); `done` is called for each entry that succeeded, failures are reported.
+   */
+  private async inBatches(
+    entries: readonly PlannedNode[],
+    request: (batch: readonly PlannedNode[]) => CreateFilesTask | ApplyMetadataTask,
+    done: (entry: PlannedNode) => void = () => undefined,
+  ): Promise<void> {
+    const batches: PlannedNode[][] = [];
+    for (let i = 0; i < entries.length; i += FS_BATCH) batches.push(entries.slice(i, i + FS_BATCH));
+    await Promise.all(batches.map(async (batch) => {
+      let failures: FsBatchResult['failures'];
+      try {
+        failures = (await this.pool.fsBatch(request(batch))).failures;
+      } catch (err) {
+        for (const entry of batch) this.fail(entry.snapshotPath, err);
+        return;
+      }
+      batch.forEach((entry, i) => {
+        const failure = failures[i];
+        if (failure === undefined) done(entry);
+        else this.fail(entry.snapshotPath, new RestoreError(failure.message));
+      });
+    }));
   }
 
   /** Runs one step for one path; a failure is reported and the restore goes on. */
@@ -339,8 +374,8 @@ export class Restorer {
 
   /** Metadata last: files and links at once, then directories deepest first (a level at a time). */
   private async applyAllMetadata(plan: readonly PlannedNode[]): Promise<void> {
-    const nonDirs = plan.filter((p) => p.node.type !== 'dir' && p.node.type !== 'socket');
-    await mapLimit(nonDirs, FS_OPS_IN_FLIGHT, ({ node, local, snapshotPath }) => this.attempt(snapshotPath, () => applyMetadata(local, node)));
+    const metadataOfBatch = (batch: readonly PlannedNode[]): ApplyMetadataTask => ({ kind: 'apply-metadata', nodes: batch.map(({ node, local }) => metadataOf(local, node)) });
+    await this.inBatches(plan.filter((p) => p.node.type !== 'dir' && p.node.type !== 'socket'), metadataOfBatch);
     const byDepth = new Map<number, PlannedNode[]>();
     for (const entry of plan) {
       if (entry.node.type !== 'dir') continue;
@@ -348,9 +383,7 @@ export class Restorer {
       if (level) level.push(entry);
       else byDepth.set(entry.depth, [entry]);
     }
-    for (const depth of [...byDepth.keys()].sort((a, b) => b - a)) {
-      await mapLimit(byDepth.get(depth) ?? [], FS_OPS_IN_FLIGHT, ({ node, local, snapshotPath }) => this.attempt(snapshotPath, () => applyMetadata(local, node)));
-    }
+    for (const depth of [...byDepth.keys()].sort((a, b) => b - a)) await this.inBatches(byDepth.get(depth) ?? [], metadataOfBatch);
   }
 
 }
