@@ -31,7 +31,16 @@ export interface WriteBlobsTask {
    * Positioned writes: blob number, path of a regular file the restore created (opened with
    * O_NOFOLLOW, never created here), and the offset in that file.
    */
-  readonly writes: ReadonlyArray<{ readonly blob: number; readonly path: Uint8Array; readonly offset: number }>;
+  readonly writes: ReadonlyArray<{
+    readonly blob: number;
+    readonly path: Uint8Array;
+    readonly offset: number;
+    /**
+     * The file does not exist yet and this blob is all of it: create it here (safe-fs.ts
+     * openNewFile), saving the restore a separate open and close to create it first.
+     */
+    readonly create: boolean;
+  }>;
 }
 
 /** Create regular files of the given sizes for a restore (safe-fs.ts createFile), in one batch. */
@@ -40,13 +49,21 @@ export interface CreateFilesTask {
   readonly files: ReadonlyArray<{ readonly path: Uint8Array; readonly size: number }>;
 }
 
+/** Make directories whose parents exist (safe-fs.ts ensureDirectory), in one batch. */
+export interface MakeDirsTask {
+  readonly kind: 'make-dirs';
+  readonly paths: readonly Uint8Array[];
+}
+
 /** Apply restored nodes' metadata (metadata.ts applyMetadata), in one batch. */
 export interface ApplyMetadataTask {
   readonly kind: 'apply-metadata';
   readonly nodes: readonly NodeMetadata[];
 }
 
-export type TaskRequest = ChunkFileTask | WriteBlobsTask | CreateFilesTask | ApplyMetadataTask;
+export type FsBatchTask = CreateFilesTask | MakeDirsTask | ApplyMetadataTask;
+
+export type TaskRequest = ChunkFileTask | WriteBlobsTask | FsBatchTask;
 
 export interface ChunkFileResult {
   readonly kind: 'chunk-file';
@@ -71,7 +88,7 @@ export interface WriteBlobsResult {
   readonly bytes: number;
 }
 
-/** The outcome of a CreateFilesTask or ApplyMetadataTask: per item, undefined when done, else why it failed. */
+/** The outcome of an FsBatchTask: per item, undefined when done, else why it failed. */
 export interface FsBatchResult {
   readonly kind: 'fs-batch';
   readonly failures: ReadonlyArray<WorkerFailure | undefined>;

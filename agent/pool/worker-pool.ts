@@ -4,7 +4,7 @@ import { ArcaError } from '../../repository/errors.ts';
 import type { RepoConfig } from '../../repository/config.ts';
 import type { BlobKeys } from '../../repository/crypto/master-key.ts';
 import type {
-  ApplyMetadataTask, ChunkFileResult, CreateFilesTask, FromWorker, FsBatchResult, TaskAnswer, TaskQuestion, TaskRequest, TaskResult, ToWorker, WorkerFailure,
+  ChunkFileResult, FromWorker, FsBatchResult, FsBatchTask, TaskAnswer, TaskQuestion, TaskRequest, TaskResult, ToWorker, WorkerFailure,
   WorkerSetup, WriteBlobsResult, WriteBlobsTask,
 } from './messages.ts';
 
@@ -95,8 +95,8 @@ export class WorkerPool {
     return this.run({ kind: 'write-blobs', data, blobs, writes }, owned ? [data.buffer] : [], undefined) as Promise<WriteBlobsResult>;
   }
 
-  /** Runs a batch of restore file-system steps (creating files, applying metadata) in a worker. */
-  fsBatch(request: CreateFilesTask | ApplyMetadataTask): Promise<FsBatchResult> {
+  /** Runs a batch of restore file-system steps (making directories and files, applying metadata) in a worker. */
+  fsBatch(request: FsBatchTask): Promise<FsBatchResult> {
     return this.run(request, [], undefined) as Promise<FsBatchResult>;
   }
 

@@ -1,13 +1,13 @@
-import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ChunkSplitter, FastCdc } from '../../chunker/index.ts';
 import { blobId, type BlobKeys } from '../../repository/crypto/master-key.ts';
 import { decodeBlobTransient, sealBlob } from '../../repository/blob/blob-codec.ts';
 import { releaseBuffer } from '../../repository/util/release-buffer.ts';
 import { applyMetadata } from '../restore/metadata.ts';
-import { createFile } from '../restore/safe-fs.ts';
+import { createFile, ensureDirectory, openNewFile } from '../restore/safe-fs.ts';
 import {
-  BLOB_DAMAGED, type ApplyMetadataTask, type ChunkFileResult, type ChunkFileTask, type CreateFilesTask, type FromWorker, type FsBatchResult,
+  BLOB_DAMAGED, type ChunkFileResult, type ChunkFileTask, type FromWorker, type FsBatchResult, type FsBatchTask,
   type StoredBlobMessage, type TaskAnswer, type TaskQuestion, type TaskRequest, type TaskResult, type ToWorker, type WorkerFailure,
   type WorkerSetup, type WriteBlobsTask,
 } from './messages.ts';
@@ -108,6 +108,10 @@ async function sealChunks(task: number, chunks: readonly Buffer[], ids: Buffer[]
   return { fresh, transfer };
 }
 
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 function isAllZero(buf: Uint8Array): boolean {
   for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return false;
   return true;
@@ -144,11 +148,18 @@ function writeBlobs(request: WriteBlobsTask): { result: TaskResult; transfer: Ar
       }
       const { plain } = decoded;
       try {
-        if (!isAllZero(plain)) {
-          const key = Buffer.from(write.path).toString('latin1');
+        const zeros = isAllZero(plain);
+        if (write.create) {
+          // A new file whose only blob this is: made here, a hole if the blob is all zeros.
+          const fd = openNewFile(asBuffer(write.path));
+          fds.set(asBuffer(write.path).toString('latin1'), fd);
+          if (zeros) ftruncateSync(fd, plain.length);
+        }
+        if (!zeros) {
+          const key = asBuffer(write.path).toString('latin1');
           let fd = fds.get(key);
           if (fd === undefined) {
-            fd = openSync(Buffer.from(write.path), constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+            fd = openSync(asBuffer(write.path), constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
             fds.set(key, fd);
           }
           for (let done = 0; done < plain.length;) done += writeSync(fd, plain, done, plain.length - done, write.offset + done);
@@ -168,7 +179,7 @@ function writeBlobs(request: WriteBlobsTask): { result: TaskResult; transfer: Ar
 }
 
 /** Each item on its own: one failure (a planted device, a full disk) does not stop the rest. */
-function fsBatch(request: CreateFilesTask | ApplyMetadataTask): { result: FsBatchResult; transfer: ArrayBuffer[] } {
+function fsBatch(request: FsBatchTask): { result: FsBatchResult; transfer: ArrayBuffer[] } {
   const attempt = (step: () => void): WorkerFailure | undefined => {
     try {
       step();
@@ -177,9 +188,18 @@ function fsBatch(request: CreateFilesTask | ApplyMetadataTask): { result: FsBatc
       return failureOf(err);
     }
   };
-  const failures = request.kind === 'create-files'
-    ? request.files.map(({ path, size }) => attempt(() => { createFile(Buffer.from(path.buffer, path.byteOffset, path.byteLength), size); }))
-    : request.nodes.map((meta) => attempt(() => { applyMetadata(meta); }));
+  let failures: Array<WorkerFailure | undefined>;
+  switch (request.kind) {
+    case 'create-files':
+      failures = request.files.map(({ path, size }) => attempt(() => { createFile(asBuffer(path), size); }));
+      break;
+    case 'make-dirs':
+      failures = request.paths.map((path) => attempt(() => { ensureDirectory(asBuffer(path)); }));
+      break;
+    case 'apply-metadata':
+      failures = request.nodes.map((meta) => attempt(() => { applyMetadata(meta); }));
+      break;
+  }
   return { result: { kind: 'fs-batch', failures }, transfer: [] };
 }
 
@@ -188,6 +208,7 @@ function runTask(task: number, request: TaskRequest): Promise<{ result: TaskResu
     case 'chunk-file': return chunkFile(task, request);
     case 'write-blobs': return Promise.resolve().then(() => writeBlobs(request));
     case 'create-files':
+    case 'make-dirs':
     case 'apply-metadata': return Promise.resolve().then(() => fsBatch(request));
   }
 }

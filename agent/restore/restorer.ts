@@ -11,8 +11,8 @@ import { isSafeName, type FileNode, type TreeNode } from '../../repository/tree/
 import { mapLimit } from '../../repository/repository.ts';
 import { ObjectNotFoundError } from '../../repository/storage/storage.ts';
 import type { WorkerPool } from '../pool/worker-pool.ts';
-import { BLOB_DAMAGED, type ApplyMetadataTask, type CreateFilesTask, type FsBatchResult, type WriteBlobsResult } from '../pool/messages.ts';
-import { createHardlink, createSpecial, createSymlink, ensureDirectory } from './safe-fs.ts';
+import { BLOB_DAMAGED, type ApplyMetadataTask, type FsBatchResult, type FsBatchTask, type WriteBlobsResult } from '../pool/messages.ts';
+import { createHardlink, createSpecial, createSymlink } from './safe-fs.ts';
 import { metadataOf } from './metadata.ts';
 
 export interface RestoreOptions {
@@ -57,8 +57,17 @@ interface NeededBlob {
   readonly targets: BlobTarget[];
 }
 
+/** A regular file with content to write. */
+interface ContentFile {
+  readonly node: FileNode;
+  readonly local: Buffer;
+  readonly create: boolean;
+}
+
 interface FileState {
   readonly local: Buffer;
+  /** Not created yet: its one blob's write creates it (see WriteBlobsTask). */
+  readonly create: boolean;
   /** Set once a write failed: the file is reported once and gets no more writes. */
   failed: boolean;
 }
@@ -74,6 +83,17 @@ const FS_BATCH = 128;
 const RANGE_GAP = 1 << 20;
 /** ...of at most this many bytes, which bounds memory at PACK_CONCURRENCY × this (plus plaintext). */
 const MAX_RANGE = 8 << 20;
+
+/** Nodes grouped by depth, the groups in the order asked for. */
+function byDepth(nodes: readonly PlannedNode[], order: 'shallowest first' | 'deepest first'): PlannedNode[][] {
+  const levels = new Map<number, PlannedNode[]>();
+  for (const node of nodes) {
+    const level = levels.get(node.depth);
+    if (level) level.push(node);
+    else levels.set(node.depth, [node]);
+  }
+  return [...levels.keys()].sort((a, b) => (order === 'shallowest first' ? a - b : b - a)).map((depth) => levels.get(depth) ?? []);
+}
 
 export class RestoreError extends ArcaError {
   constructor(message: string) {
@@ -92,6 +112,8 @@ export class Restorer {
   private readonly reporter: Reporter;
   readonly summary: RestoreSummary = { files_restored: 0, dirs_restored: 0, other_restored: 0, bytes_restored: 0, errors: 0, files_verified: 0 };
   private started = 0;
+  /** Local paths (latin1) of files whose content failed: they get no metadata. */
+  private readonly failedFiles = new Set<string>();
   private filesTotal: number | undefined;
   private bytesTotal: number | undefined;
 
@@ -164,26 +186,21 @@ export class Restorer {
 
   /**
    * Creates every directory, file, link and special file; returns files that need content.
-   * Directories first, in plan order (parents before children), then everything else at once,
-   * then hard links to the files they share an inode with.
+   * Directories first, parents before children, then everything else at once, then hard links
+   * to the files they share an inode with. A file of one blob (most small files) is left for
+   * the write of that blob to create.
    */
-  private async createNodes(plan: readonly PlannedNode[]): Promise<Array<{ node: FileNode; local: Buffer }>> {
-    const withContent: Array<{ node: FileNode; local: Buffer }> = [];
+  private async createNodes(plan: readonly PlannedNode[]): Promise<ContentFile[]> {
+    const withContent: ContentFile[] = [];
+    const dirs: PlannedNode[] = [];
     const firstPathOfInode = new Map<string, Buffer>();
     const links: Array<{ first: Buffer; entry: PlannedNode }> = [];
     const others: PlannedNode[] = [];
     const files: PlannedNode[] = [];
     for (const entry of plan) {
       const { node } = entry;
-      if (node.type === 'dir') {
-        // One after another, parents first; synchronous calls, as each takes microseconds.
-        try {
-          ensureDirectory(entry.local);
-          this.summary.dirs_restored++;
-        } catch (err) {
-          this.fail(entry.snapshotPath, err);
-        }
-      } else if (node.type === 'file' && node.links > 1) {
+      if (node.type === 'dir') dirs.push(entry);
+      else if (node.type === 'file' && node.links > 1) {
         const inodeKey = `${node.deviceId}:${node.inode}`;
         const first = firstPathOfInode.get(inodeKey);
         if (first) links.push({ first, entry });
@@ -191,12 +208,17 @@ export class Restorer {
           firstPathOfInode.set(inodeKey, entry.local);
           files.push(entry);
         }
-      } else if (node.type === 'file') files.push(entry);
+      } else if (node.type === 'file' && node.content.length === 1) withContent.push({ node, local: entry.local, create: true });
+      else if (node.type === 'file') files.push(entry);
       else others.push(entry);
+    }
+    // A level at a time, parents before children; within a level, in parallel batches.
+    for (const level of byDepth(dirs, 'shallowest first')) {
+      await this.inBatches(level, (batch) => ({ kind: 'make-dirs', paths: batch.map(({ local }) => local) }), () => { this.summary.dirs_restored++; });
     }
     await this.inBatches(files, (batch) => ({ kind: 'create-files', files: batch.map(({ node, local }) => ({ path: local, size: node.type === 'file' ? node.size : 0 })) }), (entry) => {
       const { node, local } = entry;
-      if (node.type === 'file' && node.content.length > 0) withContent.push({ node, local });
+      if (node.type === 'file' && node.content.length > 0) withContent.push({ node, local, create: false });
       this.summary.files_restored++;
     });
     await mapLimit(others, FS_OPS_IN_FLIGHT, ({ node, local, snapshotPath }) => this.attempt(snapshotPath, async () => {
@@ -232,7 +254,7 @@ export class Restorer {
    */
   private async inBatches(
     entries: readonly PlannedNode[],
-    request: (batch: readonly PlannedNode[]) => CreateFilesTask | ApplyMetadataTask,
+    request: (batch: readonly PlannedNode[]) => FsBatchTask,
     done: (entry: PlannedNode) => void = () => undefined,
   ): Promise<void> {
     const batches: PlannedNode[][] = [];
@@ -263,10 +285,10 @@ export class Restorer {
   }
 
 
-  private async writeContent(files: ReadonlyArray<{ node: FileNode; local: Buffer }>): Promise<void> {
+  private async writeContent(files: readonly ContentFile[]): Promise<void> {
     const byPack = new Map<string, Map<string, NeededBlob>>();
-    for (const { node, local } of files) {
-      const state: FileState = { local, failed: false };
+    for (const { node, local, create } of files) {
+      const state: FileState = { local, create, failed: false };
       let offset = 0;
       for (const id of node.content) {
         const loc = this.repo.locate(id);
@@ -318,7 +340,7 @@ export class Restorer {
       const result = await this.pool.writeBlobs(
         data,
         blobs.map((b) => ({ offset: b.offset - start, length: b.length, id: b.id, rawLength: b.rawLength })),
-        targets.map(({ blob, target }) => ({ blob, path: target.file.local, offset: target.offset })),
+        targets.map(({ blob, target }) => ({ blob, path: target.file.local, offset: target.offset, create: target.file.create })),
       );
       failures = result.failures;
       this.summary.bytes_restored += result.bytes;
@@ -342,8 +364,11 @@ export class Restorer {
   }
 
   private finishWrite(file: FileState, err: unknown): void {
-    if (err !== undefined && !file.failed) {
+    if (err === undefined) {
+      if (file.create) this.summary.files_restored++;
+    } else if (!file.failed) {
       file.failed = true;
+      this.failedFiles.add(file.local.toString('latin1'));
       this.fail(file.local.toString(), err);
     }
   }
@@ -375,15 +400,9 @@ export class Restorer {
   /** Metadata last: files and links at once, then directories deepest first (a level at a time). */
   private async applyAllMetadata(plan: readonly PlannedNode[]): Promise<void> {
     const metadataOfBatch = (batch: readonly PlannedNode[]): ApplyMetadataTask => ({ kind: 'apply-metadata', nodes: batch.map(({ node, local }) => metadataOf(local, node)) });
-    await this.inBatches(plan.filter((p) => p.node.type !== 'dir' && p.node.type !== 'socket'), metadataOfBatch);
-    const byDepth = new Map<number, PlannedNode[]>();
-    for (const entry of plan) {
-      if (entry.node.type !== 'dir') continue;
-      const level = byDepth.get(entry.depth);
-      if (level) level.push(entry);
-      else byDepth.set(entry.depth, [entry]);
-    }
-    for (const depth of [...byDepth.keys()].sort((a, b) => b - a)) await this.inBatches(byDepth.get(depth) ?? [], metadataOfBatch);
+    const settable = plan.filter((p) => p.node.type !== 'dir' && p.node.type !== 'socket' && !this.failedFiles.has(p.local.toString('latin1')));
+    await this.inBatches(settable, metadataOfBatch);
+    for (const level of byDepth(plan.filter((p) => p.node.type === 'dir'), 'deepest first')) await this.inBatches(level, metadataOfBatch);
   }
 
 }

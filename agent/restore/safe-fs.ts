@@ -42,16 +42,23 @@ export function ensureDirectory(p: Buffer): void {
 /** O_NONBLOCK: a FIFO planted where a file goes must fail the open (ENXIO), not hang it. */
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
-/** Creates (or truncates) a regular file of `size` bytes, holes included, replacing any symlink. */
-export function createFile(p: Buffer, size: number): void {
-  let fd: number;
+/**
+ * Opens `p` for writing as a new, empty regular file: whatever was there (a planted symlink, a
+ * device, a file, a directory) is replaced, never written through. Returns the descriptor.
+ */
+export function openNewFile(p: Buffer): number {
   try {
     // The common case, an empty target: O_EXCL makes a new regular file or fails, nothing else.
-    fd = openSync(p, WRITE_FLAGS | constants.O_CREAT | constants.O_EXCL, 0o600);
+    return openSync(p, WRITE_FLAGS | constants.O_CREAT | constants.O_EXCL, 0o600);
   } catch (err) {
     if (errnoOf(err) !== 'EEXIST') throw err;
-    fd = replaceExisting(p);
+    return replaceExisting(p);
   }
+}
+
+/** Creates (or truncates) a regular file of `size` bytes, holes included, replacing any symlink. */
+export function createFile(p: Buffer, size: number): void {
+  const fd = openNewFile(p);
   try {
     if (size > 0) ftruncateSync(fd, size);
   } finally {
