@@ -3,6 +3,7 @@ import path from 'node:path';
 import { promises as fsp, type BigIntStats } from 'node:fs';
 import { blobId } from '../../repository/crypto/master-key.ts';
 import { sealBlob } from '../../repository/blob/blob-codec.ts';
+import { releaseBuffer } from '../../repository/util/release-buffer.ts';
 import type { BlobWriter } from '../../repository/blob-writer.ts';
 import { UsageError } from '../../repository/errors.ts';
 import type { Lease } from '../../repository/maintenance/leases.ts';
@@ -62,6 +63,11 @@ const ID_LENGTH = 32;
 const STAT_BATCH = 32;
 /** Subdirectories of one directory saved at once. */
 const SUBDIRS_IN_FLIGHT = 4;
+/**
+ * Files up to this size are sealed in the worker without first asking whether their blob is
+ * new: a round trip to the main thread costs more than compressing a few KiB for nothing.
+ */
+const SEAL_UNASKED_UP_TO = 64 << 10;
 
 const sameIds = (a: readonly Buffer[], b: readonly Buffer[]): boolean => a === b || (a.length === b.length && a.every((id, i) => b[i]?.equals(id)));
 
@@ -310,7 +316,7 @@ export class Archiver {
     const sameInode = st.nlink > 1n ? this.hardlinks.get(linkKey) : undefined;
     if (sameInode) content = sameInode;
     else {
-      content = this.chunkFile(full);
+      content = this.chunkFile(full, size);
       if (st.nlink > 1n) this.hardlinks.set(linkKey, content);
     }
     const ids = await content;
@@ -320,13 +326,22 @@ export class Archiver {
     return { ...meta, type: 'file', size, content: ids };
   }
 
-  /** Chunks a file in a worker; claims and stores its new chunks as the worker asks. */
-  private async chunkFile(full: Buffer): Promise<Buffer[] | undefined> {
+  /**
+   * Chunks a file in a worker; claims and stores its new chunks as the worker asks. A small file
+   * is sealed without asking (ChunkFileTask.sealUnasked): its blob is claimed here on arrival.
+   */
+  private async chunkFile(full: Buffer, size: number): Promise<Buffer[] | undefined> {
+    const unasked = size <= SEAL_UNASKED_UP_TO;
     const undelivered = new Set<string>();
     const store = async (blobs: readonly StoredBlobMessage[]): Promise<void> => {
       for (const blob of blobs) {
         const id = Buffer.from(blob.id);
-        await this.writer.add('data', { id, sealed: Buffer.from(blob.sealed.buffer, blob.sealed.byteOffset, blob.sealed.byteLength), rawLength: blob.rawLength });
+        const sealed = Buffer.from(blob.sealed.buffer, blob.sealed.byteOffset, blob.sealed.byteLength);
+        if (unasked && !this.writer.claim(id)) {
+          releaseBuffer(sealed); // Stored already, or on its way from another file.
+          continue;
+        }
+        await this.writer.add('data', { id, sealed, rawLength: blob.rawLength });
         undelivered.delete(id.toString('hex'));
       }
     };
@@ -345,12 +360,13 @@ export class Archiver {
     };
     let result;
     try {
-      result = await this.pool.chunkFile(full, answer);
+      result = await this.pool.chunkFile(full, unasked, answer);
     } catch (err) {
       if (undelivered.size > 0) throw err; // Other files may already refer to those blobs.
       this.reportUnreadable(full, err);
       return undefined;
     }
+    if (unasked) this.bytesDone += result.size;
     await store(result.blobs);
     return splitIds(result.content);
   }

@@ -16,6 +16,12 @@ export interface WorkerSetup {
 export interface ChunkFileTask {
   readonly kind: 'chunk-file';
   readonly path: Uint8Array;
+  /**
+   * Seal every chunk without asking which to store, and return them all with the result. For
+   * small files: sealing a few KiB costs less than the round trip to the main thread, which
+   * then keeps the blobs it has not seen and drops the rest.
+   */
+  readonly sealUnasked: boolean;
 }
 
 /**

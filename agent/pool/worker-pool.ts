@@ -85,8 +85,8 @@ export class WorkerPool {
     return this.slots;
   }
 
-  chunkFile(path: Buffer, onQuestion: QuestionHandler): Promise<ChunkFileResult> {
-    return this.run({ kind: 'chunk-file', path }, [], onQuestion) as Promise<ChunkFileResult>;
+  chunkFile(path: Buffer, sealUnasked: boolean, onQuestion: QuestionHandler): Promise<ChunkFileResult> {
+    return this.run({ kind: 'chunk-file', path, sealUnasked }, [], onQuestion) as Promise<ChunkFileResult>;
   }
 
   /** Decodes blobs of one pack range and writes them into files; `data` is moved to the worker. */

@@ -62,7 +62,7 @@ async function chunkFile(task: number, request: ChunkFileTask): Promise<{ result
       size += got;
       if (heldFresh.length > 0) await ask(task, { kind: 'store', blobs: heldFresh }, heldTransfer);
       // The chunks alias `buffer`: they are hashed and sealed before the next read.
-      ({ fresh: heldFresh, transfer: heldTransfer } = await sealChunks(task, splitter.push(buffer.subarray(0, got)), ids, buffer.buffer));
+      ({ fresh: heldFresh, transfer: heldTransfer } = await sealChunks(task, splitter.push(buffer.subarray(0, got)), ids, buffer.buffer, request.sealUnasked));
       // Only the batch that is expected to be the last is held: a read error later must not
       // leave claimed blobs undelivered.
       if (size < st.size && heldFresh.length > 0) {
@@ -73,7 +73,7 @@ async function chunkFile(task: number, request: ChunkFileTask): Promise<{ result
     const last = splitter.finish();
     if (last) {
       if (heldFresh.length > 0) await ask(task, { kind: 'store', blobs: heldFresh }, heldTransfer);
-      ({ fresh: heldFresh, transfer: heldTransfer } = await sealChunks(task, [last], ids, buffer.buffer));
+      ({ fresh: heldFresh, transfer: heldTransfer } = await sealChunks(task, [last], ids, buffer.buffer, request.sealUnasked));
     }
     const content = Buffer.allocUnsafeSlow(ids.length * ID_LENGTH);
     ids.forEach((id, i) => id.copy(content, i * ID_LENGTH));
@@ -84,20 +84,26 @@ async function chunkFile(task: number, request: ChunkFileTask): Promise<{ result
   }
 }
 
-/** Hashes chunks, asks which are ours to store, and seals those. */
-async function sealChunks(task: number, chunks: readonly Buffer[], ids: Buffer[], readBuffer: ArrayBufferLike): Promise<{ fresh: StoredBlobMessage[]; transfer: ArrayBuffer[] }> {
+/** Hashes chunks, asks which are ours to store (unless `unasked`), and seals those. */
+async function sealChunks(
+  task: number, chunks: readonly Buffer[], ids: Buffer[], readBuffer: ArrayBufferLike, unasked: boolean,
+): Promise<{ fresh: StoredBlobMessage[]; transfer: ArrayBuffer[] }> {
   const fresh: StoredBlobMessage[] = [];
   const transfer: ArrayBuffer[] = [];
   if (chunks.length === 0) return { fresh, transfer };
   const chunkIds = chunks.map((chunk) => blobId(keys.idKey, chunk));
   ids.push(...chunkIds);
-  const packed = Buffer.allocUnsafeSlow(chunkIds.length * ID_LENGTH);
-  chunkIds.forEach((id, i) => id.copy(packed, i * ID_LENGTH));
-  const bytes = chunks.reduce((sum, c) => sum + c.length, 0);
-  const answer = await ask(task, { kind: 'claim', ids: packed, bytes }, [packed.buffer]);
-  if (answer.kind !== 'claim') throw new Error('protocol error: expected a claim answer');
+  let mine: readonly boolean[] | undefined;
+  if (!unasked) {
+    const packed = Buffer.allocUnsafeSlow(chunkIds.length * ID_LENGTH);
+    chunkIds.forEach((id, i) => id.copy(packed, i * ID_LENGTH));
+    const bytes = chunks.reduce((sum, c) => sum + c.length, 0);
+    const answer = await ask(task, { kind: 'claim', ids: packed, bytes }, [packed.buffer]);
+    if (answer.kind !== 'claim') throw new Error('protocol error: expected a claim answer');
+    mine = answer.mine;
+  }
   for (let i = 0; i < chunks.length; i++) {
-    if (answer.mine[i] !== true) continue;
+    if (mine !== undefined && mine[i] !== true) continue;
     const sealed = sealBlob(keys, chunkIds[i] as Buffer, chunks[i] as Buffer, setup.compressionLevel);
     fresh.push({ id: sealed.id, sealed: sealed.sealed, rawLength: sealed.rawLength });
     transfer.push(...transferable(sealed.sealed));
