@@ -99,7 +99,7 @@ class BlobCodec {
     // rawLength comes from the index: a hint for the size, not trusted. A frame that does not
     // fit in one byte more than the hint is decoded the slow way, and the ID check judges it.
     if (rawLength !== undefined && rawLength < SCRATCH_LIMIT) {
-      const out = transient ? (this.plain = scratch(this.plain, rawLength + 1)) : Buffer.allocUnsafe(rawLength + 1);
+      const out = transient ? (this.plain = scratch(this.plain, rawLength + 1)) : Buffer.allocUnsafeSlow(rawLength + 1);
       this.decompressor ??= new ZstdDecompressor();
       try {
         return out.subarray(0, this.decompressor.decompressInto(frame, out));
