@@ -44,9 +44,29 @@ import { IndexCapacityError, IndexConcurrentModificationError } from './errors.t
 import { RecordStore } from './record-store.ts';
 import { checkId, checkLocationFields, type BlobLocation, type BlobType } from './types.ts';
 import { hashIdWords, ID_WORDS } from './id-words.ts';
+import type { IndexBlob } from './index-file.ts';
 
 /** A blob location together with the blob's id. */
 export type BlobEntry = { id: Buffer } & BlobLocation;
+
+/**
+ * The index's blobs grouped by pack, for maintenance that works one pack at a time (prune), so
+ * that no list of every blob is ever built. Pack numbers run from 0 to `packCount - 1`, in the
+ * order the packs were first added. Valid until the index is next modified: using it after
+ * that throws `IndexConcurrentModificationError`.
+ */
+export interface PackGroups {
+  readonly packCount: number;
+  packId(pack: number): Buffer;
+  blobCount(pack: number): number;
+  /** The blobs of `pack`, sorted by offset (fresh objects; the caller may keep them). */
+  blobs(pack: number): IndexBlob[];
+  /**
+   * Calls `visit` with the ID and stored length of each blob of `pack`, in no particular order,
+   * allocating nothing: the ID is a scratch buffer, valid only during the call.
+   */
+  scan(pack: number, visit: (id: Buffer, length: number) => void): void;
+}
 
 const REC_WORDS = 12;
 const W_PACK = 8;
@@ -92,8 +112,7 @@ function loadWords(id: Buffer, out: Uint32Array): void {
   for (let k = 0; k < ID_WORDS; k++) out[k] = id.readUInt32BE(k * 4);
 }
 
-function writeId(words: Uint32Array, base: number): Buffer {
-  const out = Buffer.allocUnsafe(ID_WORDS * 4);
+function writeId(words: Uint32Array, base: number, out = Buffer.allocUnsafe(ID_WORDS * 4)): Buffer {
   for (let k = 0; k < ID_WORDS; k++) out.writeUInt32BE(words[base + k] ?? 0, k * 4);
   return out;
 }
@@ -106,6 +125,11 @@ function fingerprint(h: number): number {
 /** Bits needed to store append record numbers 1..threshold. */
 function indexBits(threshold: number): number {
   return 32 - Math.clz32(threshold);
+}
+
+/** Orders blobs by their place in the pack (and equal offsets, which only damage makes, by id). */
+function byOffset(x: IndexBlob, y: IndexBlob): number {
+  return x.offset - y.offset || Buffer.compare(x.id, y.id);
 }
 
 /** Compares two 8-word ids; returns <0, 0 or >0. */
@@ -323,8 +347,64 @@ export class BlobIndex implements Iterable<[Buffer, BlobLocation]> {
       const b = (i & REC_MASK) * REC_WORDS;
       if ((c[b + W_PACK] ?? 0) >>> 1 === p) out.push({ id: this.idAt(i), ...this.locationAt(i) });
     }
-    out.sort((x, y) => x.offset - y.offset || Buffer.compare(x.id, y.id));
-    return out;
+    return out.sort(byOffset);
+  }
+
+  /**
+   * Groups the blobs by pack (merging the append region first): O(size) time, and 4 bytes per
+   * blob for as long as the groups are in use.
+   */
+  groupByPack(): PackGroups {
+    this.merge();
+    const version = this.version;
+    const n = this.mainCount;
+    const packCount = this.packCountValue;
+    // Counting sort of the record numbers by pack: starts[p]..starts[p+1] index `order`.
+    const starts = new Uint32Array(packCount + 1);
+    for (let i = 0; i < n; i++) {
+      const p = this.packAt(i);
+      starts[p + 1] = (starts[p + 1] ?? 0) + 1;
+    }
+    for (let p = 0; p < packCount; p++) starts[p + 1] = (starts[p + 1] ?? 0) + (starts[p] ?? 0);
+    const next = starts.slice(0, packCount);
+    const order = new Uint32Array(n);
+    for (let i = 0; i < n; i++) {
+      const p = this.packAt(i);
+      const at = next[p] ?? 0;
+      order[at] = i;
+      next[p] = at + 1;
+    }
+    const checkUnchanged = (): void => {
+      if (this.version !== version) {
+        throw new IndexConcurrentModificationError(
+          'the blob index was modified while its pack groups were in use; group it again after adding blobs.',
+        );
+      }
+    };
+    return {
+      packCount,
+      packId: (pack) => {
+        checkUnchanged();
+        return this.packIdAt(pack);
+      },
+      blobCount: (pack) => (starts[pack + 1] ?? 0) - (starts[pack] ?? 0),
+      blobs: (pack) => {
+        checkUnchanged();
+        const out: IndexBlob[] = [];
+        for (let j = starts[pack] ?? 0, end = starts[pack + 1] ?? 0; j < end; j++) out.push(this.blobAt(order[j] ?? 0));
+        return out.sort(byOffset);
+      },
+      scan: (pack, visit) => {
+        checkUnchanged();
+        const id = Buffer.allocUnsafe(ID_WORDS * 4);
+        for (let j = starts[pack] ?? 0, end = starts[pack + 1] ?? 0; j < end; j++) {
+          const i = order[j] ?? 0;
+          const c = this.records.chunks[i >>> REC_SHIFT] ?? EMPTY;
+          const b = (i & REC_MASK) * REC_WORDS;
+          visit(writeId(c, b, id), c[b + W_LENGTH] ?? 0);
+        }
+      },
+    };
   }
 
   // ---- lookups ------------------------------------------------------------
@@ -406,6 +486,24 @@ export class BlobIndex implements Iterable<[Buffer, BlobLocation]> {
   private idAt(i: number): Buffer {
     const c = this.records.chunks[i >>> REC_SHIFT] ?? EMPTY;
     return writeId(c, (i & REC_MASK) * REC_WORDS);
+  }
+
+  private packAt(i: number): number {
+    const c = this.records.chunks[i >>> REC_SHIFT] ?? EMPTY;
+    return (c[(i & REC_MASK) * REC_WORDS + W_PACK] ?? 0) >>> 1;
+  }
+
+  /** Record `i` without its pack id (the caller knows it). */
+  private blobAt(i: number): IndexBlob {
+    const c = this.records.chunks[i >>> REC_SHIFT] ?? EMPTY;
+    const b = (i & REC_MASK) * REC_WORDS;
+    return {
+      id: writeId(c, b),
+      type: ((c[b + W_PACK] ?? 0) & 1) === 1 ? 'tree' : 'data',
+      offset: c[b + W_OFFSET] ?? 0,
+      length: c[b + W_LENGTH] ?? 0,
+      rawLength: c[b + W_RAW] ?? 0,
+    };
   }
 
   private locationAt(i: number): BlobLocation {

@@ -58,6 +58,14 @@ export interface EncodeIndexFileOptions {
   supersedes?: Buffer[];
 }
 
+export interface IndexFileEncoderOptions extends EncodeIndexFileOptions {
+  /**
+   * Bytes that go before the file in the same buffer, for an object that embeds an index file
+   * (a prune plan), so a large one is not copied once more to put a header in front.
+   */
+  prefix?: Buffer;
+}
+
 export interface DecodeIndexFileOptions {
   /** Name of the file being decoded, used in error messages. */
   source?: string;
@@ -94,48 +102,75 @@ export function indexFileSize(supersedesCount: number, packCount: number, blobCo
  * for invalid ids, locations, or counts that do not fit the format.
  */
 export function encodeIndexFile(packs: IndexPack[], opts?: EncodeIndexFileOptions): Buffer {
-  const supersedes = opts?.supersedes ?? [];
-  supersedes.forEach((id, i) => {
-    checkId(id, `supersedes[${i}]`);
-  });
   let blobCount = 0;
-  packs.forEach((pack, p) => {
-    checkId(pack.packId, `packs[${p}].packId`);
-    pack.blobs.forEach((blob, b) => {
+  for (const pack of packs) blobCount += pack.blobs.length;
+  const encoder = new IndexFileEncoder(packs.length, blobCount, opts);
+  for (const pack of packs) encoder.addPack(pack.packId, pack.blobs);
+  return encoder.finish();
+}
+
+/**
+ * Writes an index file one pack at a time, so that a large one (a prune plan's) never needs
+ * all its entries as objects at once. The header declares the counts, so they are given up
+ * front; `finish` checks that exactly that many packs and blobs were added. Invalid ids,
+ * locations or counts throw `IndexArgumentError`.
+ */
+export class IndexFileEncoder {
+  private readonly out: Buffer;
+  private readonly packCount: number;
+  private readonly blobCount: number;
+  private packsAdded = 0;
+  private blobsAdded = 0;
+  private pos: number;
+
+  constructor(packCount: number, blobCount: number, opts?: IndexFileEncoderOptions) {
+    const supersedes = opts?.supersedes ?? [];
+    supersedes.forEach((id, i) => {
+      checkId(id, `supersedes[${i}]`);
+    });
+    if (supersedes.length > UINT32_MAX || packCount > UINT32_MAX || blobCount > UINT32_MAX) {
+      throw new IndexArgumentError(
+        `an index file holds at most 2^32 - 1 superseded ids, packs and blobs (got ${supersedes.length}, ${packCount}, ${blobCount}); split it into several index files.`,
+      );
+    }
+    const prefix = opts?.prefix ?? Buffer.alloc(0);
+    const size = indexFileSize(supersedes.length, packCount, blobCount);
+    if (prefix.length + size > bufferConstants.MAX_LENGTH) {
+      throw new IndexArgumentError(`an index file of ${size} bytes exceeds the maximum Buffer size; split it into several index files.`);
+    }
+    this.packCount = packCount;
+    this.blobCount = blobCount;
+    this.out = Buffer.alloc(prefix.length + size);
+    prefix.copy(this.out, 0);
+    const start = prefix.length;
+    MAGIC.copy(this.out, start);
+    this.out.writeUInt8(INDEX_FILE_VERSION, start + 7);
+    this.out.writeUInt32LE(supersedes.length, start + 8);
+    this.out.writeUInt32LE(packCount, start + 12);
+    this.out.writeUInt32LE(blobCount, start + 16);
+    this.pos = start + HEADER_BYTES;
+    for (const id of supersedes) {
+      id.copy(this.out, this.pos);
+      this.pos += ID_LENGTH;
+    }
+  }
+
+  addPack(packId: Buffer, blobs: readonly IndexBlob[]): void {
+    const p = this.packsAdded;
+    checkId(packId, `packs[${p}].packId`);
+    blobs.forEach((blob, b) => {
       checkId(blob.id, `packs[${p}].blobs[${b}].id`);
       checkLocationFields(blob, `packs[${p}].blobs[${b}]`);
     });
-    if (pack.blobs.length > UINT32_MAX) {
-      throw new IndexArgumentError(`packs[${p}] has ${pack.blobs.length} blobs, more than an index file can record (2^32 - 1).`);
+    if (p + 1 > this.packCount || this.blobsAdded + blobs.length > this.blobCount) {
+      throw new IndexArgumentError(`packs[${p}] goes past the ${this.packCount} packs and ${this.blobCount} blobs declared for this index file.`);
     }
-    blobCount += pack.blobs.length;
-  });
-  if (supersedes.length > UINT32_MAX || packs.length > UINT32_MAX || blobCount > UINT32_MAX) {
-    throw new IndexArgumentError(
-      `an index file holds at most 2^32 - 1 superseded ids, packs and blobs (got ${supersedes.length}, ${packs.length}, ${blobCount}); split it into several index files.`,
-    );
-  }
-  const size = indexFileSize(supersedes.length, packs.length, blobCount);
-  if (size > bufferConstants.MAX_LENGTH) {
-    throw new IndexArgumentError(`an index file of ${size} bytes exceeds the maximum Buffer size; split it into several index files.`);
-  }
-
-  const out = Buffer.alloc(size);
-  MAGIC.copy(out, 0);
-  out.writeUInt8(INDEX_FILE_VERSION, 7);
-  out.writeUInt32LE(supersedes.length, 8);
-  out.writeUInt32LE(packs.length, 12);
-  out.writeUInt32LE(blobCount, 16);
-  let pos = HEADER_BYTES;
-  for (const id of supersedes) {
-    id.copy(out, pos);
-    pos += ID_LENGTH;
-  }
-  for (const pack of packs) {
-    pack.packId.copy(out, pos);
-    out.writeUInt32LE(pack.blobs.length, pos + ID_LENGTH);
+    const out = this.out;
+    let pos = this.pos;
+    packId.copy(out, pos);
+    out.writeUInt32LE(blobs.length, pos + ID_LENGTH);
     pos += PACK_HEADER_BYTES;
-    for (const blob of pack.blobs) {
+    for (const blob of blobs) {
       out.writeUInt8(blob.type === 'tree' ? TYPE_TREE : TYPE_DATA, pos);
       blob.id.copy(out, pos + 1);
       out.writeUInt32LE(blob.offset, pos + 1 + ID_LENGTH);
@@ -143,8 +178,20 @@ export function encodeIndexFile(packs: IndexPack[], opts?: EncodeIndexFileOption
       out.writeUInt32LE(blob.rawLength, pos + 9 + ID_LENGTH);
       pos += BLOB_RECORD_BYTES;
     }
+    this.pos = pos;
+    this.packsAdded++;
+    this.blobsAdded += blobs.length;
   }
-  return out;
+
+  /** The prefix and the encoded file; throws `IndexArgumentError` if fewer packs or blobs were added than declared. */
+  finish(): Buffer {
+    if (this.packsAdded !== this.packCount || this.blobsAdded !== this.blobCount) {
+      throw new IndexArgumentError(
+        `the index file declares ${this.packCount} packs and ${this.blobCount} blobs, but ${this.packsAdded} packs and ${this.blobsAdded} blobs were added.`,
+      );
+    }
+    return this.out;
+  }
 }
 
 interface Header {
@@ -254,9 +301,23 @@ function readSupersedes(buf: Buffer, count: number): Buffer[] {
  * not keep `buf` alive.
  */
 export function decodeIndexFile(buf: Buffer, opts?: DecodeIndexFileOptions): DecodedIndexFile {
+  const packs: IndexPack[] = [];
+  const supersedes = forEachIndexPack(buf, (pack) => packs.push(pack), opts);
+  return { packs, supersedes };
+}
+
+/** Throws `IndexFormatError` unless `buf` is a well-formed index file (see `decodeIndexFile`); allocates nothing. */
+export function validateIndexFile(buf: Buffer, opts?: DecodeIndexFileOptions): void {
+  validateStructure(buf, opts?.source);
+}
+
+/**
+ * Validates an index file, then passes its packs to `visit` one at a time, so that a large
+ * file is never decoded into objects all at once. Ids are copies. Returns the superseded ids.
+ */
+export function forEachIndexPack(buf: Buffer, visit: (pack: IndexPack) => void, opts?: DecodeIndexFileOptions): Buffer[] {
   const header = validateStructure(buf, opts?.source);
   const supersedes = readSupersedes(buf, header.supersedesCount);
-  const packs: IndexPack[] = [];
   let pos = HEADER_BYTES + ID_LENGTH * header.supersedesCount;
   for (let p = 0; p < header.packCount; p++) {
     const packId = copyId(buf, pos);
@@ -273,9 +334,9 @@ export function decodeIndexFile(buf: Buffer, opts?: DecodeIndexFileOptions): Dec
       });
       pos += BLOB_RECORD_BYTES;
     }
-    packs.push({ packId, blobs });
+    visit({ packId, blobs });
   }
-  return { packs, supersedes };
+  return supersedes;
 }
 
 /**

@@ -1,15 +1,19 @@
 /** Public API of the blob index and the index-file codec. */
-export { BlobIndex, type BlobEntry } from './blob-index.ts';
+export { BlobIndex, type BlobEntry, type PackGroups } from './blob-index.ts';
 export {
   decodeIndexFile,
   encodeIndexFile,
+  forEachIndexPack,
+  IndexFileEncoder,
   indexFileSize,
   loadIndexFile,
+  validateIndexFile,
   INDEX_FILE_MAGIC,
   INDEX_FILE_VERSION,
   type DecodedIndexFile,
   type DecodeIndexFileOptions,
   type EncodeIndexFileOptions,
+  type IndexFileEncoderOptions,
   type IndexBlob,
   type IndexPack,
   type LoadIndexFileResult,

@@ -268,4 +268,44 @@ describe('BlobIndex', () => {
     // 48 bytes/record + 2 bytes/blob of pack ids + small tables and chunk slack.
     expect(index.memoryBytes() / N).toBeLessThan(60);
   });
+  it('groups blobs by pack, each group by offset, and refuses use after a change', () => {
+    const rand = prng(7);
+    const packIds = randomIds(5);
+    const ids = randomIds(3000);
+    const index = new BlobIndex();
+    const want = new Map<string, Array<{ id: string; offset: number }>>();
+    for (const id of ids) {
+      const l = randomLocation(rand, packIds);
+      index.add(id, l);
+      const list = want.get(hex(l.packId)) ?? [];
+      list.push({ id: hex(id), offset: l.offset });
+      want.set(hex(l.packId), list);
+    }
+    const groups = index.groupByPack();
+    expect(groups.packCount).toBe(want.size);
+    let total = 0;
+    for (let g = 0; g < groups.packCount; g++) {
+      const blobs = groups.blobs(g);
+      const expected = (want.get(hex(groups.packId(g))) ?? []).sort((a, b) => a.offset - b.offset || a.id.localeCompare(b.id));
+      expect(groups.blobCount(g)).toBe(expected.length);
+      expect(blobs.map((b) => ({ id: hex(b.id), offset: b.offset }))).toEqual(expected);
+      for (const b of blobs) {
+        const l = index.get(b.id);
+        expect(l && { type: l.type, length: l.length, rawLength: l.rawLength }).toEqual({ type: b.type, length: b.length, rawLength: b.rawLength });
+      }
+      const scanned: Array<{ id: string; length: number }> = [];
+      groups.scan(g, (id, length) => scanned.push({ id: hex(id), length }));
+      const byId = (a: { id: string }, b: { id: string }): number => (a.id < b.id ? -1 : 1);
+      expect(scanned.sort(byId)).toEqual(blobs.map((b) => ({ id: hex(b.id), length: b.length })).sort(byId));
+      total += blobs.length;
+    }
+    expect(total).toBe(ids.length);
+
+    index.add(ids[0] as Buffer, loc(packIds[0] as Buffer)); // Already there: no change.
+    expect(groups.blobs(0).length).toBe(groups.blobCount(0));
+    index.add(randomIds(1)[0] as Buffer, loc(packIds[0] as Buffer));
+    expect(() => groups.blobs(0)).toThrow(IndexConcurrentModificationError);
+    expect(() => groups.packId(0)).toThrow(IndexConcurrentModificationError);
+    expect(() => { groups.scan(0, () => undefined); }).toThrow(IndexConcurrentModificationError);
+  });
 });

@@ -3,7 +3,9 @@ import {
   BlobIndex,
   decodeIndexFile,
   encodeIndexFile,
+  forEachIndexPack,
   IndexArgumentError,
+  IndexFileEncoder,
   IndexFormatError,
   indexFileSize,
   loadIndexFile,
@@ -238,5 +240,29 @@ describe('index file codec', () => {
     const e = thrown(() => loadIndexFile(bad, index, { source: 'index/bad' }));
     expect(e).toBeInstanceOf(IndexFormatError);
     expect(index.size).toBe(5);
+  });
+  it('encodes pack by pack exactly as encodeIndexFile, and decodes pack by pack', () => {
+    const packs = samplePacks();
+    const supersedes = randomIds(2);
+    const blobs = packs.reduce((sum, p) => sum + p.blobs.length, 0);
+    const encoder = new IndexFileEncoder(packs.length, blobs, { supersedes });
+    for (const pack of packs) encoder.addPack(pack.packId, pack.blobs);
+    const buf = encoder.finish();
+    expect(buf.equals(encodeIndexFile(packs, { supersedes }))).toBe(true);
+    const visited: IndexPack[] = [];
+    expect(forEachIndexPack(buf, (pack) => visited.push(pack))).toEqual(supersedes);
+    expect(visited).toEqual(packs);
+  });
+
+  it('refuses to encode more or fewer packs and blobs than declared', () => {
+    const [first, second] = samplePacks() as [IndexPack, IndexPack];
+    const tooMany = new IndexFileEncoder(1, first.blobs.length);
+    tooMany.addPack(first.packId, first.blobs);
+    expect(thrown(() => { tooMany.addPack(second.packId, second.blobs); })).toBeInstanceOf(IndexArgumentError);
+    const tooManyBlobs = new IndexFileEncoder(2, 1);
+    expect(thrown(() => { tooManyBlobs.addPack(first.packId, first.blobs); })).toBeInstanceOf(IndexArgumentError);
+    const tooFew = new IndexFileEncoder(2, first.blobs.length);
+    tooFew.addPack(first.packId, first.blobs);
+    expect(thrown(() => tooFew.finish())).toBeInstanceOf(IndexArgumentError);
   });
 });
