@@ -1,6 +1,5 @@
-import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { CorruptObjectError } from '../errors.ts';
-import { decodeIndexFile, encodeIndexFile, type IndexPack } from '../index/index.ts';
+import { decodeIndexFile, ID_LENGTH, validateIndexFile, type IndexPack } from '../index/index.ts';
 import { idOfName, PRUNE_PLANS_PREFIX, prunePlanName } from '../object-names.ts';
 import type { Repository } from '../repository.ts';
 import { ObjectNotFoundError } from '../storage/storage.ts';
@@ -9,22 +8,22 @@ import { ObjectNotFoundError } from '../storage/storage.ts';
  * Phase 1 of a prune leaves a plan: the packs it intends to delete and, for those that were
  * indexed, their index entries, so readers can still find those blobs until the sweep.
  */
-export interface PrunePlan {
+export interface PlanContent {
   readonly created: string;
   /** When the index no longer listed the candidates (undefined while phase 1 is running). */
   readonly completed: string | undefined;
   /** Every candidate pack, indexed or not (hex IDs). */
   readonly packs: readonly string[];
-  /** Index entries of the candidates that were indexed. */
-  readonly entries: readonly IndexPack[];
+  /**
+   * Index entries of the candidates that were indexed, as an index file (docs/format.md §9):
+   * one buffer however many blobs, loaded with loadIndexFile or read with forEachIndexPack.
+   */
+  readonly index: Buffer;
 }
 
-interface PlanJson {
-  version: 1;
-  created: string;
-  completed?: string;
-  packs: string[];
-  index: string;
+export interface PrunePlan extends PlanContent {
+  /** `index` decoded into objects, anew on every access (check reports on them pack by pack). */
+  readonly entries: readonly IndexPack[];
 }
 
 export interface StoredPlan {
@@ -32,31 +31,73 @@ export interface StoredPlan {
   readonly plan: PrunePlan;
 }
 
-export async function writePlan(repo: Repository, plan: PrunePlan): Promise<string> {
-  const json: PlanJson = {
-    version: 1,
-    created: plan.created,
-    packs: [...plan.packs],
-    index: zstdCompressSync(encodeIndexFile([...plan.entries])).toString('base64'),
-    ...(plan.completed === undefined ? {} : { completed: plan.completed }),
+// Layout of a plan's plaintext (docs/format.md §9): magic and version, created and completed (ms
+// since the epoch, float64 LE; completed -1 while phase 1 runs), the number of candidate packs
+// (uint32 LE) and their ids, then the index file of their entries. Not compressed: 32 of the 45
+// bytes of an entry are a hash, and a compressed copy of a million entries cost ~35 MiB more.
+const MAGIC = Buffer.from('ARCAPLN', 'ascii');
+/** Version 1 was JSON with a base64 index; no release wrote it. */
+const VERSION = 2;
+const HEADER_BYTES = 28;
+const COMPLETED_AT = 16;
+const NOT_COMPLETED = -1;
+
+/** A plan in memory, as readPlan returns it. */
+export function planOf(content: PlanContent): PrunePlan {
+  return { ...content, get entries() { return decodeIndexFile(content.index).packs; } };
+}
+
+/**
+ * The bytes of an encoded plan before its index file: pass them as the `prefix` of the
+ * IndexFileEncoder that encodes the entries, so the plan is built in one buffer.
+ */
+export function planHeader(plan: Omit<PlanContent, 'index'>): Buffer {
+  const head = Buffer.alloc(HEADER_BYTES + ID_LENGTH * plan.packs.length);
+  MAGIC.copy(head, 0);
+  head.writeUInt8(VERSION, 7);
+  head.writeDoubleLE(Date.parse(plan.created), 8);
+  head.writeDoubleLE(plan.completed === undefined ? NOT_COMPLETED : Date.parse(plan.completed), COMPLETED_AT);
+  head.writeUInt32LE(plan.packs.length, 24);
+  plan.packs.forEach((pack, i) => head.write(pack, HEADER_BYTES + ID_LENGTH * i, ID_LENGTH, 'hex'));
+  return head;
+}
+
+/** Turns an encoded draft into the completed plan, in place (the entries are large and unchanged). */
+export function setCompleted(encoded: Buffer, completed: string): void {
+  encoded.writeDoubleLE(Date.parse(completed), COMPLETED_AT);
+}
+
+/** Reads an encoded plan; its `index` is a view into `encoded`. Throws on a malformed plan. */
+export function decodePlan(encoded: Buffer): PlanContent {
+  if (encoded.length < HEADER_BYTES || !encoded.subarray(0, MAGIC.length).equals(MAGIC)) throw new Error('not a prune plan');
+  if (encoded.readUInt8(7) !== VERSION) throw new Error(`unknown plan version ${encoded.readUInt8(7)}`);
+  const created = encoded.readDoubleLE(8);
+  const completed = encoded.readDoubleLE(COMPLETED_AT);
+  const count = encoded.readUInt32LE(24);
+  const indexStart = HEADER_BYTES + ID_LENGTH * count;
+  if (indexStart > encoded.length) throw new Error(`it lists ${count} packs but is only ${encoded.length} bytes long`);
+  const packs: string[] = [];
+  for (let i = 0; i < count; i++) packs.push(encoded.toString('hex', HEADER_BYTES + ID_LENGTH * i, HEADER_BYTES + ID_LENGTH * (i + 1)));
+  const index = encoded.subarray(indexStart);
+  validateIndexFile(index);
+  return {
+    created: new Date(created).toISOString(),
+    completed: completed === NOT_COMPLETED ? undefined : new Date(completed).toISOString(),
+    packs,
+    index,
   };
-  return repo.writeSealedObject(prunePlanName, 'prune-plan', Buffer.from(JSON.stringify(json)));
+}
+
+/** Stores an encoded plan (planHeader + index file); returns its ID. */
+export async function writePlan(repo: Repository, encoded: Buffer): Promise<string> {
+  return repo.writeSealedObject(prunePlanName, 'prune-plan', encoded);
 }
 
 export async function readPlan(repo: Repository, id: string): Promise<PrunePlan> {
   const name = prunePlanName(id);
-  const plain = await repo.readSealedObject(name, 'prune-plan');
+  const encoded = await repo.readSealedObject(name, 'prune-plan');
   try {
-    const json = JSON.parse(plain.toString('utf8')) as Partial<PlanJson>;
-    if (json.version !== 1 || typeof json.created !== 'string' || !Array.isArray(json.packs) || typeof json.index !== 'string') {
-      throw new Error('unknown layout');
-    }
-    return {
-      created: json.created,
-      completed: json.completed,
-      packs: json.packs,
-      entries: decodeIndexFile(zstdDecompressSync(Buffer.from(json.index, 'base64'))).packs,
-    };
+    return planOf(decodePlan(encoded));
   } catch (err) {
     throw new CorruptObjectError(name, err instanceof Error ? err.message : 'undecodable', { cause: err });
   }
@@ -74,6 +115,13 @@ export async function listPlans(repo: Repository): Promise<StoredPlan[]> {
     }
   }
   return plans;
+}
+
+/** How many plans there are, without reading them. */
+export async function countPlans(repo: Repository): Promise<number> {
+  let count = 0;
+  for await (const obj of repo.storage.list(PRUNE_PLANS_PREFIX)) if (idOfName(obj.name) !== undefined) count++;
+  return count;
 }
 
 export async function deletePlan(repo: Repository, id: string): Promise<void> {

@@ -1,11 +1,12 @@
-import { decodeBlob } from '../blob/blob-codec.ts';
+import { setImmediate } from 'node:timers/promises';
+import { decodeBlobTransient } from '../blob/blob-codec.ts';
 import { BlobWriter } from '../blob-writer.ts';
-import { BlobIndex, type BlobLocation, type IndexBlob, type IndexPack } from '../index/index.ts';
+import { BlobIndex, forEachIndexPack, IndexFileEncoder, loadIndexFile, type IndexPack, type PackGroups } from '../index/index.ts';
 import { DATA_PREFIX, idOfName, leaseName, packName } from '../object-names.ts';
 import type { Repository } from '../repository.ts';
 import { CorruptObjectError } from '../errors.ts';
 import { isLive, Lease, listLeases, type LeaseRecord, type LeaseTiming } from './leases.ts';
-import { deletePlan, listPlans, writePlan, type PrunePlan, type StoredPlan } from './prune-plan.ts';
+import { countPlans, decodePlan, deletePlan, listPlans, planHeader, planOf, setCompleted, writePlan, type PrunePlan, type StoredPlan } from './prune-plan.ts';
 import { BlobSet, markSnapshots } from './used-blobs.ts';
 
 export interface PruneOptions {
@@ -39,12 +40,23 @@ export interface PruneReport {
 
 /** Index files written by compaction hold at most this many blobs each. */
 const BLOBS_PER_INDEX_FILE = 200_000;
+/**
+ * Repacking lets the event loop turn after this many blobs: the native memory behind each blob's
+ * verification (cipher and hasher handles) is freed by finalizers that run between turns, and a
+ * pack's worth of them (~190 MiB for 35,000 small blobs) piled up without it.
+ */
+const YIELD_EVERY_BLOBS = 256;
 
+/**
+ * Counters of one pack, instead of its entries: a million entry objects took ~230 MiB. The
+ * entries of the few packs that need them are read from the index, one pack at a time.
+ */
 interface PackUsage {
   size: number;
   usedBytes: number;
   unusedBytes: number;
-  entries: IndexBlob[];
+  /** Its number in the index's pack groups, or -1 for a pack no index lists. */
+  group: number;
 }
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -70,12 +82,12 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
     // files, since writers index before they save a snapshot), index files before packs (a pack
     // missing from the loaded index is then unindexed, not lost).
     const plans = await listPlans(repo);
-    for (const { plan } of plans) addEntries(repo.retired, plan.entries);
+    for (const { plan } of plans) loadIndexFile(plan.index, repo.retired);
     const inPlans = new Set(plans.flatMap((p) => p.plan.packs));
     const leasesAtStart = await listLeases(repo);
     if (!options.dryRun) await deleteExpiredLeases(repo, leasesAtStart, options.timing);
     const snapshots = await repo.listSnapshotIds();
-    const indexFiles = await loadLiveIndex(repo);
+    const indexFiles = await repo.loadIndexFiles(repo.index); // The ones compaction replaces.
     report.indexFilesBefore = indexFiles.length;
     const packSizes = await listPackSizes(repo);
     const used = new BlobSet();
@@ -85,11 +97,12 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
     if (!options.dryRun) await sweepPlans(repo, plans, used, packSizes, leasesAtStart, lease?.record.id, options, report);
 
     // ---- phase 1: choose candidates
-    const usage = packUsage(repo, packSizes, used);
+    const groups = repo.index.groupByPack();
+    const usage = packUsage(groups, packSizes, used);
     const candidates = new Map<string, PackUsage>();
     for (const [pack, u] of usage) if (u.usedBytes === 0 && !inPlans.has(pack)) candidates.set(pack, u);
     for (const [pack, size] of packSizes) {
-      if (!usage.has(pack) && !inPlans.has(pack)) candidates.set(pack, { size, usedBytes: 0, unusedBytes: size, entries: [] });
+      if (!usage.has(pack) && !inPlans.has(pack)) candidates.set(pack, { size, usedBytes: 0, unusedBytes: size, group: -1 });
     }
     const repack = chooseRepacks(usage, candidates, options);
     report.packsMarked = candidates.size + repack.length;
@@ -104,63 +117,50 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
 
     // ---- phase 1: copy live blobs out of the packs to repack (indexed by the writer's own index files)
     let repackedBytes = 0;
-    if (repack.length > 0) ({ copied: report.blobsRepacked, bytes: repackedBytes } = await repackLiveBlobs(repo, repack, used));
+    if (repack.length > 0) ({ copied: report.blobsRepacked, bytes: repackedBytes } = await repackLiveBlobs(repo, groups, repack, used));
     for (const [pack, u] of repack) candidates.set(pack, u);
 
     // ---- phase 1: plan, then compacted index without the candidates, then drop the old index files
     // Without candidates, the index is rewritten only when merging would leave fewer files.
     if (candidates.size === 0 && indexFiles.length <= Math.max(1, Math.ceil(repo.index.size / BLOBS_PER_INDEX_FILE))) {
       report.indexFilesAfter = indexFiles.length;
-      report.plansPending = (await listPlans(repo)).length;
+      report.plansPending = await countPlans(repo);
       return report;
     }
-    const entriesOf = (pack: string, u: PackUsage): IndexPack => ({ packId: Buffer.from(pack, 'hex'), blobs: u.entries });
-    const retained = [...usage].filter(([pack]) => !candidates.has(pack)).map(([p, u]) => entriesOf(p, u));
+    const retained = [...usage].filter(([pack]) => !candidates.has(pack)).map(([, u]) => u.group);
     if (candidates.size === 0) {
       // Nothing to delete: only merge the index files.
-      report.indexFilesAfter = await writeCompactedIndex(repo, retained, indexFiles);
+      report.indexFilesAfter = await writeCompactedIndex(repo, groups, retained, indexFiles);
       for (const name of indexFiles) await repo.storage.delete(name);
-      report.plansPending = (await listPlans(repo)).length;
+      report.plansPending = await countPlans(repo);
       return report;
     }
     const created = new Date().toISOString();
-    const planned = { created, packs: [...candidates.keys()], entries: [...candidates].filter(([, u]) => u.entries.length > 0).map(([p, u]) => entriesOf(p, u)) };
+    const head = planHeader({ created, completed: undefined, packs: [...candidates.keys()] });
+    const encoded = encodeEntries(groups, [...candidates.values()].map((u) => u.group).filter((g) => g >= 0), head);
     // The draft exists before the old index files go, so readers can always find candidate blobs.
-    const draftId = await writePlan(repo, { ...planned, completed: undefined });
-    report.indexFilesAfter = await writeCompactedIndex(repo, retained, indexFiles);
+    const draftId = await writePlan(repo, encoded);
+    report.indexFilesAfter = await writeCompactedIndex(repo, groups, retained, indexFiles);
     for (const name of indexFiles) await repo.storage.delete(name);
-    const plan: PrunePlan = { ...planned, completed: new Date().toISOString() };
-    const planId = await writePlan(repo, plan);
+    setCompleted(encoded, new Date().toISOString());
+    const planId = await writePlan(repo, encoded);
     await deletePlan(repo, draftId);
+    const plan = planOf(decodePlan(encoded));
     log(`marked ${candidates.size} packs for deletion (plan ${planId.slice(0, 8)})`);
 
     // ---- phase 2 for this run's plan, at once if nobody else is writing
     const leasesNow = await listLeases(repo);
     const known = new Set(snapshots);
     const newer = (await repo.listSnapshotIds()).filter((id) => !known.has(id));
-    await readIndexFiles(repo, repo.index, new Set(indexFiles)); // Those of writers that finished meanwhile.
+    await repo.loadIndexFiles(repo.index, { skip: new Set(indexFiles) }); // Those of writers that finished meanwhile.
     await markSnapshots(repo, newer, used);
     await sweepPlans(repo, [{ id: planId, plan }], used, packSizes, leasesNow, lease?.record.id, options, report);
-    report.plansPending = (await listPlans(repo)).length;
+    report.plansPending = await countPlans(repo);
     report.unusedPercentAfter = unusedPercent(usage, new Set(candidates.keys()), repackedBytes);
     return report;
   } finally {
     await lease?.release();
   }
-}
-
-/** Loads every index file into repo.index; returns their names (the ones compaction replaces). */
-async function loadLiveIndex(repo: Repository): Promise<string[]> {
-  return readIndexFiles(repo, repo.index);
-}
-
-/** Loads the index files not in `skip` into `into`; returns the names it loaded. */
-async function readIndexFiles(repo: Repository, into: BlobIndex, skip: ReadonlySet<string> = new Set()): Promise<string[]> {
-  return repo.forEachIndexFile((_name, packs) => { addEntries(into, packs); }, { skip });
-}
-
-function addEntries(into: BlobIndex, packs: readonly IndexPack[]): void {
-  for (const pack of packs) for (const blob of pack.blobs) into.add(blob.id, { packId: pack.packId, ...blob });
 }
 
 async function listPackSizes(repo: Repository): Promise<Map<string, number>> {
@@ -172,26 +172,30 @@ async function listPackSizes(repo: Repository): Promise<Map<string, number>> {
   return sizes;
 }
 
-/** Used and unused bytes of every indexed pack that exists in storage. */
-function packUsage(repo: Repository, packSizes: ReadonlyMap<string, number>, used: BlobSet): Map<string, PackUsage> {
+/** Used and unused bytes of every indexed pack that exists in storage, by hex pack ID. */
+function packUsage(groups: PackGroups, packSizes: ReadonlyMap<string, number>, used: BlobSet): Map<string, PackUsage> {
   const usage = new Map<string, PackUsage>();
-  for (const [id, loc] of repo.index.entries()) {
-    const pack = loc.packId.toString('hex');
+  for (let group = 0; group < groups.packCount; group++) {
+    const pack = groups.packId(group).toString('hex');
     const size = packSizes.get(pack);
     if (size === undefined) continue; // A missing pack is check's business; nothing to delete.
-    let u = usage.get(pack);
-    if (!u) usage.set(pack, (u = { size, usedBytes: 0, unusedBytes: 0, entries: [] }));
-    u.entries.push(entryOf(id, loc));
-    if (used.has(id)) u.usedBytes += loc.length;
-    else u.unusedBytes += loc.length;
+    const u: PackUsage = { size, usedBytes: 0, unusedBytes: 0, group };
+    groups.scan(group, (id, length) => {
+      if (used.has(id)) u.usedBytes += length;
+      else u.unusedBytes += length;
+    });
+    usage.set(pack, u);
   }
   // Headers and trailers count as neither: no repacking can reclaim them, and counting them as
   // unused would make every small pack look wasteful, repacked by every prune without end.
   return usage;
 }
 
-function entryOf(id: Buffer, loc: BlobLocation): IndexBlob {
-  return { id, type: loc.type, offset: loc.offset, length: loc.length, rawLength: loc.rawLength };
+/** `prefix`, then the entries of the given pack groups as an index file (a plan), built a pack at a time. */
+function encodeEntries(groups: PackGroups, packs: readonly number[], prefix: Buffer): Buffer {
+  const encoder = new IndexFileEncoder(packs.length, packs.reduce((sum, g) => sum + groups.blobCount(g), 0), { prefix });
+  for (const g of packs) encoder.addPack(groups.packId(g), groups.blobs(g));
+  return encoder.finish();
 }
 
 /** The share of pack bytes no snapshot uses, once `removed` are gone and `addedBytes` of new (fully used) packs exist. */
@@ -231,42 +235,49 @@ function chooseRepacks(usage: ReadonlyMap<string, PackUsage>, candidates: Readon
 }
 
 /** Copies the used blobs of `packs` into new packs (verifying each); returns how many it copied. */
-async function repackLiveBlobs(repo: Repository, packs: ReadonlyArray<[string, PackUsage]>, used: BlobSet): Promise<{ copied: number; bytes: number }> {
+async function repackLiveBlobs(
+  repo: Repository, groups: PackGroups, packs: ReadonlyArray<[string, PackUsage]>, used: BlobSet,
+): Promise<{ copied: number; bytes: number }> {
   const writer = new BlobWriter(repo);
   let copied = 0;
   for (const [pack, u] of packs) {
     // One read per pack: a range read per blob made repacking a million small blobs take minutes.
     const bytes = await repo.storage.get(packName(pack));
-    for (const entry of u.entries) {
+    for (const entry of groups.blobs(u.group)) {
       if (!used.has(entry.id)) continue;
       // A copy, so the new pack does not keep the whole old one alive.
       const sealed = Buffer.from(bytes.subarray(entry.offset, entry.offset + entry.length));
       if (sealed.length !== entry.length) throw new CorruptObjectError(packName(pack), `blob ${entry.id.toString('hex')} lies past its end`);
-      decodeBlob(repo.keys, sealed, entry.id, entry.rawLength); // Never carry damage into a new pack.
+      decodeBlobTransient(repo.keys, sealed, entry.id, entry.rawLength); // Never carry damage into a new pack (the plaintext is not needed).
       await writer.add(entry.type, { id: entry.id, sealed, rawLength: entry.rawLength });
       copied++;
+      if (copied % YIELD_EVERY_BLOBS === 0) await setImmediate();
     }
   }
   await writer.flush();
   return { copied, bytes: writer.stats.bytesAdded };
 }
 
-async function writeCompactedIndex(repo: Repository, packs: readonly IndexPack[], supersedes: readonly string[]): Promise<number> {
+/**
+ * Writes the entries of the given pack groups into index files of about BLOBS_PER_INDEX_FILE
+ * blobs, each superseding `supersedes`; only one file's entries are objects at a time.
+ */
+async function writeCompactedIndex(repo: Repository, groups: PackGroups, packs: readonly number[], supersedes: readonly string[]): Promise<number> {
   const superseded = supersedes.map((name) => Buffer.from(idOfName(name) ?? '', 'hex'));
-  let batch: IndexPack[] = [];
+  let batch: number[] = [];
   let blobs = 0;
   let files = 0;
   const flush = async (): Promise<void> => {
     if (batch.length === 0 && files > 0) return;
-    await repo.writeIndexFile(batch, { supersedes: superseded });
+    await repo.writeIndexFile(batch.map((g) => ({ packId: groups.packId(g), blobs: groups.blobs(g) })), { supersedes: superseded });
     files++;
     batch = [];
     blobs = 0;
   };
-  for (const pack of packs) {
-    if (blobs + pack.blobs.length > BLOBS_PER_INDEX_FILE && batch.length > 0) await flush();
-    batch.push(pack);
-    blobs += pack.blobs.length;
+  for (const group of packs) {
+    if (blobs + groups.blobCount(group) > BLOBS_PER_INDEX_FILE && batch.length > 0) await flush();
+    batch.push(group);
+    blobs += groups.blobCount(group);
   }
   if (batch.length > 0) await flush();
   return files;
@@ -306,7 +317,7 @@ async function sweepPlans(
   if (plans.length === 0) return;
   // What the index files say now: after this run's compaction, and with other writers' additions.
   const live = new BlobIndex();
-  await readIndexFiles(repo, live);
+  await repo.loadIndexFiles(live);
   const liveIndexed = new Set(live.packIds().map((p) => p.toString('hex')));
   for (const { id, plan } of plans) {
     const blocking = blockingLeases(plan, leases, ownLease, options.timing);
@@ -314,15 +325,14 @@ async function sweepPlans(
       options.log?.(`plan ${id.slice(0, 8)} waits for ${blocking.length} running writers (${blocking.map((l) => `${l.kind}@${l.hostname}`).join(', ')})`);
       continue;
     }
-    const entriesByPack = new Map(plan.entries.map((p) => [p.packId.toString('hex'), p]));
+    // Only the packs to keep stay decoded into objects, one pack at a time otherwise.
     const resurrect: IndexPack[] = [];
-    const doomed: string[] = [];
-    for (const pack of plan.packs) {
-      const entries = entriesByPack.get(pack);
-      const needed = entries?.blobs.filter((b) => used.has(b.id) && !live.has(b.id)) ?? [];
-      if (needed.length > 0 && entries) resurrect.push(entries);
-      else if (!liveIndexed.has(pack)) doomed.push(pack); // A pack some index lists again is not ours to delete.
-    }
+    forEachIndexPack(plan.index, (pack) => {
+      if (pack.blobs.some((b) => used.has(b.id) && !live.has(b.id))) resurrect.push(pack);
+    });
+    const kept = new Set(resurrect.map((p) => p.packId.toString('hex')));
+    // A pack some index lists again is not ours to delete.
+    const doomed = plan.packs.filter((pack) => !kept.has(pack) && !liveIndexed.has(pack));
     if (resurrect.length > 0) {
       await repo.writeIndexFile(resurrect);
       for (const pack of resurrect) for (const blob of pack.blobs) live.add(blob.id, { packId: pack.packId, ...blob });
