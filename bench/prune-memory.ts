@@ -23,7 +23,7 @@
  * entirely (prune deletes them) and ~17% of every other pack (prune repacks them to reach
  * --max-unused 5).
  *
- * Each measured step is a fresh `node cli/main.ts ... --no-cache --json` under /usr/bin/time, so
+ * Each measured step is a fresh `node <the shebang options> cli/main.ts ... --no-cache --json` under /usr/bin/time, so
  * its peak RSS is its own; a small --import hook in the child samples process.memoryUsage().
  * Steps: check (structure), forget A, prune --dry-run, prune --max-unused 5,
  * check --read-data-subset 5%, and a second prune (no blob is unused any more).
@@ -47,6 +47,8 @@ import { encodeTree, type DirNode, type FileNode, type NodeMeta, type Tree } fro
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'cli', 'main.ts');
+/** The node options of the CLI's shebang line, so each step runs as the installed `arca` does. */
+const CLI_NODE_OPTIONS = /^#!.*[ /]node(?: (.*))?$/m.exec(readFileSync(CLI, 'utf8').split('\n', 1)[0] ?? '')?.[1]?.split(' ').filter((o) => o !== '') ?? [];
 const PASSWORD = 'bench-prune-memory';
 const CHUNKS_PER_FILE = 10;
 const FILES_PER_DIR = 100;
@@ -258,7 +260,7 @@ async function runStep(name: string, repoDir: string, cliArgs: readonly string[]
   const memOut = path.join(tmp, 'mem.json');
   const timeOut = path.join(tmp, 'time.txt');
   const args = [
-    '-o', timeOut, '-f', '%e %M', process.execPath,
+    '-o', timeOut, '-f', '%e %M', process.execPath, ...CLI_NODE_OPTIONS,
     `--import=data:text/javascript,${encodeURIComponent(HOOK)}`,
     CLI, ...cliArgs, '--repo', repoDir, '--no-cache', '--json',
   ];
