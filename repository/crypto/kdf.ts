@@ -24,9 +24,19 @@ export function deriveKey(password: Buffer, params: KdfParams): Promise<Buffer> 
 }
 
 /**
- * Picks the largest power-of-two N (r=8, p=1, N >= 2^15) that takes about `targetMs` here.
- * ARCA_KDF_N fixes N instead (a power of two >= 1024): tests and benchmarks use it to skip the
- * deliberate slowness; the chosen N is stored in the key file either way.
+ * scrypt needs 128·N·r bytes while it runs, on every command that opens the repository. Capped
+ * at 64 MiB (N = 2^16, r = 8): on a fast machine a time-only calibration chose N = 2^18, and
+ * every command then needed 256 MiB, more than a node agent's memory limit may allow and several
+ * times what the backup itself uses. Past the cap, the time budget goes into p, which repeats
+ * the work without more memory.
+ */
+export const KDF_MAX_N = 1 << 16;
+
+/**
+ * Picks the largest power-of-two N (r=8, N from 2^15 to KDF_MAX_N) and then the p that take
+ * about `targetMs` here. ARCA_KDF_N fixes N instead (a power of two >= 1024, p = 1): tests and
+ * benchmarks use it to skip the deliberate slowness; the parameters are stored in the key file
+ * either way.
  */
 export async function calibrateKdf(targetMs = 500): Promise<KdfParams> {
   const salt = randomBytes(32);
@@ -37,8 +47,9 @@ export async function calibrateKdf(targetMs = 500): Promise<KdfParams> {
   const probeN = 1 << 14;
   const started = performance.now();
   await scryptAsync(Buffer.from('calibration'), salt, { N: probeN, r: 8, p: 1 });
-  const probeMs = Math.max(performance.now() - started, 1);
+  const msPerN = Math.max(performance.now() - started, 1) / probeN;
   let N = 1 << 15;
-  while (N < 1 << 20 && (probeMs * (N * 2)) / probeN <= targetMs) N *= 2;
-  return { algorithm: 'scrypt', N, r: 8, p: 1, salt };
+  while (N < KDF_MAX_N && msPerN * N * 2 <= targetMs) N *= 2;
+  const p = Math.max(1, Math.min(16, Math.floor(targetMs / (msPerN * N))));
+  return { algorithm: 'scrypt', N, r: 8, p, salt };
 }
