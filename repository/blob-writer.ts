@@ -117,11 +117,12 @@ export class BlobWriter {
   private async cacheTrees(pack: FinishedPack): Promise<void> {
     const cache = this.repo.blobCache;
     if (!cache) return;
-    for (const [i, blob] of pack.blobs.entries()) {
+    const trees = pack.blobs.flatMap((blob, i) => {
       const sealed = pack.parts[i];
-      // The cache is an optimisation: a failure to fill it must not fail the backup.
-      if (blob.type === 'tree' && sealed) await cache.put(blob.id, sealed).catch(() => undefined);
-    }
+      return blob.type === 'tree' && sealed ? [{ id: blob.id, sealed }] : [];
+    });
+    // The cache is an optimisation: a failure to fill it must not fail the backup.
+    if (trees.length > 0) await cache.putMany(trees).catch(() => undefined);
   }
 
   private queueIndexWrite(): void {

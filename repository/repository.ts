@@ -26,6 +26,8 @@ export type InitOptions = ConfigOverrides;
 export interface BlobCache {
   get(id: Buffer): Promise<Buffer | undefined>;
   put(id: Buffer, sealed: Buffer): Promise<void>;
+  /** Many at once (a pack's trees): one write, where a put each took a round trip each. */
+  putMany(blobs: ReadonlyArray<{ readonly id: Buffer; readonly sealed: Buffer }>): Promise<void>;
   delete(id: Buffer): Promise<void>;
 }
 
