@@ -4,7 +4,7 @@ import { AzureBlobStorage, azureConfigFromUrl, type AzureConfig } from '../../re
 import { ObjectNotFoundError, ShortReadError, StorageAuthError, StorageError } from '../../repository/storage/storage.ts';
 import { azuriteConnectionString, startAzurite, type AzuriteServer } from '../support/azurite.ts';
 import { storageConformance } from './conformance.ts';
-import { hang, reply, reset, stallBody, startFakeHttp, type FakeHandler } from './fake-http.ts';
+import { hang, reply, reset, scriptedFailure, stallBody, storageCalls, type FakeHandler } from './fake-http.ts';
 
 let server: AzuriteServer;
 let next = 0;
@@ -68,25 +68,14 @@ describe('Azure backend failure mapping (scripted HTTP server)', () => {
   const azureError = (status: number, code: string): FakeHandler => reply(status,
     `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>${code} happened</Message></Error>`, { 'x-ms-error-code': code });
 
-  async function failureOf(handler: FakeHandler, call: (s: AzureBlobStorage) => Promise<unknown>, timeouts = { dataMs: 5_000, metadataMs: 5_000 }): Promise<{ err: unknown; requests: number; ms: number }> {
-    const fake = await startFakeHttp(() => handler);
-    try {
-      const storage = new AzureBlobStorage({
-        ...azureConfigFromUrl('azure://container/repo', { env: { AZURE_STORAGE_CONNECTION_STRING: azuriteConnectionString(`${fake.endpoint}/devstoreaccount1`) } }),
-        timeouts,
-      });
-      const started = performance.now();
-      const err = await call(storage).then(() => undefined, (e: unknown) => e);
-      return { err, requests: fake.requests(), ms: performance.now() - started };
-    } finally {
-      await fake.close();
-    }
+  function failureOf(handler: FakeHandler, call: (s: AzureBlobStorage) => Promise<unknown>, timeouts = { dataMs: 5_000, metadataMs: 5_000 }): Promise<{ err: unknown; requests: number; ms: number }> {
+    return scriptedFailure(handler, (endpoint) => new AzureBlobStorage({
+    ...azureConfigFromUrl('azure://container/repo', { env: { AZURE_STORAGE_CONNECTION_STRING: azuriteConnectionString(`${endpoint}/devstoreaccount1`) } }),
+    timeouts,
+  }), call);
   }
 
-  const get = (s: AzureBlobStorage): Promise<unknown> => s.get('config');
-  const put = (s: AzureBlobStorage): Promise<unknown> => s.put('config', Buffer.from('x'));
-  const stat = (s: AzureBlobStorage): Promise<unknown> => s.stat('config');
-  const list = async (s: AzureBlobStorage): Promise<unknown> => { const names: string[] = []; for await (const o of s.list('')) names.push(o.name); return names; };
+  const { get, put, stat, list } = storageCalls;
 
   it.each([
     ['503 ServerBusy', azureError(503, 'ServerBusy')],

@@ -1,3 +1,4 @@
+import type { Storage } from '../../repository/storage/storage.ts';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -55,3 +56,33 @@ export function stallBody(length: number, headers: Record<string, string> = {}):
     res.write(Buffer.alloc(Math.min(10, length)));
   };
 }
+
+/**
+ * Runs one call against a storage whose every request `handler` answers, and reports how it
+ * failed (undefined when it did not), how many requests it made and how long it took.
+ */
+export async function scriptedFailure<S>(
+  handler: FakeHandler, open: (endpoint: string) => S, call: (storage: S) => Promise<unknown>,
+): Promise<{ err: unknown; requests: number; ms: number }> {
+  const fake = await startFakeHttp(() => handler);
+  try {
+    const storage = open(fake.endpoint);
+    const started = performance.now();
+    const err = await call(storage).then(() => undefined, (e: unknown) => e);
+    return { err, requests: fake.requests(), ms: performance.now() - started };
+  } finally {
+    await fake.close();
+  }
+}
+
+/** One call of each kind, for tables of failures that every kind must map the same way. */
+export const storageCalls = {
+  get: (s: Storage): Promise<unknown> => s.get('config'),
+  put: (s: Storage): Promise<unknown> => s.put('config', Buffer.from('x')),
+  stat: (s: Storage): Promise<unknown> => s.stat('config'),
+  list: async (s: Storage): Promise<unknown> => {
+    const names: string[] = [];
+    for await (const o of s.list('')) names.push(o.name);
+    return names;
+  },
+};

@@ -5,7 +5,7 @@ import { gcsConfigFromUrl, S3Storage, s3ConfigFromUrl, type S3Config } from '../
 import { ObjectNotFoundError, ShortReadError, StorageAuthError, StorageError } from '../../repository/storage/storage.ts';
 import { startS3Server, type S3Server } from '../support/s3-server.ts';
 import { storageConformance } from './conformance.ts';
-import { hang, reply, reset, stallBody, startFakeHttp, type FakeHandler } from './fake-http.ts';
+import { hang, reply, reset, scriptedFailure, stallBody, storageCalls, type FakeHandler } from './fake-http.ts';
 
 let server: S3Server;
 let next = 0;
@@ -70,26 +70,15 @@ describe('S3 backend against s3rver', () => {
 describe('S3 backend failure mapping (scripted HTTP server)', () => {
   const s3Error = (code: string): string => `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code} happened</Message><RequestId>r1</RequestId></Error>`;
 
-  async function failureOf(handler: FakeHandler, call: (s: S3Storage) => Promise<unknown>, timeouts = { dataMs: 5_000, metadataMs: 5_000 }): Promise<{ err: unknown; requests: number; ms: number }> {
-    const fake = await startFakeHttp(() => handler);
-    try {
-      const storage = new S3Storage({
-        ...s3ConfigFromUrl('s3://bucket/repo', { s3Endpoint: fake.endpoint, env: {} }),
-        credentials: { accessKeyId: 'AKID', secretAccessKey: 'secret' },
-        timeouts,
-      });
-      const started = performance.now();
-      const err = await call(storage).then(() => undefined, (e: unknown) => e);
-      return { err, requests: fake.requests(), ms: performance.now() - started };
-    } finally {
-      await fake.close();
-    }
+  function failureOf(handler: FakeHandler, call: (s: S3Storage) => Promise<unknown>, timeouts = { dataMs: 5_000, metadataMs: 5_000 }): Promise<{ err: unknown; requests: number; ms: number }> {
+    return scriptedFailure(handler, (endpoint) => new S3Storage({
+    ...s3ConfigFromUrl('s3://bucket/repo', { s3Endpoint: endpoint, env: {} }),
+    credentials: { accessKeyId: 'AKID', secretAccessKey: 'secret' },
+    timeouts,
+  }), call);
   }
 
-  const get = (s: S3Storage): Promise<unknown> => s.get('config');
-  const put = (s: S3Storage): Promise<unknown> => s.put('config', Buffer.from('x'));
-  const stat = (s: S3Storage): Promise<unknown> => s.stat('config');
-  const list = async (s: S3Storage): Promise<unknown> => { const names: string[] = []; for await (const o of s.list('')) names.push(o.name); return names; };
+  const { get, put, stat, list } = storageCalls;
 
   // A HEAD (stat) answer has no body, so only its status can tell: 400 RequestTimeout is not
   // recognisable there and stays permanent.

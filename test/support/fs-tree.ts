@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp, type BigIntStats } from 'node:fs';
+import { nodeTypeOf } from '../../agent/backup/node-meta.ts';
 
 /**
  * A byte-exact picture of a directory tree, for comparing a source with its restore. Names are
@@ -36,15 +37,6 @@ export function escapeBytes(bytes: Buffer): string {
   return out;
 }
 
-function typeOf(st: BigIntStats): ScannedEntry['type'] {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isSocket()) return 'socket';
-  if (st.isCharacterDevice()) return 'chardev';
-  return 'blockdev';
-}
 
 async function sha256Of(file: Buffer): Promise<string> {
   const hash = createHash('sha256');
@@ -73,7 +65,7 @@ export async function scanTree(root: string | Buffer): Promise<Map<string, Scann
   const raw: Array<{ rel: string; st: BigIntStats; entry: Omit<ScannedEntry, 'sameInodeAs' | 'nlink'> }> = [];
   const visit = async (abs: Buffer, rel: string): Promise<void> => {
     const st = await fsp.lstat(abs, { bigint: true });
-    const type = typeOf(st);
+    const type = nodeTypeOf(st);
     const base = { type, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), size: type === 'file' ? Number(st.size) : 0, mtimeUs: floorMicros(st.mtimeNs) };
     switch (type) {
       case 'file':
