@@ -155,17 +155,18 @@ function writeBlobs(request: WriteBlobsTask): { result: TaskResult; transfer: Ar
       const { plain } = decoded;
       try {
         const zeros = isAllZero(plain);
+        const path = asBuffer(write.path);
+        const key = path.toString('latin1');
+        let fd = fds.get(key);
         if (write.create) {
           // A new file whose only blob this is: made here, a hole if the blob is all zeros.
-          const fd = openNewFile(asBuffer(write.path));
-          fds.set(asBuffer(write.path).toString('latin1'), fd);
+          fd = openNewFile(path);
+          fds.set(key, fd);
           if (zeros) ftruncateSync(fd, plain.length);
         }
         if (!zeros) {
-          const key = asBuffer(write.path).toString('latin1');
-          let fd = fds.get(key);
           if (fd === undefined) {
-            fd = openSync(asBuffer(write.path), constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+            fd = openSync(path, constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
             fds.set(key, fd);
           }
           for (let done = 0; done < plain.length;) done += writeSync(fd, plain, done, plain.length - done, write.offset + done);
