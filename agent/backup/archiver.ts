@@ -1,20 +1,20 @@
 import os from 'node:os';
 import path from 'node:path';
-import { promises as fsp, type BigIntStats } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { blobId } from '../../repository/crypto/master-key.ts';
 import { sealBlob } from '../../repository/blob/blob-codec.ts';
 import { releaseBuffer } from '../../repository/util/release-buffer.ts';
 import type { BlobWriter } from '../../repository/blob-writer.ts';
-import { UsageError } from '../../repository/errors.ts';
+import { ArcaError, UsageError } from '../../repository/errors.ts';
 import type { Lease } from '../../repository/maintenance/leases.ts';
 import type { Repository } from '../../repository/repository.ts';
 import type { BackupSummary, Snapshot, StoredSnapshot } from '../../repository/snapshot/snapshot.ts';
 import { encodeTree, type FileNode, type NodeMeta, type Tree, type TreeNode } from '../../repository/tree/tree.ts';
 import { Semaphore } from '../../repository/util/semaphore.ts';
-import type { StoredBlobMessage, TaskAnswer, TaskQuestion } from '../pool/messages.ts';
-import type { WorkerPool } from '../pool/worker-pool.ts';
-import { isExcluded } from './exclude.ts';
-import { metaOf, nodeTypeOf } from './node-meta.ts';
+import type { ScanDirResult, ScannedDir, StoredBlobMessage, TaskAnswer, TaskQuestion, UnchangedFileHint } from '../pool/messages.ts';
+import { WorkerTaskError, type WorkerPool } from '../pool/worker-pool.ts';
+import { nodeTypeOf, unpackStat, type EntryStat } from './entry-stat.ts';
+import { metaOf } from './node-meta.ts';
 import type { Reporter } from './progress.ts';
 import { scanTotals, type ScanTotals } from './scanner.ts';
 
@@ -59,8 +59,6 @@ interface Counters {
 const SLASH = Buffer.from('/');
 const join = (dir: Buffer, name: Buffer): Buffer => (dir.equals(SLASH) ? Buffer.concat([SLASH, name]) : Buffer.concat([dir, SLASH, name]));
 const ID_LENGTH = 32;
-/** Directory entries lstat'ed at once. */
-const STAT_BATCH = 32;
 /** Subdirectories of one directory saved at once. */
 const SUBDIRS_IN_FLIGHT = 4;
 /**
@@ -68,6 +66,18 @@ const SUBDIRS_IN_FLIGHT = 4;
  * new: a round trip to the main thread costs more than compressing a few KiB for nothing.
  */
 const SEAL_UNASKED_UP_TO = 64 << 10;
+/**
+ * A new directory's scan takes its subdirectories along until it has listed this many entries
+ * (ScanDirTask.descendUpTo): a small subtree costs one message, and large ones still spread
+ * over the workers a directory at a time.
+ */
+const DESCEND_UP_TO = 256;
+
+/** A file's chunk IDs and the bytes they hold. */
+interface FileContent {
+  readonly ids: readonly Buffer[];
+  readonly size: number;
+}
 
 const sameIds = (a: readonly Buffer[], b: readonly Buffer[]): boolean => a === b || (a.length === b.length && a.every((id, i) => b[i]?.equals(id)));
 
@@ -109,7 +119,7 @@ export class Archiver {
     total_files_processed: 0, total_bytes_processed: 0, files_unreadable: 0,
   };
   /** Content of files with several hard links, by "dev:ino", so each is read once. */
-  private readonly hardlinks = new Map<string, Promise<readonly Buffer[] | undefined>>();
+  private readonly hardlinks = new Map<string, Promise<FileContent | undefined>>();
   private excludes: readonly string[] = [];
   private oneFileSystem = true;
   private withAtime = false;
@@ -221,7 +231,9 @@ export class Archiver {
   }
 
   /** Saves one directory entry; undefined when it is excluded or could not be read. */
-  private async saveEntry(full: Buffer, name: Buffer, st: BigIntStats, parent: TreeNode | undefined, rootDev: bigint): Promise<TreeNode | undefined> {
+  private async saveEntry(
+    full: Buffer, name: Buffer, st: EntryStat, parent: TreeNode | undefined, rootDev: bigint, scanned?: ScannedDir,
+  ): Promise<TreeNode | undefined> {
     const meta = metaOf(name, st, this.withAtime);
     const type = nodeTypeOf(st);
     switch (type) {
@@ -230,7 +242,7 @@ export class Archiver {
           // A mount point: record the directory, not what is mounted on it.
           return { ...meta, type: 'dir', subtree: await this.saveTree({ nodes: [] }) };
         }
-        const subtree = await this.saveDir(full, parent?.type === 'dir' ? parent.subtree : undefined, rootDev);
+        const subtree = await this.saveDir(full, parent?.type === 'dir' ? parent.subtree : undefined, rootDev, st.dev, scanned);
         if (subtree === undefined) return undefined;
         if (parent?.type !== 'dir') this.counters.dirs_new++;
         else if (parent.subtree.equals(subtree)) this.counters.dirs_unmodified++;
@@ -250,40 +262,55 @@ export class Archiver {
     }
   }
 
-  private async saveDir(dir: Buffer, parentTree: Buffer | undefined, rootDev: bigint): Promise<Buffer | undefined> {
-    let names: Buffer[];
-    try {
-      names = await fsp.readdir(dir, { encoding: 'buffer' });
-    } catch (err) {
-      this.reportUnreadable(dir, err);
-      return undefined;
-    }
+  /** Saves a directory's tree; `scanned` is its listing when the parent's scan took it along. */
+  private async saveDir(dir: Buffer, parentTree: Buffer | undefined, rootDev: bigint, dev: bigint, scanned?: ScannedDir): Promise<Buffer | undefined> {
     const parentNodes = await this.loadParentNodes(parentTree);
-    // Depth first: subdirectories one at a time, files handed to the pool as slots free up, so
+    const listing = scanned ?? await this.scanDir(dir, dev, parentNodes, parentTree === undefined);
+    if (listing === undefined) return undefined;
+    // Depth first: subdirectories a few at a time, files handed to the pool as slots free up, so
     // memory follows the depth and width of the tree, not its size.
     const pending: Array<Promise<TreeNode | undefined>> = [];
     const subdirSlots = new Semaphore(SUBDIRS_IN_FLIGHT);
-    for (let i = 0; i < names.length; i += STAT_BATCH) {
-      const batch = names.slice(i, i + STAT_BATCH).map((name) => ({ name, full: join(dir, name) })).filter((e) => !isExcluded(e.full, this.excludes));
-      const stats = await Promise.all(batch.map((e) => this.lstatOrReport(e.full)));
-      for (const [j, { name, full }] of batch.entries()) {
-        const st = stats[j];
-        if (st === undefined) continue;
-        const parent = parentNodes.get(name.toString('hex'));
-        if (st.isDirectory()) {
-          // A few subdirectories at a time, so their listings and parent trees overlap in I/O. The
-          // limit is per directory: a shared one would deadlock once ancestors held every slot.
-          await subdirSlots.acquire();
-          const node = this.saveEntry(full, name, st, parent, rootDev).finally(() => { subdirSlots.release(); });
-          node.catch(() => undefined); // Awaited below.
-          pending.push(node);
-          continue;
-        }
-        await this.fileSlots.acquire();
-        const node = this.saveEntry(full, name, st, parent, rootDev).finally(() => { this.fileSlots.release(); });
-        node.catch(() => undefined); // Awaited below; this only keeps an early failure from counting as unhandled.
-        pending.push(node);
+    let nameStart = 0;
+    for (const [i, outcome] of listing.outcomes.entries()) {
+      const nameEnd = listing.nameEnds[i] ?? nameStart;
+      const name = Buffer.from(listing.names.buffer, listing.names.byteOffset + nameStart, nameEnd - nameStart);
+      nameStart = nameEnd;
+      const full = join(dir, name);
+      if (outcome?.kind === 'stat-failed') {
+        this.reportUnreadable(full, new WorkerTaskError(outcome.failure));
+        continue;
       }
+      const st = unpackStat(listing.stats, i);
+      const parent = parentNodes.get(name.toString('hex'));
+      switch (outcome?.kind) {
+        case 'read':
+          pending.push(Promise.resolve(this.readFileNode(metaOf(name, st, this.withAtime), outcome.content, outcome.size, parent)));
+          continue;
+        case 'read-failed':
+          if (nodeTypeOf(st) === 'file') this.countFile(Number(st.size));
+          this.reportUnreadable(full, new WorkerTaskError(outcome.failure));
+          continue;
+        case 'symlink':
+          pending.push(Promise.resolve({ ...metaOf(name, st, this.withAtime), type: 'symlink', linkTarget: Buffer.from(outcome.target) }));
+          continue;
+        case 'dir':
+        case undefined:
+          break;
+      }
+      if (nodeTypeOf(st) === 'dir') {
+        // A few subdirectories at a time, so their listings and parent trees overlap in I/O. The
+        // limit is per directory: a shared one would deadlock once ancestors held every slot.
+        await subdirSlots.acquire();
+        const node = this.saveEntry(full, name, st, parent, rootDev, outcome?.listing).finally(() => { subdirSlots.release(); });
+        node.catch(() => undefined); // Awaited below.
+        pending.push(node);
+        continue;
+      }
+      await this.fileSlots.acquire();
+      const node = this.saveEntry(full, name, st, parent, rootDev).finally(() => { this.fileSlots.release(); });
+      node.catch(() => undefined); // Awaited below; this only keeps an early failure from counting as unhandled.
+      pending.push(node);
     }
     const nodes = (await Promise.all(pending)).filter((n): n is TreeNode => n !== undefined);
     // An unchanged directory has the parent's tree already: skip encoding and hashing it again.
@@ -292,26 +319,74 @@ export class Archiver {
     return this.saveTree({ nodes });
   }
 
-  private async lstatOrReport(full: Buffer): Promise<BigIntStats | undefined> {
+  /** Lists a directory in a worker (ScanDirTask); undefined when it cannot be listed. */
+  private async scanDir(dir: Buffer, dev: bigint, parentNodes: ReadonlyMap<string, TreeNode>, isNew: boolean): Promise<ScannedDir | undefined> {
+    let listing: ScanDirResult;
     try {
-      return await fsp.lstat(full, { bigint: true });
+      listing = await this.pool.scanDir({
+        path: dir, dev, excludes: this.excludes, readUpTo: SEAL_UNASKED_UP_TO, unchanged: this.unchangedHints(parentNodes),
+        descendUpTo: isNew ? DESCEND_UP_TO : 0,
+      }, async (question) => {
+        if (question.kind !== 'store') throw new ArcaError('ARCA_ERR_WORKER_PROTOCOL', 'A directory scan asked to claim blobs; it only stores.');
+        await this.storeUnasked(question.blobs);
+        return { kind: 'store' };
+      });
     } catch (err) {
-      this.reportUnreadable(full, err);
+      if (!(err instanceof WorkerTaskError)) throw err;
+      this.reportUnreadable(dir, err);
       return undefined;
+    }
+    await this.storeUnasked(listing.blobs);
+    return listing;
+  }
+
+  /** Files of the parent snapshot a directory scan need not read if their metadata still matches (see saveFile). */
+  private unchangedHints(parentNodes: ReadonlyMap<string, TreeNode>): UnchangedFileHint[] {
+    const hints: UnchangedFileHint[] = [];
+    for (const node of parentNodes.values()) {
+      if (node.type !== 'file' || !node.content.every((id) => this.repo.index.has(id))) continue;
+      hints.push({ name: node.name, size: BigInt(node.size), mtimeNs: node.mtimeNs, ctimeNs: node.ctimeNs, inode: node.inode });
+    }
+    return hints;
+  }
+
+  private countFile(size: number): void {
+    this.counters.total_files_processed++;
+    this.counters.total_bytes_processed += size;
+  }
+
+  /** The node of a file a directory scan read; its blobs came with the scan. */
+  private readFileNode(meta: NodeMeta, content: Uint8Array, size: number, parent: TreeNode | undefined): FileNode {
+    this.countFile(size);
+    this.bytesDone += size;
+    if (parent?.type === 'file') this.counters.files_changed++;
+    else this.counters.files_new++;
+    return { ...meta, type: 'file', size, content: splitIds(content) };
+  }
+
+  /** Stores blobs sealed without asking: the first to arrive is kept, later copies are dropped. */
+  private async storeUnasked(blobs: readonly StoredBlobMessage[]): Promise<void> {
+    for (const blob of blobs) {
+      const id = Buffer.from(blob.id);
+      const sealed = Buffer.from(blob.sealed.buffer, blob.sealed.byteOffset, blob.sealed.byteLength);
+      if (!this.writer.claim(id)) {
+        releaseBuffer(sealed); // Stored already, or on its way from another file.
+        continue;
+      }
+      await this.writer.add('data', { id, sealed, rawLength: blob.rawLength });
     }
   }
 
-  private async saveFile(full: Buffer, meta: NodeMeta, st: BigIntStats, parent: TreeNode | undefined): Promise<FileNode | undefined> {
+  private async saveFile(full: Buffer, meta: NodeMeta, st: EntryStat, parent: TreeNode | undefined): Promise<FileNode | undefined> {
     const size = Number(st.size);
-    this.counters.total_files_processed++;
-    this.counters.total_bytes_processed += size;
+    this.countFile(size);
     if (parent?.type === 'file' && parent.size === size && parent.mtimeNs === st.mtimeNs && parent.ctimeNs === st.ctimeNs
       && parent.inode === st.ino && parent.content.every((id) => this.repo.index.has(id))) {
       this.counters.files_unmodified++;
       this.bytesDone += size;
       return { ...meta, type: 'file', size, content: parent.content };
     }
-    let content: Promise<readonly Buffer[] | undefined>;
+    let content: Promise<FileContent | undefined>;
     const linkKey = `${st.dev}:${st.ino}`;
     const sameInode = st.nlink > 1n ? this.hardlinks.get(linkKey) : undefined;
     if (sameInode) content = sameInode;
@@ -319,32 +394,29 @@ export class Archiver {
       content = this.chunkFile(full, size);
       if (st.nlink > 1n) this.hardlinks.set(linkKey, content);
     }
-    const ids = await content;
-    if (ids === undefined) return undefined;
+    const read = await content;
+    if (read === undefined) return undefined;
     if (parent?.type === 'file') this.counters.files_changed++;
     else this.counters.files_new++;
-    return { ...meta, type: 'file', size, content: ids };
+    // The size read, which the content holds, even if the file grew or shrank since its lstat.
+    return { ...meta, type: 'file', size: read.size, content: read.ids };
   }
 
   /**
    * Chunks a file in a worker; claims and stores its new chunks as the worker asks. A small file
    * is sealed without asking (ChunkFileTask.sealUnasked): its blob is claimed here on arrival.
    */
-  private async chunkFile(full: Buffer, size: number): Promise<Buffer[] | undefined> {
+  private async chunkFile(full: Buffer, size: number): Promise<FileContent | undefined> {
     const unasked = size <= SEAL_UNASKED_UP_TO;
     const undelivered = new Set<string>();
-    const store = async (blobs: readonly StoredBlobMessage[]): Promise<void> => {
+    const storeClaimed = async (blobs: readonly StoredBlobMessage[]): Promise<void> => {
       for (const blob of blobs) {
         const id = Buffer.from(blob.id);
-        const sealed = Buffer.from(blob.sealed.buffer, blob.sealed.byteOffset, blob.sealed.byteLength);
-        if (unasked && !this.writer.claim(id)) {
-          releaseBuffer(sealed); // Stored already, or on its way from another file.
-          continue;
-        }
-        await this.writer.add('data', { id, sealed, rawLength: blob.rawLength });
+        await this.writer.add('data', { id, sealed: Buffer.from(blob.sealed.buffer, blob.sealed.byteOffset, blob.sealed.byteLength), rawLength: blob.rawLength });
         undelivered.delete(id.toString('hex'));
       }
     };
+    const store = (blobs: readonly StoredBlobMessage[]): Promise<void> => (unasked ? this.storeUnasked(blobs) : storeClaimed(blobs));
     const answer = async (question: TaskQuestion): Promise<TaskAnswer> => {
       if (question.kind === 'claim') {
         this.bytesDone += question.bytes;
@@ -362,13 +434,13 @@ export class Archiver {
     try {
       result = await this.pool.chunkFile(full, unasked, answer);
     } catch (err) {
-      if (undelivered.size > 0) throw err; // Other files may already refer to those blobs.
+      if (undelivered.size > 0 || !(err instanceof WorkerTaskError)) throw err; // Other files may already refer to those blobs.
       this.reportUnreadable(full, err);
       return undefined;
     }
     if (unasked) this.bytesDone += result.size;
     await store(result.blobs);
-    return splitIds(result.content);
+    return { ids: splitIds(result.content), size: result.size };
   }
 
   private reportUnreadable(full: Buffer, err: unknown): void {

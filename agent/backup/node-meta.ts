@@ -1,5 +1,6 @@
-import { readFileSync, type BigIntStats } from 'node:fs';
-import type { NodeMeta, NodeType } from '../../repository/tree/tree.ts';
+import { readFileSync } from 'node:fs';
+import type { NodeMeta } from '../../repository/tree/tree.ts';
+import type { EntryStat } from './entry-stat.ts';
 
 /** Owner names from /etc/passwd and /etc/group, read once; numeric IDs stay the truth. */
 function readNames(file: string): Map<number, string> {
@@ -18,22 +19,12 @@ function readNames(file: string): Map<number, string> {
 let users: Map<number, string> | undefined;
 let groups: Map<number, string> | undefined;
 
-export function nodeTypeOf(st: BigIntStats): NodeType {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isSocket()) return 'socket';
-  if (st.isCharacterDevice()) return 'chardev';
-  return 'blockdev';
-}
-
 /**
- * The metadata every node records, from an lstat taken with { bigint: true }. Access times change
+ * The metadata every node records, from an lstat (EntryStat). Access times change
  * whenever anything reads a file or lists a directory, so unless asked for they are recorded as
  * the modification time: otherwise every backup would store every tree anew.
  */
-export function metaOf(name: Buffer, st: BigIntStats, withAtime = false): NodeMeta {
+export function metaOf(name: Buffer, st: EntryStat, withAtime = false): NodeMeta {
   users ??= readNames('/etc/passwd');
   groups ??= readNames('/etc/group');
   const uid = Number(st.uid);

@@ -25,6 +25,38 @@ export interface ChunkFileTask {
 }
 
 /**
+ * List one directory for a backup: lstat every entry (excluded names are left out), read the
+ * link target of symlinks, and chunk and seal (unasked) the small regular files, so the main
+ * thread gets one message per directory instead of a round trip per entry. Files the parent
+ * snapshot already has unchanged (`unchanged`) are not read; nor are larger files, files with
+ * several links, or other types: the main thread handles those.
+ */
+export interface ScanDirTask {
+  readonly kind: 'scan-dir';
+  readonly path: Uint8Array;
+  /** st_dev of the directory: subdirectories on another file system are never descended into. */
+  readonly dev: bigint;
+  readonly excludes: readonly string[];
+  /** Regular files up to this size are read here. */
+  readonly readUpTo: number;
+  readonly unchanged: readonly UnchangedFileHint[];
+  /**
+   * Descend into subdirectories (which then have no parent snapshot to compare with) while the
+   * task has listed fewer entries than this, so a small subtree costs one message; 0: never.
+   */
+  readonly descendUpTo: number;
+}
+
+/** A file of the parent snapshot whose content is stored: unchanged if these fields still match. */
+export interface UnchangedFileHint {
+  readonly name: Uint8Array;
+  readonly size: bigint;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+  readonly inode: bigint;
+}
+
+/**
  * Open, decompress and verify blobs cut from one pack range, and write each where restore wants
  * it. The worker writes itself, so plaintext never travels back to the main thread.
  */
@@ -69,7 +101,7 @@ export interface ApplyMetadataTask {
 
 export type FsBatchTask = CreateFilesTask | MakeDirsTask | ApplyMetadataTask;
 
-export type TaskRequest = ChunkFileTask | WriteBlobsTask | FsBatchTask;
+export type TaskRequest = ChunkFileTask | ScanDirTask | WriteBlobsTask | FsBatchTask;
 
 export interface ChunkFileResult {
   readonly kind: 'chunk-file';
@@ -77,6 +109,31 @@ export interface ChunkFileResult {
   readonly content: Uint8Array;
   readonly size: number;
   /** The last batch of claimed blobs, sent with the result to save a round trip. */
+  readonly blobs: readonly StoredBlobMessage[];
+}
+
+/** What the worker did with one listed entry beyond lstat; null: nothing (the main thread goes on). */
+export type ScannedOutcome =
+  | { readonly kind: 'stat-failed'; readonly failure: WorkerFailure }
+  | { readonly kind: 'read'; /** Chunk IDs, packed. */ readonly content: Uint8Array; readonly size: number }
+  | { readonly kind: 'symlink'; readonly target: Uint8Array }
+  | { readonly kind: 'read-failed'; readonly failure: WorkerFailure }
+  | { readonly kind: 'dir'; /** The subdirectory, scanned in the same task. */ readonly listing: ScannedDir }
+  | null;
+
+/** One directory's entries, in the order listed. */
+export interface ScannedDir {
+  /** Entry names back to back; entry i ends at nameEnds[i]. */
+  readonly names: Uint8Array;
+  readonly nameEnds: Uint32Array;
+  /** Entry i's lstat at i × STAT_SLOTS (entry-stat.ts packStat); zeros where lstat failed. */
+  readonly stats: BigInt64Array;
+  readonly outcomes: readonly ScannedOutcome[];
+}
+
+export interface ScanDirResult extends ScannedDir {
+  readonly kind: 'scan-dir';
+  /** The last sealed blobs of files read (earlier ones came as `store` questions). */
   readonly blobs: readonly StoredBlobMessage[];
 }
 
@@ -100,9 +157,9 @@ export interface FsBatchResult {
   readonly failures: ReadonlyArray<WorkerFailure | undefined>;
 }
 
-export type TaskResult = ChunkFileResult | WriteBlobsResult | FsBatchResult;
+export type TaskResult = ChunkFileResult | ScanDirResult | WriteBlobsResult | FsBatchResult;
 
-/** Worker → main, in the middle of a chunk-file task. */
+/** Worker → main, in the middle of a chunk-file or scan-dir task. */
 export type TaskQuestion =
   | { readonly kind: 'claim'; readonly ids: Uint8Array; /** Bytes these chunks hold, for progress. */ readonly bytes: number }
   | { readonly kind: 'store'; readonly blobs: readonly StoredBlobMessage[] };
@@ -126,4 +183,10 @@ export interface WorkerFailure {
   readonly message: string;
   /** errno code such as EACCES for file errors, or our error code. */
   readonly code?: string | undefined;
+}
+
+/** The parts of an error that survive a message. */
+export function failureOf(err: unknown): WorkerFailure {
+  const e = err as NodeJS.ErrnoException;
+  return { message: e.message, code: typeof e.code === 'string' ? e.code : undefined };
 }

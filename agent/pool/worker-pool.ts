@@ -4,8 +4,8 @@ import { ArcaError } from '../../repository/errors.ts';
 import type { RepoConfig } from '../../repository/config.ts';
 import type { BlobKeys } from '../../repository/crypto/master-key.ts';
 import type {
-  ChunkFileResult, FromWorker, FsBatchResult, FsBatchTask, TaskAnswer, TaskQuestion, TaskRequest, TaskResult, ToWorker, WorkerFailure,
-  WorkerSetup, WriteBlobsResult, WriteBlobsTask,
+  ChunkFileResult, FromWorker, FsBatchResult, FsBatchTask, ScanDirResult, ScanDirTask, TaskAnswer, TaskQuestion, TaskRequest, TaskResult,
+  ToWorker, WorkerFailure, WorkerSetup, WriteBlobsResult, WriteBlobsTask,
 } from './messages.ts';
 
 /** A task that failed inside a worker; `errno` is set for file-system errors (EACCES, ENOENT...). */
@@ -96,6 +96,14 @@ export class WorkerPool {
 
   chunkFile(path: Buffer, sealUnasked: boolean, onQuestion: QuestionHandler): Promise<ChunkFileResult> {
     return this.run({ kind: 'chunk-file', path: exact(path), sealUnasked }, [], onQuestion) as Promise<ChunkFileResult>;
+  }
+
+  /** Lists a directory for a backup in a worker (see ScanDirTask); its small files' blobs come as `store` questions and with the result. */
+  scanDir(request: Omit<ScanDirTask, 'kind'>, onQuestion: QuestionHandler): Promise<ScanDirResult> {
+    return this.run({
+      kind: 'scan-dir', ...request, path: exact(request.path),
+      unchanged: request.unchanged.map((hint) => ({ ...hint, name: exact(hint.name) })),
+    }, [], onQuestion) as Promise<ScanDirResult>;
   }
 
   /** Decodes blobs of one pack range and writes them into files; `data` is moved to the worker. */

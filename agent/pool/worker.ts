@@ -6,10 +6,11 @@ import { decodeBlobTransient, sealBlob } from '../../repository/blob/blob-codec.
 import { releaseBuffer } from '../../repository/util/release-buffer.ts';
 import { applyMetadata } from '../restore/metadata.ts';
 import { createFile, ensureDirectory, openNewFile } from '../restore/safe-fs.ts';
+import { scanDir } from './scan-dir.ts';
 import {
   BLOB_DAMAGED, type ChunkFileResult, type ChunkFileTask, type FromWorker, type FsBatchResult, type FsBatchTask,
   type StoredBlobMessage, type TaskAnswer, type TaskQuestion, type TaskRequest, type TaskResult, type ToWorker, type WorkerFailure,
-  type WorkerSetup, type WriteBlobsTask,
+  type WorkerSetup, type WriteBlobsTask, failureOf,
 } from './messages.ts';
 
 /** The CPU side of backup and restore: chunking, hashing, compression, encryption, decoding. */
@@ -123,11 +124,6 @@ function isAllZero(buf: Uint8Array): boolean {
   return true;
 }
 
-function failureOf(err: unknown): WorkerFailure {
-  const e = err as NodeJS.ErrnoException;
-  return { message: e.message, code: typeof e.code === 'string' ? e.code : undefined };
-}
-
 /** Decodes each blob once and writes it to every place it goes; an all-zero blob stays a hole. */
 function writeBlobs(request: WriteBlobsTask): { result: TaskResult; transfer: ArrayBuffer[] } {
   const data = Buffer.from(request.data.buffer, request.data.byteOffset, request.data.byteLength);
@@ -213,6 +209,10 @@ function fsBatch(request: FsBatchTask): { result: FsBatchResult; transfer: Array
 function runTask(task: number, request: TaskRequest): Promise<{ result: TaskResult; transfer: ArrayBuffer[] }> {
   switch (request.kind) {
     case 'chunk-file': return chunkFile(task, request);
+    case 'scan-dir': return scanDir(request, {
+      readFile: (path) => chunkFile(task, { kind: 'chunk-file', path, sealUnasked: true }),
+      store: async (blobs, transfer) => { await ask(task, { kind: 'store', blobs }, transfer); },
+    });
     case 'write-blobs': return Promise.resolve().then(() => writeBlobs(request));
     case 'create-files':
     case 'make-dirs':
