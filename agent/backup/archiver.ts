@@ -11,7 +11,8 @@ import type { Repository } from '../../repository/repository.ts';
 import type { BackupSummary, Snapshot, StoredSnapshot } from '../../repository/snapshot/snapshot.ts';
 import { encodeTree, type FileNode, type NodeMeta, type Tree, type TreeNode } from '../../repository/tree/tree.ts';
 import { Semaphore } from '../../repository/util/semaphore.ts';
-import type { ScanDirResult, ScannedDir, StoredBlobMessage, TaskAnswer, TaskQuestion, UnchangedFileHint } from '../pool/messages.ts';
+import type { ScanDirResult, ScannedDir, StoredBlobMessage, TaskAnswer, TaskQuestion } from '../pool/messages.ts';
+import { listDirHere } from '../pool/scan-dir.ts';
 import { WorkerTaskError, type WorkerPool } from '../pool/worker-pool.ts';
 import { nodeTypeOf, unpackStat, type EntryStat } from './entry-stat.ts';
 import { metaOf } from './node-meta.ts';
@@ -265,7 +266,7 @@ export class Archiver {
   /** Saves a directory's tree; `scanned` is its listing when the parent's scan took it along. */
   private async saveDir(dir: Buffer, parentTree: Buffer | undefined, rootDev: bigint, dev: bigint, scanned?: ScannedDir): Promise<Buffer | undefined> {
     const parentNodes = await this.loadParentNodes(parentTree);
-    const listing = scanned ?? await this.scanDir(dir, dev, parentNodes, parentTree === undefined);
+    const listing = scanned ?? await this.scanDir(dir, dev, parentTree);
     if (listing === undefined) return undefined;
     // Depth first: subdirectories a few at a time, files handed to the pool as slots free up, so
     // memory follows the depth and width of the tree, not its size.
@@ -319,13 +320,23 @@ export class Archiver {
     return this.saveTree({ nodes });
   }
 
-  /** Lists a directory in a worker (ScanDirTask); undefined when it cannot be listed. */
-  private async scanDir(dir: Buffer, dev: bigint, parentNodes: ReadonlyMap<string, TreeNode>, isNew: boolean): Promise<ScannedDir | undefined> {
+  /**
+   * Lists a directory: a new one in a worker (ScanDirTask), which reads its small files too; one
+   * the parent snapshot has, here (listDirHere). Undefined when it cannot be listed.
+   */
+  private async scanDir(dir: Buffer, dev: bigint, parentTree: Buffer | undefined): Promise<ScannedDir | undefined> {
+    if (parentTree !== undefined) {
+      try {
+        return await listDirHere(dir, this.excludes);
+      } catch (err) {
+        this.reportUnreadable(dir, err);
+        return undefined;
+      }
+    }
     let listing: ScanDirResult;
     try {
       listing = await this.pool.scanDir({
-        path: dir, dev, excludes: this.excludes, readUpTo: SEAL_UNASKED_UP_TO, unchanged: this.unchangedHints(parentNodes),
-        descendUpTo: isNew ? DESCEND_UP_TO : 0,
+        path: dir, dev, excludes: this.excludes, readUpTo: SEAL_UNASKED_UP_TO, descendUpTo: DESCEND_UP_TO,
       }, async (question) => {
         if (question.kind !== 'store') throw new ArcaError('ARCA_ERR_WORKER_PROTOCOL', 'A directory scan asked to claim blobs; it only stores.');
         await this.storeUnasked(question.blobs);
@@ -338,16 +349,6 @@ export class Archiver {
     }
     await this.storeUnasked(listing.blobs);
     return listing;
-  }
-
-  /** Files of the parent snapshot a directory scan need not read if their metadata still matches (see saveFile). */
-  private unchangedHints(parentNodes: ReadonlyMap<string, TreeNode>): UnchangedFileHint[] {
-    const hints: UnchangedFileHint[] = [];
-    for (const node of parentNodes.values()) {
-      if (node.type !== 'file' || !node.content.every((id) => this.repo.index.has(id))) continue;
-      hints.push({ name: node.name, size: BigInt(node.size), mtimeNs: node.mtimeNs, ctimeNs: node.ctimeNs, inode: node.inode });
-    }
-    return hints;
   }
 
   private countFile(size: number): void {

@@ -25,11 +25,11 @@ export interface ChunkFileTask {
 }
 
 /**
- * List one directory for a backup: lstat every entry (excluded names are left out), read the
- * link target of symlinks, and chunk and seal (unasked) the small regular files, so the main
- * thread gets one message per directory instead of a round trip per entry. Files the parent
- * snapshot already has unchanged (`unchanged`) are not read; nor are larger files, files with
- * several links, or other types: the main thread handles those.
+ * List a new directory (one the parent snapshot does not have) for a backup: lstat every entry
+ * (excluded names are left out), read the link target of symlinks, and chunk and seal (unasked)
+ * the small regular files, so the main thread gets one message per directory instead of a
+ * round trip per entry. Larger files, files with several links and other types are left to the
+ * main thread.
  */
 export interface ScanDirTask {
   readonly kind: 'scan-dir';
@@ -39,21 +39,11 @@ export interface ScanDirTask {
   readonly excludes: readonly string[];
   /** Regular files up to this size are read here. */
   readonly readUpTo: number;
-  readonly unchanged: readonly UnchangedFileHint[];
   /**
-   * Descend into subdirectories (which then have no parent snapshot to compare with) while the
-   * task has listed fewer entries than this, so a small subtree costs one message; 0: never.
+   * Descend into subdirectories (new as well) while the task has listed fewer entries than
+   * this, so a small subtree costs one message; 0: never.
    */
   readonly descendUpTo: number;
-}
-
-/** A file of the parent snapshot whose content is stored: unchanged if these fields still match. */
-export interface UnchangedFileHint {
-  readonly name: Uint8Array;
-  readonly size: bigint;
-  readonly mtimeNs: bigint;
-  readonly ctimeNs: bigint;
-  readonly inode: bigint;
 }
 
 /**

@@ -3,13 +3,15 @@ import { isExcluded } from '../backup/exclude.ts';
 import { packStat, STAT_SLOTS } from '../backup/entry-stat.ts';
 import {
   failureOf, type ChunkFileResult, type ScanDirResult, type ScanDirTask, type ScannedDir, type ScannedOutcome, type StoredBlobMessage,
-  type UnchangedFileHint,
 } from './messages.ts';
 
 /** Sealed blobs of small files travel to the main thread in batches of about this size. */
 const STORE_BATCH = 1 << 20;
 
-/** What the worker lends a scan: its file chunker and its line to the main thread. */
+/**
+ * What the worker lends a scan: its file chunker and its line to the main thread. The main
+ * thread lists directories itself without these (listDirHere), and then reads no file.
+ */
 export interface ScanDeps {
   /** Chunks and seals a whole file without asking (ChunkFileTask.sealUnasked). */
   readonly readFile: (path: Buffer) => Promise<{ result: ChunkFileResult; transfer: ArrayBuffer[] }>;
@@ -38,9 +40,6 @@ class BlobBatch {
   }
 }
 
-const sameAsParent = (hint: UnchangedFileHint | undefined, st: BigIntStats): boolean =>
-  hint !== undefined && hint.size === st.size && hint.mtimeNs === st.mtimeNs && hint.ctimeNs === st.ctimeNs && hint.inode === st.ino;
-
 /**
  * Runs a ScanDirTask in a worker, with synchronous calls: a worker has nothing else to do
  * meanwhile that would not also wait for the disk, and one call costs a few microseconds where
@@ -49,14 +48,23 @@ const sameAsParent = (hint: UnchangedFileHint | undefined, st: BigIntStats): boo
 export async function scanDir(request: ScanDirTask, deps: ScanDeps): Promise<{ result: ScanDirResult; transfer: ArrayBuffer[] }> {
   const batch = new BlobBatch();
   const budget = { entries: request.descendUpTo };
-  const unchanged = new Map(request.unchanged.map((hint) => [Buffer.from(hint.name).toString('latin1'), hint]));
-  const listing = await listDir(Buffer.from(request.path), request.dev, request, unchanged, budget, batch, deps);
+  const listing = await listDir(Buffer.from(request.path), request.dev, request, budget, batch, deps);
   return { result: { kind: 'scan-dir', ...listing, blobs: batch.blobs }, transfer: batch.transfer };
 }
 
+/**
+ * Lists one directory in the calling thread (lstat and symlink targets, no file read, no
+ * descent). For a directory the parent snapshot has, where most files are usually unchanged,
+ * this is cheaper than a message to a worker, and a backup in which nothing changed never
+ * starts the workers at all.
+ */
+export async function listDirHere(dir: Buffer, excludes: readonly string[]): Promise<ScannedDir> {
+  const request: ScanDirTask = { kind: 'scan-dir', path: dir, dev: 0n, excludes, readUpTo: -1, descendUpTo: 0 };
+  return listDir(dir, 0n, request, { entries: 0 }, new BlobBatch(), undefined);
+}
+
 async function listDir(
-  dir: Buffer, dev: bigint, request: ScanDirTask, unchanged: ReadonlyMap<string, UnchangedFileHint>,
-  budget: { entries: number }, batch: BlobBatch, deps: ScanDeps,
+  dir: Buffer, dev: bigint, request: ScanDirTask, budget: { entries: number }, batch: BlobBatch, deps: ScanDeps | undefined,
 ): Promise<ScannedDir> {
   const prefix = dir.at(-1) === 0x2f ? dir : Buffer.concat([dir, Buffer.from('/')]);
   const names = readdirSync(dir, { encoding: 'buffer' }).filter((name) => !isExcluded(Buffer.concat([prefix, name]), request.excludes));
@@ -73,8 +81,8 @@ async function listDir(
       continue;
     }
     packStat(st, stats, i);
-    outcomes.push(await scanEntry(full, st, unchanged.get(name.toString('latin1')), dev, request, budget, batch, deps));
-    await batch.sendIfFull(deps);
+    outcomes.push(await scanEntry(full, st, dev, request, budget, batch, deps));
+    if (deps) await batch.sendIfFull(deps);
   }
   // Memory of its own: a message would clone all of Buffer's shared pool behind a small concat.
   const packedNames = Buffer.allocUnsafeSlow(names.reduce((sum, name) => sum + name.length, 0));
@@ -88,8 +96,7 @@ async function listDir(
 }
 
 async function scanEntry(
-  full: Buffer, st: BigIntStats, hint: UnchangedFileHint | undefined, dev: bigint, request: ScanDirTask,
-  budget: { entries: number }, batch: BlobBatch, deps: ScanDeps,
+  full: Buffer, st: BigIntStats, dev: bigint, request: ScanDirTask, budget: { entries: number }, batch: BlobBatch, deps: ScanDeps | undefined,
 ): Promise<ScannedOutcome> {
   if (st.isSymbolicLink()) {
     try {
@@ -102,12 +109,12 @@ async function scanEntry(
     // Another file system (a mount point) and unreadable directories are left to the main thread.
     if (budget.entries <= 0 || st.dev !== dev) return null;
     try {
-      return { kind: 'dir', listing: await listDir(full, dev, request, new Map(), budget, batch, deps) };
+      return { kind: 'dir', listing: await listDir(full, dev, request, budget, batch, deps) };
     } catch {
       return null;
     }
   }
-  if (!st.isFile() || st.size > BigInt(request.readUpTo) || st.nlink > 1n || sameAsParent(hint, st)) return null;
+  if (!deps || !st.isFile() || st.size > BigInt(request.readUpTo) || st.nlink > 1n) return null;
   try {
     const { result, transfer } = await deps.readFile(full);
     batch.add(result, transfer);

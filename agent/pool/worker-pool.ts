@@ -100,10 +100,7 @@ export class WorkerPool {
 
   /** Lists a directory for a backup in a worker (see ScanDirTask); its small files' blobs come as `store` questions and with the result. */
   scanDir(request: Omit<ScanDirTask, 'kind'>, onQuestion: QuestionHandler): Promise<ScanDirResult> {
-    return this.run({
-      kind: 'scan-dir', ...request, path: exact(request.path),
-      unchanged: request.unchanged.map((hint) => ({ ...hint, name: exact(hint.name) })),
-    }, [], onQuestion) as Promise<ScanDirResult>;
+    return this.run({ kind: 'scan-dir', ...request, path: exact(request.path) }, [], onQuestion) as Promise<ScanDirResult>;
   }
 
   /** Decodes blobs of one pack range and writes them into files; `data` is moved to the worker. */
