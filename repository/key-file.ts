@@ -16,7 +16,8 @@ interface KeyFileJson {
   created: string;
   hostname: string;
   username: string;
-  kdf: { algorithm: 'scrypt'; N: number; r: number; p: number; salt: string };
+  /** `lanes` is absent in key files from before lanes: 1. */
+  kdf: { algorithm: 'scrypt'; N: number; r: number; p: number; lanes?: number; salt: string };
   wrapped: string;
 }
 
@@ -35,7 +36,7 @@ export async function writeKeyFile(storage: Storage, master: MasterKey, password
     created: new Date().toISOString(),
     hostname: os.hostname(),
     username: os.userInfo().username,
-    kdf: { algorithm: 'scrypt', N: kdf.N, r: kdf.r, p: kdf.p, salt: kdf.salt.toString('base64') },
+    kdf: { algorithm: 'scrypt', N: kdf.N, r: kdf.r, p: kdf.p, lanes: kdf.lanes, salt: kdf.salt.toString('base64') },
     wrapped: seal(wrappingKey, 'master-key', master.secret).toString('base64'),
   };
   const bytes = Buffer.from(JSON.stringify(json, null, 2));
@@ -95,7 +96,7 @@ async function openKeyFile(storage: Storage, name: string, password: Buffer): Pr
   const json = parseKeyFile(name, await storage.get(name));
   let wrappingKey: Buffer;
   try {
-    const kdf: KdfParams = { algorithm: 'scrypt', N: json.kdf.N, r: json.kdf.r, p: json.kdf.p, salt: Buffer.from(json.kdf.salt, 'base64') };
+    const kdf: KdfParams = { algorithm: 'scrypt', N: json.kdf.N, r: json.kdf.r, p: json.kdf.p, lanes: json.kdf.lanes ?? 1, salt: Buffer.from(json.kdf.salt, 'base64') };
     wrappingKey = await deriveKey(password, kdf);
   } catch (err) {
     throw new CorruptObjectError(name, `unusable key derivation parameters: ${err instanceof Error ? err.message : String(err)}`, { cause: err });

@@ -1,4 +1,4 @@
-import { randomBytes, scrypt, type ScryptOptions } from 'node:crypto';
+import { createHash, randomBytes, scrypt, type ScryptOptions } from 'node:crypto';
 
 /** scrypt parameters, stored in each key file so a key opens on any machine. */
 export interface KdfParams {
@@ -7,6 +7,12 @@ export interface KdfParams {
   readonly r: number;
   readonly p: number;
   readonly salt: Buffer;
+  /**
+   * Independent scrypt runs whose outputs are hashed together (deriveKey), two at a time: the
+   * same work for a password guesser, half the wait on two cores. Key files from before lanes
+   * have none, which is 1: plain scrypt.
+   */
+  readonly lanes: number;
 }
 
 function scryptAsync(password: Buffer, salt: Buffer, options: ScryptOptions): Promise<Buffer> {
@@ -18,38 +24,58 @@ function scryptAsync(password: Buffer, salt: Buffer, options: ScryptOptions): Pr
   });
 }
 
-export function deriveKey(password: Buffer, params: KdfParams): Promise<Buffer> {
-  const { N, r, p } = params;
-  return scryptAsync(password, params.salt, { N, r, p, maxmem: 256 * N * r + (16 << 20) });
+/** Lanes run at once: each holds 128·N·r bytes while it runs. */
+const LANES_AT_ONCE = 2;
+export const KDF_MAX_LANES = 64;
+
+function laneSalt(salt: Buffer, lane: number): Buffer {
+  const suffix = Buffer.alloc(4);
+  suffix.writeUInt32BE(lane);
+  return Buffer.concat([salt, suffix]);
+}
+
+export async function deriveKey(password: Buffer, params: KdfParams): Promise<Buffer> {
+  const { N, r, p, lanes } = params;
+  const options = { N, r, p, maxmem: 256 * N * r + (16 << 20) };
+  if (lanes === 1) return scryptAsync(password, params.salt, options);
+  if (!Number.isInteger(lanes) || lanes < 1 || lanes > KDF_MAX_LANES) throw new RangeError(`lanes must be an integer from 1 to ${KDF_MAX_LANES}, not ${lanes}`);
+  const outputs: Buffer[] = [];
+  let next = 0;
+  const runLanes = async (): Promise<void> => {
+    while (next < lanes) {
+      const lane = next++;
+      outputs[lane] = await scryptAsync(password, laneSalt(params.salt, lane), options);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(LANES_AT_ONCE, lanes) }, runLanes));
+  return createHash('sha256').update(Buffer.concat(outputs)).digest();
 }
 
 /**
- * scrypt needs 128·N·r bytes while it runs, on every command that opens the repository. Capped
- * at 64 MiB (N = 2^16, r = 8): on a fast machine a time-only calibration chose N = 2^18, and
- * every command then needed 256 MiB, more than a node agent's memory limit may allow and several
- * times what the backup itself uses. Past the cap, the time budget goes into p, which repeats
- * the work without more memory.
+ * scrypt needs 128·N·r bytes per lane while it runs, on every command that opens the
+ * repository. N is fixed at 2^15 (32 MiB; two lanes at once hold 64 MiB): a time-only
+ * calibration had chosen N = 2^18 on a fast machine, 256 MiB on every command, more than a node
+ * agent's memory limit may allow. The time budget goes into lanes instead, which repeat the work
+ * without more memory and, unlike p, run in parallel.
  */
-export const KDF_MAX_N = 1 << 16;
+export const KDF_MAX_N = 1 << 15;
 
 /**
- * Picks the largest power-of-two N (r=8, N from 2^15 to KDF_MAX_N) and then the p that take
- * about `targetMs` here. ARCA_KDF_N fixes N instead (a power of two >= 1024, p = 1): tests and
- * benchmarks use it to skip the deliberate slowness; the parameters are stored in the key file
- * either way.
+ * Picks as many lanes of N = KDF_MAX_N (r = 8, p = 1) as one core runs in about `targetMs`
+ * here, in pairs; on two cores the derivation then waits about half that. ARCA_KDF_N fixes N
+ * instead (a power of two >= 1024, one lane): tests and benchmarks use it to skip the
+ * deliberate slowness; the parameters are stored in the key file either way.
  */
 export async function calibrateKdf(targetMs = 500): Promise<KdfParams> {
   const salt = randomBytes(32);
   const fixed = Number(process.env.ARCA_KDF_N ?? '');
   if (Number.isInteger(fixed) && fixed >= 1024 && (fixed & (fixed - 1)) === 0) {
-    return { algorithm: 'scrypt', N: fixed, r: 8, p: 1, salt };
+    return { algorithm: 'scrypt', N: fixed, r: 8, p: 1, lanes: 1, salt };
   }
   const probeN = 1 << 14;
   const started = performance.now();
   await scryptAsync(Buffer.from('calibration'), salt, { N: probeN, r: 8, p: 1 });
-  const msPerN = Math.max(performance.now() - started, 1) / probeN;
-  let N = 1 << 15;
-  while (N < KDF_MAX_N && msPerN * N * 2 <= targetMs) N *= 2;
-  const p = Math.max(1, Math.min(16, Math.floor(targetMs / (msPerN * N))));
-  return { algorithm: 'scrypt', N, r: 8, p, salt };
+  const laneMs = (Math.max(performance.now() - started, 1) / probeN) * KDF_MAX_N;
+  const pairs = Math.max(1, Math.min(KDF_MAX_LANES / LANES_AT_ONCE, Math.round(targetMs / (laneMs * LANES_AT_ONCE))));
+  return { algorithm: 'scrypt', N: KDF_MAX_N, r: 8, p: 1, lanes: pairs * LANES_AT_ONCE, salt };
 }

@@ -1,5 +1,11 @@
+import { createHash, scryptSync } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { calibrateKdf, deriveKey, KDF_MAX_N } from '../../repository/crypto/kdf.ts';
+import { blake3 } from '@napi-rs/blake-hash';
+import { calibrateKdf, deriveKey, KDF_MAX_LANES, KDF_MAX_N } from '../../repository/crypto/kdf.ts';
+import { KEYS_PREFIX, keyName } from '../../repository/object-names.ts';
+import { Repository } from '../../repository/repository.ts';
+import { LocalStorage } from '../../repository/storage/local.ts';
+import { tempDir } from '../support/cli.ts';
 
 describe('scrypt calibration', () => {
   let saved: string | undefined;
@@ -11,19 +17,58 @@ describe('scrypt calibration', () => {
     if (saved !== undefined) process.env.ARCA_KDF_N = saved;
   });
 
-  it('never asks for more than 64 MiB however much time it may spend, and spends the rest on p', async () => {
+  it('never holds more than 64 MiB (two lanes at once) however much time it may spend, and spends the rest on lanes', async () => {
     const generous = await calibrateKdf(60_000);
-    expect(generous.N).toBe(KDF_MAX_N);
-    expect(128 * generous.N * generous.r).toBeLessThanOrEqual(64 << 20);
-    expect(generous.p).toBeGreaterThan(1);
+    expect(generous).toMatchObject({ N: KDF_MAX_N, r: 8, p: 1, lanes: KDF_MAX_LANES });
+    expect(2 * 128 * generous.N * generous.r).toBeLessThanOrEqual(64 << 20);
     const quick = await calibrateKdf(1);
-    expect(quick).toMatchObject({ N: 1 << 15, r: 8, p: 1 });
+    expect(quick).toMatchObject({ N: 1 << 15, r: 8, p: 1, lanes: 2 });
+  });
+});
+
+describe('key derivation', () => {
+  const password = Buffer.from('pw');
+  const base = { algorithm: 'scrypt' as const, N: 1 << 10, r: 8, p: 1, salt: Buffer.alloc(32, 7) };
+  const scrypt = (salt: Buffer): Buffer => scryptSync(password, salt, 32, { N: base.N, r: base.r, p: base.p });
+
+  it('is plain scrypt with one lane, as key files from before lanes expect', async () => {
+    expect((await deriveKey(password, { ...base, lanes: 1 })).equals(scrypt(base.salt))).toBe(true);
   });
 
-  it('derives the same key from the same parameters, and another from another p', async () => {
-    const params = { algorithm: 'scrypt' as const, N: 1 << 10, r: 8, p: 2, salt: Buffer.alloc(32, 7) };
-    const password = Buffer.from('pw');
-    expect((await deriveKey(password, params)).equals(await deriveKey(password, params))).toBe(true);
-    expect((await deriveKey(password, { ...params, p: 1 })).equals(await deriveKey(password, params))).toBe(false);
+  it('hashes the lanes together, each lane salted with its number', async () => {
+    const lane = (i: number): Buffer => scrypt(Buffer.concat([base.salt, Buffer.from([0, 0, 0, i])]));
+    const expected = createHash('sha256').update(Buffer.concat([lane(0), lane(1), lane(2)])).digest();
+    expect((await deriveKey(password, { ...base, lanes: 3 })).equals(expected)).toBe(true);
+    expect((await deriveKey(password, { ...base, lanes: 2 })).equals(expected)).toBe(false);
+  });
+
+  it('refuses a lane count out of range', async () => {
+    await expect(deriveKey(password, { ...base, lanes: 0 })).rejects.toThrow(/lanes/);
+    await expect(deriveKey(password, { ...base, lanes: KDF_MAX_LANES + 1 })).rejects.toThrow(/lanes/);
+  });
+
+  it('opens a repository whose key file predates lanes (no "lanes" field)', async () => {
+    const { dir, cleanup } = await tempDir('arca-kdf-');
+    const savedN = process.env.ARCA_KDF_N;
+    process.env.ARCA_KDF_N = '1024'; // One lane: what such a key file derives.
+    try {
+      const storage = new LocalStorage(dir);
+      await Repository.init(storage, password);
+      let old: { name: string } | undefined;
+      for await (const obj of storage.list(KEYS_PREFIX)) old = obj;
+      if (!old) throw new Error('no key file');
+      const json = JSON.parse((await storage.get(old.name)).toString('utf8')) as { kdf: Record<string, unknown> };
+      expect(json.kdf.lanes).toBe(1);
+      delete json.kdf.lanes;
+      const bytes = Buffer.from(JSON.stringify(json));
+      await storage.put(keyName(blake3(bytes).toString('hex')), bytes);
+      await storage.delete(old.name);
+      await expect(Repository.open(storage, password)).resolves.toBeInstanceOf(Repository);
+      await expect(Repository.open(storage, Buffer.from('wrong'))).rejects.toThrow(/password/i);
+    } finally {
+      if (savedN === undefined) Reflect.deleteProperty(process.env, 'ARCA_KDF_N');
+      else process.env.ARCA_KDF_N = savedN;
+      await cleanup();
+    }
   });
 });
