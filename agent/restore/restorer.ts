@@ -119,6 +119,8 @@ export class Restorer {
   private readonly failedFiles = new Set<string>();
   private filesTotal: number | undefined;
   private bytesTotal: number | undefined;
+  /** Directories waiting for the next make-dirs batch (makeDirSoon). */
+  private dirsToMake: Array<{ readonly entry: PlannedNode; readonly resolve: () => void }> = [];
 
   constructor(repo: Repository, pool: WorkerPool, reporter: Reporter = {}) {
     this.repo = repo;
@@ -131,8 +133,11 @@ export class Restorer {
     const target = Buffer.from(path.resolve(options.target));
     await fsp.mkdir(target, { recursive: true });
     if (!(await fsp.lstat(target)).isDirectory()) throw new RestoreError(`The restore target ${options.target} is not a directory.`);
-    const plan = await this.planTree(Buffer.from(snapshot.tree, 'hex'), target, '', 0, options, false);
-    const files = await this.createNodes(plan);
+    // Without --include every directory is restored, so each is made as soon as its tree is
+    // read, by the workers, while the main thread goes on reading trees.
+    const madeEarly = (options.includes ?? []).length === 0;
+    const plan = await this.planTree(Buffer.from(snapshot.tree, 'hex'), target, '', 0, options, false, madeEarly ? Promise.resolve() : undefined);
+    const files = await this.createNodes(plan, { dirsMade: madeEarly });
     this.filesTotal = plan.filter((p) => p.node.type === 'file').length;
     this.bytesTotal = plan.reduce((sum, p) => sum + (p.node.type === 'file' ? p.node.size : 0), 0);
     const timer = setInterval(() => { this.reportProgress(); }, 1000);
@@ -164,9 +169,13 @@ export class Restorer {
 
   /**
    * The nodes under `treeId` to restore, parents before children. Subdirectories are planned a
-   * few at a time (each needs its tree loaded), and their plans are joined in order.
+   * few at a time (each needs its tree loaded), and their plans are joined in order. With
+   * `made` (settled once `local` exists, or failed to be made), subdirectories are made on the
+   * way (makeDirSoon); without, createNodes makes them.
    */
-  private async planTree(treeId: Buffer, local: Buffer, snapPath: string, depth: number, options: RestoreOptions, included: boolean): Promise<PlannedNode[]> {
+  private async planTree(
+    treeId: Buffer, local: Buffer, snapPath: string, depth: number, options: RestoreOptions, included: boolean, made: Promise<void> | undefined,
+  ): Promise<PlannedNode[]> {
     const tree = await this.repo.loadTree(treeId);
     const includes = options.includes ?? [];
     const parts = await mapLimit(tree.nodes, SUBTREES_IN_FLIGHT, async (node): Promise<PlannedNode[]> => {
@@ -179,7 +188,9 @@ export class Restorer {
       const selected = included || includes.length === 0 || isExcluded(childPathBuf, includes);
       const entry: PlannedNode = { node, local: childLocal, snapshotPath: childSnap, depth: depth + 1 };
       if (node.type !== 'dir') return selected ? [entry] : [];
-      const inner = await this.planTree(node.subtree, childLocal, childSnap, depth + 1, options, selected);
+      const childMade = made?.then(() => this.makeDirSoon(entry));
+      const inner = await this.planTree(node.subtree, childLocal, childSnap, depth + 1, options, selected, childMade);
+      await childMade;
       // A directory is restored when chosen itself or when something inside it is.
       return selected || inner.length > 0 ? [entry, ...inner] : [];
     });
@@ -188,12 +199,33 @@ export class Restorer {
 
 
   /**
-   * Creates every directory, file, link and special file; returns files that need content.
+   * Makes a directory in the next worker batch (FS_BATCH of them, or whatever is waiting when
+   * the event loop comes round); settles once the batch is done. A failure is reported there.
+   */
+  private makeDirSoon(entry: PlannedNode): Promise<void> {
+    return new Promise((resolve) => {
+      this.dirsToMake.push({ entry, resolve });
+      if (this.dirsToMake.length >= FS_BATCH) this.makeWaitingDirs();
+      else if (this.dirsToMake.length === 1) setImmediate(() => { this.makeWaitingDirs(); });
+    });
+  }
+
+  private makeWaitingDirs(): void {
+    const batch = this.dirsToMake.splice(0);
+    if (batch.length === 0) return;
+    const entries = batch.map(({ entry }) => entry);
+    void this.inBatches(entries, (b) => ({ kind: 'make-dirs', paths: b.map(({ local }) => local) }), () => { this.summary.dirs_restored++; })
+      .finally(() => { for (const { resolve } of batch) resolve(); });
+  }
+
+  /**
+   * Creates every directory (unless `dirsMade`: planTree made them), file, link and special
+   * file; returns files that need content.
    * Directories first, parents before children, then everything else at once, then hard links
    * to the files they share an inode with. A file of one blob (most small files) is left for
    * the write of that blob to create.
    */
-  private async createNodes(plan: readonly PlannedNode[]): Promise<ContentFile[]> {
+  private async createNodes(plan: readonly PlannedNode[], { dirsMade }: { dirsMade: boolean }): Promise<ContentFile[]> {
     const withContent: ContentFile[] = [];
     const dirs: PlannedNode[] = [];
     const firstPathOfInode = new Map<string, Buffer>();
@@ -202,8 +234,9 @@ export class Restorer {
     const files: PlannedNode[] = [];
     for (const entry of plan) {
       const { node } = entry;
-      if (node.type === 'dir') dirs.push(entry);
-      else if (node.type === 'file' && node.links > 1) {
+      if (node.type === 'dir') {
+        if (!dirsMade) dirs.push(entry);
+      } else if (node.type === 'file' && node.links > 1) {
         const inodeKey = `${node.deviceId}:${node.inode}`;
         const first = firstPathOfInode.get(inodeKey);
         if (first) links.push({ first, entry });
