@@ -11,7 +11,7 @@ import type { Repository } from '../../repository/repository.ts';
 import type { BackupSummary, Snapshot, StoredSnapshot } from '../../repository/snapshot/snapshot.ts';
 import { encodeTree, type FileNode, type NodeMeta, type Tree, type TreeNode } from '../../repository/tree/tree.ts';
 import { Semaphore } from '../../repository/util/semaphore.ts';
-import type { ScanDirResult, ScannedDir, StoredBlobMessage, TaskAnswer, TaskQuestion } from '../pool/messages.ts';
+import type { SavedCounts, ScanDirResult, ScannedDir, StoredBlobMessage, TaskAnswer, TaskQuestion } from '../pool/messages.ts';
 import { listDirHere } from '../pool/scan-dir.ts';
 import { WorkerTaskError, type WorkerPool } from '../pool/worker-pool.ts';
 import { nodeTypeOf, unpackStat, type EntryStat } from './entry-stat.ts';
@@ -295,6 +295,9 @@ export class Archiver {
         case 'symlink':
           pending.push(Promise.resolve({ ...metaOf(name, st, this.withAtime), type: 'symlink', linkTarget: Buffer.from(outcome.target) }));
           continue;
+        case 'saved-dir':
+          pending.push(Promise.resolve(this.savedDirNode(metaOf(name, st, this.withAtime), outcome.subtree, outcome.counts)));
+          continue;
         case 'dir':
         case undefined:
           break;
@@ -303,7 +306,8 @@ export class Archiver {
         // A few subdirectories at a time, so their listings and parent trees overlap in I/O. The
         // limit is per directory: a shared one would deadlock once ancestors held every slot.
         await subdirSlots.acquire();
-        const node = this.saveEntry(full, name, st, parent, rootDev, outcome?.listing).finally(() => { subdirSlots.release(); });
+        const scanned = outcome?.kind === 'dir' ? outcome.listing : undefined;
+        const node = this.saveEntry(full, name, st, parent, rootDev, scanned).finally(() => { subdirSlots.release(); });
         node.catch(() => undefined); // Awaited below.
         pending.push(node);
         continue;
@@ -336,7 +340,7 @@ export class Archiver {
     let listing: ScanDirResult;
     try {
       listing = await this.pool.scanDir({
-        path: dir, dev, excludes: this.excludes, readUpTo: SEAL_UNASKED_UP_TO, descendUpTo: DESCEND_UP_TO,
+        path: dir, dev, excludes: this.excludes, readUpTo: SEAL_UNASKED_UP_TO, withAtime: this.withAtime, descendUpTo: DESCEND_UP_TO,
       }, async (question) => {
         if (question.kind !== 'store') throw new ArcaError('ARCA_ERR_WORKER_PROTOCOL', 'A directory scan asked to claim blobs; it only stores.');
         await this.storeUnasked(question.blobs);
@@ -352,8 +356,21 @@ export class Archiver {
   }
 
   private countFile(size: number): void {
-    this.counters.total_files_processed++;
-    this.counters.total_bytes_processed += size;
+    this.countFiles(1, size);
+  }
+
+  private countFiles(files: number, bytes: number): void {
+    this.counters.total_files_processed += files;
+    this.counters.total_bytes_processed += bytes;
+  }
+
+  /** The node of a new directory whose tree a worker's scan saved (blobs and trees came with the scan). */
+  private savedDirNode(meta: NodeMeta, subtree: Uint8Array, counts: SavedCounts): TreeNode {
+    this.counters.dirs_new += counts.dirs;
+    this.counters.files_new += counts.files;
+    this.countFiles(counts.files, counts.bytes);
+    this.bytesDone += counts.bytes;
+    return { ...meta, type: 'dir', subtree: Buffer.from(subtree) };
   }
 
   /** The node of a file a directory scan read; its blobs came with the scan. */
@@ -374,7 +391,7 @@ export class Archiver {
         releaseBuffer(sealed); // Stored already, or on its way from another file.
         continue;
       }
-      await this.writer.add('data', { id, sealed, rawLength: blob.rawLength });
+      await this.writer.add(blob.isTree === true ? 'tree' : 'data', { id, sealed, rawLength: blob.rawLength });
     }
   }
 

@@ -39,6 +39,8 @@ export interface ScanDirTask {
   readonly excludes: readonly string[];
   /** Regular files up to this size are read here. */
   readonly readUpTo: number;
+  /** Record access times (BackupOptions.withAtime), for the trees a scan saves. */
+  readonly withAtime: boolean;
   /**
    * Descend into subdirectories (new as well) while the task has listed fewer entries than
    * this, so a small subtree costs one message; 0: never.
@@ -109,7 +111,25 @@ export type ScannedOutcome =
   | { readonly kind: 'symlink'; readonly target: Uint8Array }
   | { readonly kind: 'read-failed'; readonly failure: WorkerFailure }
   | { readonly kind: 'dir'; /** The subdirectory, scanned in the same task. */ readonly listing: ScannedDir }
+  | {
+    readonly kind: 'saved-dir';
+    /**
+     * The subdirectory was scanned in the same task and everything in it could be read there,
+     * so the worker saved its tree (and those below it): this is the tree's ID, the tree blobs
+     * travel with the data blobs.
+     */
+    readonly subtree: Uint8Array;
+    readonly counts: SavedCounts;
+  }
   | null;
+
+/** What a subtree saved in a worker holds, for the backup's summary and progress. */
+export interface SavedCounts {
+  /** Directories, this one included. */
+  readonly dirs: number;
+  readonly files: number;
+  readonly bytes: number;
+}
 
 /** One directory's entries, in the order listed. */
 export interface ScannedDir {
@@ -128,6 +148,8 @@ export interface ScanDirResult extends ScannedDir {
 }
 
 export interface StoredBlobMessage {
+  /** A tree a directory scan saved; otherwise file data. */
+  readonly isTree?: boolean;
   readonly id: Uint8Array;
   readonly sealed: Uint8Array;
   readonly rawLength: number;

@@ -1,8 +1,12 @@
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import type { SealedBlob } from '../../repository/blob/blob-codec.ts';
+import { encodeTree, type NodeMeta, type TreeNode } from '../../repository/tree/tree.ts';
 import { isExcluded } from '../backup/exclude.ts';
-import { packStat, STAT_SLOTS } from '../backup/entry-stat.ts';
+import { nodeTypeOf, packStat, STAT_SLOTS } from '../backup/entry-stat.ts';
+import { metaOf } from '../backup/node-meta.ts';
 import {
-  failureOf, type ChunkFileResult, type ScanDirResult, type ScanDirTask, type ScannedDir, type ScannedOutcome, type StoredBlobMessage,
+  failureOf, type ChunkFileResult, type SavedCounts, type ScanDirResult, type ScanDirTask, type ScannedDir, type ScannedOutcome,
+  type StoredBlobMessage,
 } from './messages.ts';
 
 /** Sealed blobs of small files travel to the main thread in batches of about this size. */
@@ -17,6 +21,8 @@ export interface ScanDeps {
   readonly readFile: (path: Buffer) => Promise<{ result: ChunkFileResult; transfer: ArrayBuffer[] }>;
   /** Hands sealed blobs to the main thread and waits until it has taken them. */
   readonly store: (blobs: StoredBlobMessage[], transfer: ArrayBuffer[]) => Promise<void>;
+  /** Hashes and seals an encoded tree. */
+  readonly sealTree: (bytes: Buffer) => SealedBlob;
 }
 
 /** Blobs read so far and not yet sent, with the buffers that move with them. */
@@ -29,6 +35,14 @@ class BlobBatch {
     this.blobs.push(...result.blobs);
     this.transfer.push(...transfer.filter((buffer) => buffer !== result.content.buffer));
     for (const blob of result.blobs) this.bytes += blob.sealed.byteLength;
+  }
+
+  addTree(tree: SealedBlob): void {
+    this.blobs.push({ isTree: true, id: tree.id, sealed: tree.sealed, rawLength: tree.rawLength });
+    if (tree.sealed.byteOffset === 0 && tree.sealed.byteLength === tree.sealed.buffer.byteLength && tree.sealed.buffer instanceof ArrayBuffer) {
+      this.transfer.push(tree.sealed.buffer);
+    }
+    this.bytes += tree.sealed.byteLength;
   }
 
   async sendIfFull(deps: ScanDeps): Promise<void> {
@@ -48,7 +62,7 @@ class BlobBatch {
 export async function scanDir(request: ScanDirTask, deps: ScanDeps): Promise<{ result: ScanDirResult; transfer: ArrayBuffer[] }> {
   const batch = new BlobBatch();
   const budget = { entries: request.descendUpTo };
-  const listing = await listDir(Buffer.from(request.path), request.dev, request, budget, batch, deps);
+  const { listing } = await listDir(Buffer.from(request.path), request.dev, request, budget, batch, deps);
   return { result: { kind: 'scan-dir', ...listing, blobs: batch.blobs }, transfer: batch.transfer };
 }
 
@@ -59,18 +73,39 @@ export async function scanDir(request: ScanDirTask, deps: ScanDeps): Promise<{ r
  * starts the workers at all.
  */
 export async function listDirHere(dir: Buffer, excludes: readonly string[]): Promise<ScannedDir> {
-  const request: ScanDirTask = { kind: 'scan-dir', path: dir, dev: 0n, excludes, readUpTo: -1, descendUpTo: 0 };
-  return listDir(dir, 0n, request, { entries: 0 }, new BlobBatch(), undefined);
+  const request: ScanDirTask = { kind: 'scan-dir', path: dir, dev: 0n, excludes, readUpTo: -1, withAtime: false, descendUpTo: 0 };
+  return (await listDir(dir, 0n, request, { entries: 0 }, new BlobBatch(), undefined)).listing;
+}
+
+/**
+ * A listed directory, and when every entry in it could be dealt with here (no failure, no
+ * file left to the main thread), the nodes of its tree and what they hold.
+ */
+interface Listed {
+  readonly listing: ScannedDir;
+  readonly complete: { readonly nodes: TreeNode[]; readonly counts: SavedCounts } | undefined;
+}
+
+/** A tree node without the metadata every node has (metaOf): what is particular to its type. */
+type NodeBody = TreeNode extends infer T ? (T extends TreeNode ? Omit<T, keyof NodeMeta> : never) : never;
+
+/** An entry's outcome, and its tree node's body when the entry is complete (see Listed). */
+interface Scanned {
+  readonly outcome: ScannedOutcome;
+  readonly node?: NodeBody;
+  readonly counts?: SavedCounts;
 }
 
 async function listDir(
   dir: Buffer, dev: bigint, request: ScanDirTask, budget: { entries: number }, batch: BlobBatch, deps: ScanDeps | undefined,
-): Promise<ScannedDir> {
+): Promise<Listed> {
   const prefix = dir.at(-1) === 0x2f ? dir : Buffer.concat([dir, Buffer.from('/')]);
   const names = readdirSync(dir, { encoding: 'buffer' }).filter((name) => !isExcluded(Buffer.concat([prefix, name]), request.excludes));
   budget.entries -= names.length;
   const stats = new BigInt64Array(names.length * STAT_SLOTS);
   const outcomes: ScannedOutcome[] = [];
+  let nodes: TreeNode[] | undefined = [];
+  const counts = { dirs: 1, files: 0, bytes: 0 };
   for (const [i, name] of names.entries()) {
     const full = Buffer.concat([prefix, name]);
     let st: BigIntStats;
@@ -78,10 +113,17 @@ async function listDir(
       st = lstatSync(full, { bigint: true });
     } catch (err) {
       outcomes.push({ kind: 'stat-failed', failure: failureOf(err) });
+      nodes = undefined;
       continue;
     }
     packStat(st, stats, i);
-    outcomes.push(await scanEntry(full, st, dev, request, budget, batch, deps));
+    const scanned = await scanEntry(full, st, dev, request, budget, batch, deps);
+    outcomes.push(scanned.outcome);
+    if (scanned.node === undefined) nodes = undefined;
+    else nodes?.push({ ...metaOf(name, st, request.withAtime), ...scanned.node });
+    counts.dirs += scanned.counts?.dirs ?? 0;
+    counts.files += scanned.counts?.files ?? 0;
+    counts.bytes += scanned.counts?.bytes ?? 0;
     if (deps) await batch.sendIfFull(deps);
   }
   // Memory of its own: a message would clone all of Buffer's shared pool behind a small concat.
@@ -92,34 +134,73 @@ async function listDir(
     end += name.copy(packedNames, end);
     nameEnds[i] = end;
   });
-  return { names: packedNames, nameEnds, stats, outcomes };
+  return { listing: { names: packedNames, nameEnds, stats, outcomes }, complete: nodes && { nodes, counts } };
 }
 
+/**
+ * What a scan does with one entry beyond lstat. The node it returns, when the entry is complete,
+ * holds only the type-specific fields: listDir adds the metadata.
+ */
 async function scanEntry(
   full: Buffer, st: BigIntStats, dev: bigint, request: ScanDirTask, budget: { entries: number }, batch: BlobBatch, deps: ScanDeps | undefined,
-): Promise<ScannedOutcome> {
-  if (st.isSymbolicLink()) {
-    try {
-      return { kind: 'symlink', target: readlinkSync(full, { encoding: 'buffer' }) };
-    } catch (err) {
-      return { kind: 'read-failed', failure: failureOf(err) };
-    }
+): Promise<Scanned> {
+  const type = nodeTypeOf(st);
+  switch (type) {
+    case 'symlink':
+      try {
+        const target = readlinkSync(full, { encoding: 'buffer' });
+        return { outcome: { kind: 'symlink', target }, node: { type, linkTarget: target } };
+      } catch (err) {
+        return { outcome: { kind: 'read-failed', failure: failureOf(err) } };
+      }
+    case 'dir':
+      return scanSubdir(full, st, dev, request, budget, batch, deps);
+    case 'chardev':
+    case 'blockdev':
+      return { outcome: null, node: { type, rdev: st.rdev } };
+    case 'fifo':
+    case 'socket':
+      return { outcome: null, node: { type } };
+    case 'file':
+      break;
   }
-  if (st.isDirectory()) {
-    // Another file system (a mount point) and unreadable directories are left to the main thread.
-    if (budget.entries <= 0 || st.dev !== dev) return null;
-    try {
-      return { kind: 'dir', listing: await listDir(full, dev, request, budget, batch, deps) };
-    } catch {
-      return null;
-    }
-  }
-  if (!deps || !st.isFile() || st.size > BigInt(request.readUpTo) || st.nlink > 1n) return null;
+  if (!deps || st.size > BigInt(request.readUpTo) || st.nlink > 1n) return { outcome: null };
   try {
     const { result, transfer } = await deps.readFile(full);
     batch.add(result, transfer);
-    return { kind: 'read', content: result.content, size: result.size };
+    const content = [];
+    for (let at = 0; at < result.content.length; at += 32) content.push(Buffer.from(result.content.subarray(at, at + 32)));
+    return {
+      outcome: { kind: 'read', content: result.content, size: result.size },
+      node: { type, size: result.size, content },
+      counts: { dirs: 0, files: 1, bytes: result.size },
+    };
   } catch (err) {
-    return { kind: 'read-failed', failure: failureOf(err) };
+    return { outcome: { kind: 'read-failed', failure: failureOf(err) } };
   }
+}
+
+/**
+ * Lists a subdirectory in the same task while the budget lasts. When everything in it was dealt
+ * with here, its tree is saved here too, and the main thread gets just the tree's ID.
+ */
+async function scanSubdir(
+  full: Buffer, st: BigIntStats, dev: bigint, request: ScanDirTask, budget: { entries: number }, batch: BlobBatch, deps: ScanDeps | undefined,
+): Promise<Scanned> {
+  // Another file system (a mount point) and unreadable directories are left to the main thread.
+  if (!deps || budget.entries <= 0 || st.dev !== dev) return { outcome: null };
+  let listed: Listed;
+  try {
+    listed = await listDir(full, dev, request, budget, batch, deps);
+  } catch {
+    return { outcome: null };
+  }
+  if (!listed.complete) return { outcome: { kind: 'dir', listing: listed.listing } };
+  const tree = deps.sealTree(encodeTree({ nodes: listed.complete.nodes }));
+  batch.addTree(tree);
+  return {
+    outcome: { kind: 'saved-dir', subtree: tree.id, counts: listed.complete.counts },
+    node: { type: 'dir', subtree: tree.id },
+    counts: listed.complete.counts,
+  };
 }

@@ -212,6 +212,7 @@ function runTask(task: number, request: TaskRequest): Promise<{ result: TaskResu
     case 'scan-dir': return scanDir(request, {
       readFile: (path) => chunkFile(task, { kind: 'chunk-file', path, sealUnasked: true }),
       store: async (blobs, transfer) => { await ask(task, { kind: 'store', blobs }, transfer); },
+      sealTree: (bytes) => sealBlob(keys, blobId(keys.idKey, bytes), bytes, setup.compressionLevel),
     });
     case 'write-blobs': return Promise.resolve().then(() => writeBlobs(request));
     case 'create-files':
