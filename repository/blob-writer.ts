@@ -2,6 +2,9 @@ import type { BlobType, SealedBlob } from './blob/blob-codec.ts';
 import type { IndexPack } from './index/index.ts';
 import { packName } from './object-names.ts';
 import { PackBuilder, type FinishedPack } from './pack/pack-builder.ts';
+import type { PackBlob } from './pack/pack-header.ts';
+import type { SpooledPack } from './pack/pack-spool.ts';
+import { storeFile } from './storage/storage.ts';
 import type { Repository } from './repository.ts';
 import { releaseBuffer } from './util/release-buffer.ts';
 
@@ -87,15 +90,36 @@ export class BlobWriter {
     this.throwIfFailed();
   }
 
+  /**
+   * Stores a pack of claimed data blobs that a worker wrote to a file (PackSpool), then indexes
+   * it like the packs built here. Returns once the upload is under way (it waits for a slot).
+   */
+  async addSpooled(pack: SpooledPack): Promise<void> {
+    this.throwIfFailed();
+    for (const blob of pack.blobs) {
+      if (blob.type === 'data') this.stats.dataBlobs++;
+      else this.stats.treeBlobs++;
+    }
+    await this.startUpload(async () => {
+      await storeFile(this.repo.storage, packName(pack.id.toString('hex')), pack.file);
+      this.recordPack(pack.id, pack.blobs, pack.size);
+    });
+  }
+
   private async sealPack(): Promise<void> {
     const finished = this.pack.finish(this.repo.keys.encKey);
     this.pack = new PackBuilder();
+    await this.startUpload(() => this.upload(finished));
+  }
+
+  /** Waits for an upload slot, then runs `upload` in the background; its failure fails the writer. */
+  private async startUpload(upload: () => Promise<void>): Promise<void> {
     while (this.uploads.size >= this.uploadConcurrency) await Promise.race(this.uploads);
     this.throwIfFailed();
-    const upload = this.upload(finished).catch((err: unknown) => {
+    const running = upload().catch((err: unknown) => {
       this.failure ??= err instanceof Error ? err : new Error(String(err));
     });
-    const tracked = upload.finally(() => this.uploads.delete(tracked));
+    const tracked = running.finally(() => this.uploads.delete(tracked));
     this.uploads.add(tracked);
   }
 
@@ -103,13 +127,18 @@ export class BlobWriter {
     await this.repo.storage.put(packName(pack.id.toString('hex')), pack.parts);
     await this.cacheTrees(pack);
     for (const part of pack.parts) releaseBuffer(part);
-    for (const blob of pack.blobs) {
-      this.repo.index.add(blob.id, { packId: pack.id, ...blob });
+    this.recordPack(pack.id, pack.blobs, pack.size);
+  }
+
+  /** A stored pack's blobs go into the index (an index file every packsPerIndex packs). */
+  private recordPack(packId: Buffer, blobs: readonly PackBlob[], size: number): void {
+    for (const blob of blobs) {
+      this.repo.index.add(blob.id, { packId, ...blob });
       this.claimed.delete(blob.id.toString('hex'));
     }
-    this.stats.bytesAdded += pack.size;
+    this.stats.bytesAdded += size;
     this.stats.packs++;
-    this.unindexed.push({ packId: pack.id, blobs: [...pack.blobs] });
+    this.unindexed.push({ packId, blobs: [...blobs] });
     if (this.unindexed.length >= this.packsPerIndex) this.queueIndexWrite();
   }
 

@@ -11,7 +11,7 @@ import type { Repository } from '../../repository/repository.ts';
 import type { BackupSummary, Snapshot, StoredSnapshot } from '../../repository/snapshot/snapshot.ts';
 import { encodeTree, type FileNode, type NodeMeta, type Tree, type TreeNode } from '../../repository/tree/tree.ts';
 import { Semaphore } from '../../repository/util/semaphore.ts';
-import type { SavedCounts, ScanDirResult, ScannedDir, StoredBlobMessage, TaskAnswer, TaskQuestion } from '../pool/messages.ts';
+import { SPOOL_FAILED, type SavedCounts, type ScanDirResult, type ScannedDir, type SpooledPackMessage, type StoredBlobMessage, type TaskAnswer, type TaskQuestion } from '../pool/messages.ts';
 import { listDirHere } from '../pool/scan-dir.ts';
 import { WorkerTaskError, type WorkerPool } from '../pool/worker-pool.ts';
 import { nodeTypeOf, unpackStat, type EntryStat } from './entry-stat.ts';
@@ -158,6 +158,10 @@ export class Archiver {
     let root: Buffer;
     try {
       root = await this.saveVirtualDir(SLASH, paths.map((p) => p.split('/').filter(Boolean)), parentTree);
+      await this.pool.flushSpools(async (question) => {
+        if (question.kind !== 'pack') throw new ArcaError('ARCA_ERR_WORKER_PROTOCOL', `A spool flush asked "${question.kind}".`);
+        return this.storeSpooled(question.pack);
+      });
       await this.writer.flush();
     } finally {
       clearInterval(progressTimer);
@@ -342,17 +346,27 @@ export class Archiver {
       listing = await this.pool.scanDir({
         path: dir, dev, excludes: this.excludes, readUpTo: SEAL_UNASKED_UP_TO, withAtime: this.withAtime, descendUpTo: DESCEND_UP_TO,
       }, async (question) => {
-        if (question.kind !== 'store') throw new ArcaError('ARCA_ERR_WORKER_PROTOCOL', 'A directory scan asked to claim blobs; it only stores.');
-        await this.storeUnasked(question.blobs);
-        return { kind: 'store' };
+        switch (question.kind) {
+          // Blobs sealed unasked: the scan spools those it may keep.
+          case 'claim': return { kind: 'claim', mine: splitIds(question.ids).map((id) => this.writer.claim(id)) };
+          case 'store':
+            await this.storeUnasked(question.blobs);
+            return { kind: 'store' };
+          case 'pack': return this.storeSpooled(question.pack);
+        }
       });
     } catch (err) {
-      if (!(err instanceof WorkerTaskError)) throw err;
+      if (!(err instanceof WorkerTaskError) || err.errno === SPOOL_FAILED) throw err;
       this.reportUnreadable(dir, err);
       return undefined;
     }
-    await this.storeUnasked(listing.blobs);
     return listing;
+  }
+
+  /** Stores and indexes a pack a worker spooled; answered once it is on its way. */
+  private async storeSpooled(pack: SpooledPackMessage): Promise<TaskAnswer> {
+    await this.writer.addSpooled({ file: pack.file, id: Buffer.from(pack.id), size: pack.size, blobs: pack.blobs.map((blob) => ({ ...blob, id: Buffer.from(blob.id) })) });
+    return { kind: 'pack' };
   }
 
   private countFile(size: number): void {
@@ -440,11 +454,14 @@ export class Archiver {
         this.bytesDone += question.bytes;
         const mine = splitIds(question.ids).map((id) => {
           const claimed = this.writer.claim(id);
-          if (claimed) undelivered.add(id.toString('hex'));
+          // A spooling worker writes what it claimed to its pack before it reads on; only a
+          // spool failure (fatal) keeps a claimed blob from the repository.
+          if (claimed && !this.pool.spooling) undelivered.add(id.toString('hex'));
           return claimed;
         });
         return { kind: 'claim', mine };
       }
+      if (question.kind === 'pack') return this.storeSpooled(question.pack);
       await store(question.blobs);
       return { kind: 'store' };
     };
@@ -452,7 +469,8 @@ export class Archiver {
     try {
       result = await this.pool.chunkFile(full, unasked, answer);
     } catch (err) {
-      if (undelivered.size > 0 || !(err instanceof WorkerTaskError)) throw err; // Other files may already refer to those blobs.
+      // Other files may already refer to claimed blobs that never came.
+      if (undelivered.size > 0 || !(err instanceof WorkerTaskError) || err.errno === SPOOL_FAILED) throw err;
       this.reportUnreadable(full, err);
       return undefined;
     }

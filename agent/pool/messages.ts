@@ -10,6 +10,11 @@ export interface WorkerSetup {
   readonly chunkerKey: Uint8Array;
   readonly chunker: { readonly minSize: number; readonly avgSize: number; readonly maxSize: number };
   readonly compressionLevel: number;
+  /**
+   * Where a backup's workers write the packs of the blobs they seal (PackSpool), one pack each
+   * at a time; absent for pools that seal nothing (restore).
+   */
+  readonly spool?: { readonly dir: string; readonly packSize: number } | undefined;
 }
 
 /** Chunk, hash, dedup (by asking the main thread) and seal one regular file. */
@@ -93,7 +98,12 @@ export interface ApplyMetadataTask {
 
 export type FsBatchTask = CreateFilesTask | MakeDirsTask | ApplyMetadataTask;
 
-export type TaskRequest = ChunkFileTask | ScanDirTask | WriteBlobsTask | FsBatchTask;
+/** Finish the worker's spooled pack, if it holds anything (a `pack` question), at the end of a backup. */
+export interface FlushSpoolTask {
+  readonly kind: 'flush-spool';
+}
+
+export type TaskRequest = ChunkFileTask | ScanDirTask | WriteBlobsTask | FsBatchTask | FlushSpoolTask;
 
 export interface ChunkFileResult {
   readonly kind: 'chunk-file';
@@ -141,10 +151,9 @@ export interface ScannedDir {
   readonly outcomes: readonly ScannedOutcome[];
 }
 
+/** Its blobs came as questions (`claim` and `store`) on the way. */
 export interface ScanDirResult extends ScannedDir {
   readonly kind: 'scan-dir';
-  /** The last sealed blobs of files read (earlier ones came as `store` questions). */
-  readonly blobs: readonly StoredBlobMessage[];
 }
 
 export interface StoredBlobMessage {
@@ -169,15 +178,25 @@ export interface FsBatchResult {
   readonly failures: ReadonlyArray<WorkerFailure | undefined>;
 }
 
-export type TaskResult = ChunkFileResult | ScanDirResult | WriteBlobsResult | FsBatchResult;
+export type TaskResult = ChunkFileResult | ScanDirResult | WriteBlobsResult | FsBatchResult | { readonly kind: 'flush-spool' };
+
+/** A pack a worker spooled (PackSpool): the file to store, then the entries to index. */
+export interface SpooledPackMessage {
+  readonly file: string;
+  readonly id: Uint8Array;
+  readonly size: number;
+  readonly blobs: ReadonlyArray<{ readonly id: Uint8Array; readonly type: 'data' | 'tree'; readonly offset: number; readonly length: number; readonly rawLength: number }>;
+}
 
 /** Worker → main, in the middle of a chunk-file or scan-dir task. */
 export type TaskQuestion =
   | { readonly kind: 'claim'; readonly ids: Uint8Array; /** Bytes these chunks hold, for progress. */ readonly bytes: number }
-  | { readonly kind: 'store'; readonly blobs: readonly StoredBlobMessage[] };
+  | { readonly kind: 'store'; readonly blobs: readonly StoredBlobMessage[] }
+  /** A spooled pack is complete: store and index it (answered once it is on its way). */
+  | { readonly kind: 'pack'; readonly pack: SpooledPackMessage };
 
 /** The main thread's answer to a question: claimed flags for `claim`, nothing for `store`. */
-export type TaskAnswer = { readonly kind: 'claim'; readonly mine: readonly boolean[] } | { readonly kind: 'store' };
+export type TaskAnswer = { readonly kind: 'claim'; readonly mine: readonly boolean[] } | { readonly kind: 'store' } | { readonly kind: 'pack' };
 
 export type ToWorker =
   | { readonly type: 'task'; readonly task: number; readonly request: TaskRequest }
@@ -190,6 +209,11 @@ export type FromWorker =
 
 /** The code of a write that failed because its blob did not decode (damage, not the file system). */
 export const BLOB_DAMAGED = 'ARCA_ERR_BLOB_DAMAGED';
+/**
+ * The code of a task that failed after blobs it claimed were promised to the main thread (the
+ * spool could not be written): the backup cannot go on without them.
+ */
+export const SPOOL_FAILED = 'ARCA_ERR_SPOOL';
 
 export interface WorkerFailure {
   readonly message: string;

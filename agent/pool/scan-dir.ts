@@ -46,7 +46,11 @@ class BlobBatch {
   }
 
   async sendIfFull(deps: ScanDeps): Promise<void> {
-    if (this.bytes < STORE_BATCH) return;
+    if (this.bytes >= STORE_BATCH) await this.send(deps);
+  }
+
+  async send(deps: ScanDeps): Promise<void> {
+    if (this.blobs.length === 0) return;
     await deps.store(this.blobs, this.transfer);
     this.blobs = [];
     this.transfer = [];
@@ -63,7 +67,8 @@ export async function scanDir(request: ScanDirTask, deps: ScanDeps): Promise<{ r
   const batch = new BlobBatch();
   const budget = { entries: request.descendUpTo };
   const { listing } = await listDir(Buffer.from(request.path), request.dev, request, budget, batch, deps);
-  return { result: { kind: 'scan-dir', ...listing, blobs: batch.blobs }, transfer: batch.transfer };
+  await batch.send(deps);
+  return { result: { kind: 'scan-dir', ...listing }, transfer: [] };
 }
 
 /**

@@ -72,6 +72,11 @@ export class WorkerPool {
   private nextTask = 1;
   private fatal: Error | undefined;
 
+  /** Whether the workers write the blobs they seal to packs of their own (WorkerSetup.spool). */
+  get spooling(): boolean {
+    return this.setup.spool !== undefined;
+  }
+
   constructor(setup: WorkerSetup, size = os.availableParallelism()) {
     this.size = Math.max(1, size);
     this.setup = setup;
@@ -124,6 +129,25 @@ export class WorkerPool {
 
   private runFsBatch(request: FsBatchTask): Promise<FsBatchResult> {
     return this.run(request, [], undefined) as Promise<FsBatchResult>;
+  }
+
+  /**
+   * Has every started worker finish its spooled pack (each may ask a `pack` question), at the
+   * end of a backup. Workers that never started have none.
+   */
+  async flushSpools(onQuestion: QuestionHandler): Promise<void> {
+    await Promise.all((this.slots ?? []).map((slot) => new Promise<TaskResult>((resolve, reject) => {
+      if (this.fatal) {
+        reject(this.fatal);
+        return;
+      }
+      // Straight to this worker, past the queue and its limit: the flush must reach every one.
+      const task = this.nextTask++;
+      slot.busy++;
+      this.running.set(task, { worker: slot, resolve, reject, onQuestion });
+      const message: ToWorker = { type: 'task', task, request: { kind: 'flush-spool' } };
+      slot.worker.postMessage(message);
+    })));
   }
 
   async close(): Promise<void> {
@@ -201,6 +225,9 @@ export class WorkerPool {
 
 
 /** The worker setup for a repository's keys and format parameters. */
-export function workerSetupFor(keys: BlobKeys, config: RepoConfig): WorkerSetup {
-  return { encKey: keys.encKey, idKey: keys.idKey, chunkerKey: Buffer.from(config.chunkerKey, 'hex'), chunker: config.chunker, compressionLevel: config.compression.level };
+export function workerSetupFor(keys: BlobKeys, config: RepoConfig, spoolDir?: string): WorkerSetup {
+  return {
+    encKey: keys.encKey, idKey: keys.idKey, chunkerKey: Buffer.from(config.chunkerKey, 'hex'), chunker: config.chunker, compressionLevel: config.compression.level,
+    spool: spoolDir === undefined ? undefined : { dir: spoolDir, packSize: config.packSize },
+  };
 }

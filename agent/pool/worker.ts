@@ -2,11 +2,12 @@ import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, wri
 import { parentPort, workerData } from 'node:worker_threads';
 import { ChunkSplitter, FastCdc } from '../../chunker/index.ts';
 import { blobId, type BlobKeys } from '../../repository/crypto/master-key.ts';
-import { decodeBlobTransient, sealBlob } from '../../repository/blob/blob-codec.ts';
+import { decodeBlobTransient, sealBlob, type SealedBlob } from '../../repository/blob/blob-codec.ts';
 import { releaseBuffer } from '../../repository/util/release-buffer.ts';
 import { applyMetadata } from '../restore/metadata.ts';
 import { createFile, ensureDirectory, openNewFile } from '../restore/safe-fs.ts';
 import { scanDir } from './scan-dir.ts';
+import { WorkerSpool } from './worker-spool.ts';
 import {
   BLOB_DAMAGED, type ChunkFileResult, type ChunkFileTask, type FromWorker, type FsBatchResult, type FsBatchTask,
   type StoredBlobMessage, type TaskAnswer, type TaskQuestion, type TaskRequest, type TaskResult, type ToWorker, type WorkerFailure,
@@ -24,6 +25,9 @@ const cdc = new FastCdc(Buffer.from(setup.chunkerKey), setup.chunker);
 const READ_SIZE = 2 << 20;
 const ID_LENGTH = 32;
 
+/** Where sealed data blobs go in a backup: this worker's own pack file. */
+const spool = setup.spool ? new WorkerSpool(setup.spool.dir, keys.encKey, setup.spool.packSize) : undefined;
+
 const pendingAnswers = new Map<number, (answer: TaskAnswer) => void>();
 
 function post(message: FromWorker, transfer: ArrayBuffer[] = []): void {
@@ -35,6 +39,46 @@ function ask(task: number, question: TaskQuestion, transfer: ArrayBuffer[] = [])
     pendingAnswers.set(task, resolve);
     post({ type: 'question', task, question }, transfer);
   });
+}
+
+/** Spools a sealed blob and frees it; a finished pack goes to the main thread to be stored. */
+async function spoolBlob(task: number, into: WorkerSpool, blob: SealedBlob): Promise<void> {
+  const pack = into.add(blob);
+  releaseBuffer(blob.sealed);
+  if (pack) await ask(task, { kind: 'pack', pack });
+}
+
+/**
+ * Hands sealed blobs of a directory scan to the main thread: with a spool, the data blobs are
+ * claimed first and spooled (those not claimed are dropped: stored already, or on their way from
+ * another file), and only trees travel.
+ */
+async function handOver(task: number, blobs: StoredBlobMessage[], transfer: ArrayBuffer[]): Promise<void> {
+  if (!spool) {
+    await ask(task, { kind: 'store', blobs }, transfer);
+    return;
+  }
+  const data = blobs.filter((blob) => blob.isTree !== true);
+  const trees = blobs.filter((blob) => blob.isTree === true);
+  if (data.length > 0) {
+    const ids = Buffer.allocUnsafeSlow(data.length * ID_LENGTH);
+    data.forEach((blob, i) => { ids.set(blob.id, i * ID_LENGTH); });
+    const answer = await ask(task, { kind: 'claim', ids, bytes: 0 }, [ids.buffer]);
+    if (answer.kind !== 'claim') throw new Error('protocol error: expected a claim answer');
+    for (const [i, blob] of data.entries()) {
+      const sealed = asBuffer(blob.sealed);
+      if (answer.mine[i] === true) await spoolBlob(task, spool, { id: asBuffer(blob.id), sealed, rawLength: blob.rawLength });
+      else releaseBuffer(sealed);
+    }
+  }
+  if (trees.length > 0) await ask(task, { kind: 'store', blobs: trees }, trees.flatMap((tree) => transferable(asBuffer(tree.sealed))));
+}
+
+/** Ends this worker's spooled pack at the end of a backup. */
+async function flushSpool(task: number): Promise<{ result: TaskResult; transfer: ArrayBuffer[] }> {
+  const pack = spool?.finish();
+  if (pack) await ask(task, { kind: 'pack', pack });
+  return { result: { kind: 'flush-spool' }, transfer: [] };
 }
 
 /** A buffer's memory can move to the other thread only when the buffer owns all of it. */
@@ -106,6 +150,12 @@ async function sealChunks(
   for (let i = 0; i < chunks.length; i++) {
     if (mine !== undefined && mine[i] !== true) continue;
     const sealed = sealBlob(keys, chunkIds[i] as Buffer, chunks[i] as Buffer, setup.compressionLevel);
+    // Claimed blobs go to this worker's pack; blobs sealed unasked go to the main thread, which
+    // keeps the first copy of each.
+    if (mine !== undefined && spool) {
+      await spoolBlob(task, spool, sealed);
+      continue;
+    }
     fresh.push({ id: sealed.id, sealed: sealed.sealed, rawLength: sealed.rawLength });
     transfer.push(...transferable(sealed.sealed));
   }
@@ -211,10 +261,11 @@ function runTask(task: number, request: TaskRequest): Promise<{ result: TaskResu
     case 'chunk-file': return chunkFile(task, request);
     case 'scan-dir': return scanDir(request, {
       readFile: (path) => chunkFile(task, { kind: 'chunk-file', path, sealUnasked: true }),
-      store: async (blobs, transfer) => { await ask(task, { kind: 'store', blobs }, transfer); },
+      store: (blobs, transfer) => handOver(task, blobs, transfer),
       sealTree: (bytes) => sealBlob(keys, blobId(keys.idKey, bytes), bytes, setup.compressionLevel),
     });
     case 'write-blobs': return Promise.resolve().then(() => writeBlobs(request));
+    case 'flush-spool': return flushSpool(task);
     case 'create-files':
     case 'make-dirs':
     case 'apply-metadata': return Promise.resolve().then(() => fsBatch(request));

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { Archiver } from '../../agent/backup/archiver.ts';
+import { withSpoolDir } from '../../agent/backup/spool-dir.ts';
 import { BlobWriter } from '../../repository/blob-writer.ts';
 import { UsageError } from '../../repository/errors.ts';
 import { flag, str, strs, type Command, type OptionValues } from '../command.ts';
@@ -52,12 +53,12 @@ async function runBackup(
     ? await repo.resolveSnapshot(parentRef)
     : (await repo.listSnapshots({ host })).find((s) => sameSet(s.snapshot.paths, paths));
   const reporter = cliReporter(global);
-  const result = await withPool(repo, (pool) => {
+  const result = await withSpoolDir(repo.storage, (spoolDir) => withPool(repo, (pool) => {
     const archiver = new Archiver(repo, pool, new BlobWriter(repo), reporter);
     return archiver.run({
       paths, host, parent, lease, scan: process.stderr.isTTY && !global.quiet, tags: strs(values, 'tag'), excludes: strs(values, 'exclude'), oneFileSystem: !flag(values, 'cross-filesystems'), withAtime: flag(values, 'with-atime'), time,
     });
-  });
+  }, spoolDir));
   reporter.done();
   const s = result.summary;
   const duration = (performance.now() - started) / 1000;

@@ -31,10 +31,16 @@ export class CachingStorage implements Storage {
   private readonly inner: Storage;
   private readonly cache: ObjectCache;
 
+  /** Packs pass straight through: their spooling is the inner storage's. */
+  readonly spoolDir: string | undefined;
+  readonly putFile: Storage['putFile'];
+
   constructor(inner: Storage, cache: ObjectCache) {
     this.inner = inner;
     this.location = inner.location;
     this.cache = cache;
+    this.spoolDir = inner.spoolDir;
+    this.putFile = inner.putFile;
   }
 
   async put(name: string, data: ObjectContent): Promise<void> {

@@ -32,14 +32,8 @@ export class LocalStorage implements Storage {
   }
 
   async put(name: string, data: ObjectContent): Promise<void> {
-    const target = this.pathOf(name);
-    const dir = path.dirname(target);
-    const temp = `${target}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
-    try {
-      if (!this.knownDirs.has(dir)) {
-        await fsp.mkdir(dir, { recursive: true });
-        this.knownDirs.add(dir);
-      }
+    const temp = `${this.pathOf(name)}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
+    await this.land(name, temp, async () => {
       const handle = await fsp.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
       try {
         await handle.writev(contentParts(data) as Uint8Array[]);
@@ -47,10 +41,35 @@ export class LocalStorage implements Storage {
       } finally {
         await handle.close();
       }
-      await fsp.rename(temp, target);
-      await syncDir(dir);
+    });
+  }
+
+  /** Inside the repository's data directory, where listings skip its temporary names. */
+  get spoolDir(): string {
+    return path.join(this.root, 'data');
+  }
+
+  readonly putFile = async (name: string, file: string): Promise<void> => {
+    await this.land(name, file, () => syncPath(file, 'r+'));
+  };
+
+  /**
+   * Makes object `name` from `file`: once its directory exists, `prepare` writes (or syncs) the
+   * file, which is then renamed into place and the directory synced. On failure the file goes.
+   */
+  private async land(name: string, file: string, prepare: () => Promise<void>): Promise<void> {
+    const target = this.pathOf(name);
+    const dir = path.dirname(target);
+    try {
+      if (!this.knownDirs.has(dir)) {
+        await fsp.mkdir(dir, { recursive: true });
+        this.knownDirs.add(dir);
+      }
+      await prepare();
+      await fsp.rename(file, target);
+      await syncPath(dir, 'r');
     } catch (err) {
-      await fsp.rm(temp, { force: true });
+      await fsp.rm(file, { force: true });
       throw new StorageError(this.location, `write ${name}`, { cause: err });
     }
   }
@@ -129,8 +148,9 @@ export class LocalStorage implements Storage {
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const handle = await fsp.open(dir, 'r');
+/** fsync of a file (opened r+) or a directory (opened r). */
+async function syncPath(p: string, flags: 'r' | 'r+'): Promise<void> {
+  const handle = await fsp.open(p, flags);
   try {
     await handle.sync();
   } finally {

@@ -1,3 +1,4 @@
+import { promises as fsp } from 'node:fs';
 import { ArcaError } from '../errors.ts';
 
 /**
@@ -23,6 +24,30 @@ export interface Storage {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Remove an object; removing an absent object is not an error. */
   delete(name: string): Promise<void>;
+  /**
+   * Optional: a local directory from which `putFile` moves a file into place without copying
+   * (a local repository's own file system). Writers spool packs there; elsewhere, in a
+   * temporary directory.
+   */
+  readonly spoolDir?: string | undefined;
+  /**
+   * Optional: store the local file `file` as object `name` atomically, taking the file (it is
+   * gone afterwards, stored or not). storeFile() falls back to reading it and `put`.
+   */
+  readonly putFile?: ((name: string, file: string) => Promise<void>) | undefined;
+}
+
+/** Stores a local file as an object and removes the file: moved in place where the backend can. */
+export async function storeFile(storage: Storage, name: string, file: string): Promise<void> {
+  if (storage.putFile) {
+    await storage.putFile(name, file);
+    return;
+  }
+  try {
+    await storage.put(name, await fsp.readFile(file));
+  } finally {
+    await fsp.rm(file, { force: true });
+  }
 }
 
 export type ObjectContent = Uint8Array | readonly Uint8Array[];

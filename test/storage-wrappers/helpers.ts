@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Archiver, type BackupResult } from '../../agent/backup/archiver.ts';
+import { withSpoolDir } from '../../agent/backup/spool-dir.ts';
 import { WorkerPool, workerSetupFor } from '../../agent/pool/worker-pool.ts';
 import { Restorer, type RestoreSummary } from '../../agent/restore/restorer.ts';
 import { BlobWriter } from '../../repository/blob-writer.ts';
@@ -34,9 +35,9 @@ export async function makeTree(root: string, dirs: number, filesPerDir: number, 
   }
 }
 
-/** Runs `fn` with a small worker pool, always closing it. */
-export async function withSmallPool<T>(repo: Repository, fn: (pool: WorkerPool) => Promise<T>): Promise<T> {
-  const pool = new WorkerPool(workerSetupFor(repo.keys, repo.config), 2);
+/** Runs `fn` with a small worker pool (spooling packs in `spoolDir` if given), always closing it. */
+export async function withSmallPool<T>(repo: Repository, fn: (pool: WorkerPool) => Promise<T>, spoolDir?: string): Promise<T> {
+  const pool = new WorkerPool(workerSetupFor(repo.keys, repo.config, spoolDir), 2);
   try {
     return await fn(pool);
   } finally {
@@ -44,9 +45,13 @@ export async function withSmallPool<T>(repo: Repository, fn: (pool: WorkerPool) 
   }
 }
 
-/** A backup through the library, assembled as `arca backup` does it. */
+/**
+ * A backup through the library, assembled as `arca backup` does it: the workers spool packs in a
+ * temporary directory when the storage (wrapped) has no directory of its own, and the packs go
+ * through the wrappers' `put`.
+ */
 export async function backup(repo: Repository, paths: string[], parent?: StoredSnapshot): Promise<BackupResult> {
-  return withSmallPool(repo, (pool) => new Archiver(repo, pool, new BlobWriter(repo)).run({ paths, parent, host: 'test-host' }));
+  return withSpoolDir(repo.storage, (spoolDir) => withSmallPool(repo, (pool) => new Archiver(repo, pool, new BlobWriter(repo)).run({ paths, parent, host: 'test-host' }), spoolDir));
 }
 
 export async function restore(repo: Repository, snapshotId: string, target: string): Promise<RestoreSummary> {
