@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FaultyStorage } from '../../repository/storage/faulty.ts';
 import { LocalStorage } from '../../repository/storage/local.ts';
 import {
-  failureKind, RetryingStorage, StorageUnavailableError, type RetryEvent, type RetryingOptions,
+  CONTENT_RETRIES, failureKind, RetryingStorage, StorageUnavailableError, type RetryEvent, type RetryingOptions,
 } from '../../repository/storage/retrying.ts';
 import {
   ObjectNotFoundError, ShortReadError, StorageAuthError, StorageError, type Storage,
@@ -168,7 +168,7 @@ describe('RetryingStorage', () => {
     faulty.setRates({ truncate: 1 });
     retries = [];
     await expect(retrying().get(name, { offset: 100, length: 5000 })).rejects.toBeInstanceOf(ShortReadError);
-    expect(retries).toHaveLength(2);
+    expect(retries).toHaveLength(CONTENT_RETRIES);
     // A range past the end of the object is reported, not waited on.
     faulty.setRates({});
     retries = [];
@@ -181,13 +181,13 @@ describe('RetryingStorage', () => {
     await local.put(name, bytes);
     faulty.setRates({ truncate: 1 });
     expect(await retrying({ onRetry: faultsFor(1) }).get(name)).toEqual(bytes);
-    // Damaged in storage: after two more tries the bytes go to the caller, whose hash check reports it.
+    // Damaged in storage: after CONTENT_RETRIES more tries the bytes go to the caller, whose hash check reports it.
     const damaged = Buffer.from(bytes);
     damaged[7] = (damaged[7] ?? 0) ^ 1;
     await local.put(name, damaged);
     retries = [];
     expect(await retrying().get(name)).toEqual(damaged);
-    expect(retries).toHaveLength(2);
+    expect(retries).toHaveLength(CONTENT_RETRIES);
     // Objects not named by their hash (config, leases) are not checked.
     await local.put('config', damaged);
     retries = [];
