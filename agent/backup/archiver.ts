@@ -37,6 +37,8 @@ export interface BackupOptions {
   readonly scan?: boolean;
   /** The writer's lease: checked before the snapshot is written (see Lease.assertFresh). */
   readonly lease?: Lease | undefined;
+  /** zstd level of the trees written here (the pool's setup has the workers'); default: the repository's. */
+  readonly compressionLevel?: number;
 }
 
 export interface BackupResult {
@@ -124,6 +126,7 @@ export class Archiver {
   private excludes: readonly string[] = [];
   private oneFileSystem = true;
   private withAtime = false;
+  private compressionLevel = 0;
   private started = 0;
   /** Bytes of files read so far or found unchanged: what progress shows as done. */
   private bytesDone = 0;
@@ -143,6 +146,7 @@ export class Archiver {
     this.excludes = options.excludes ?? [];
     this.oneFileSystem = options.oneFileSystem ?? true;
     this.withAtime = options.withAtime ?? false;
+    this.compressionLevel = options.compressionLevel ?? this.repo.config.compression.level;
     const paths = [...new Set(options.paths.map((p) => path.resolve(p)))].sort();
     for (const p of paths) {
       await fsp.lstat(p).catch((err: unknown) => {
@@ -487,7 +491,7 @@ export class Archiver {
   private async saveTree(tree: Tree): Promise<Buffer> {
     const bytes = encodeTree(tree);
     const id = blobId(this.repo.keys.idKey, bytes);
-    if (this.writer.claim(id)) await this.writer.add('tree', sealBlob(this.repo.keys, id, bytes, this.repo.config.compression.level));
+    if (this.writer.claim(id)) await this.writer.add('tree', sealBlob(this.repo.keys, id, bytes, this.compressionLevel));
     return id;
   }
 }

@@ -228,10 +228,14 @@ export class WorkerPool {
 }
 
 
-/** The worker setup for a repository's keys and format parameters. */
-export function workerSetupFor(keys: BlobKeys, config: RepoConfig, spoolDir?: string): WorkerSetup {
+/**
+ * The worker setup for a repository's keys and format parameters; for a backup, where the
+ * workers spool packs and the compression level if not the repository's.
+ */
+export function workerSetupFor(keys: BlobKeys, config: RepoConfig, backup: { spoolDir?: string | undefined; compressionLevel?: number | undefined } = {}): WorkerSetup {
   return {
-    encKey: keys.encKey, idKey: keys.idKey, chunkerKey: Buffer.from(config.chunkerKey, 'hex'), chunker: config.chunker, compressionLevel: config.compression.level,
-    spool: spoolDir === undefined ? undefined : { dir: spoolDir, packSize: config.packSize },
+    encKey: keys.encKey, idKey: keys.idKey, chunkerKey: Buffer.from(config.chunkerKey, 'hex'), chunker: config.chunker,
+    compressionLevel: backup.compressionLevel ?? config.compression.level,
+    spool: backup.spoolDir === undefined ? undefined : { dir: backup.spoolDir, packSize: config.packSize },
   };
 }

@@ -4,7 +4,7 @@ import { Archiver } from '../../agent/backup/archiver.ts';
 import { withSpoolDir } from '../../agent/backup/spool-dir.ts';
 import { BlobWriter } from '../../repository/blob-writer.ts';
 import { UsageError } from '../../repository/errors.ts';
-import { flag, str, strs, type Command, type OptionValues } from '../command.ts';
+import { compressionLevel, flag, str, strs, type Command, type OptionValues } from '../command.ts';
 import { openRepository, type GlobalOptions } from '../context.ts';
 import { Lease } from '../../repository/maintenance/leases.ts';
 import type { Repository } from '../../repository/repository.ts';
@@ -15,7 +15,7 @@ import { withPool } from './pool.ts';
 
 export const backupCommand: Command = {
   name: 'backup',
-  usage: 'arca backup PATH... [--tag T]... [--host H] [--parent ID] [--exclude GLOB]... [--cross-filesystems] [--with-atime] [--json]',
+  usage: 'arca backup PATH... [--tag T]... [--host H] [--parent ID] [--exclude GLOB]... [--cross-filesystems] [--with-atime] [--compression-level N] [--json]',
   summary: 'back up files and directories into a new snapshot',
   options: {
     tag: { type: 'string', multiple: true },
@@ -24,6 +24,8 @@ export const backupCommand: Command = {
     exclude: { type: 'string', multiple: true },
     'cross-filesystems': { type: 'boolean' },
     'with-atime': { type: 'boolean' },
+    /** zstd level for this backup (0 to 19), instead of the repository's. */
+    'compression-level': { type: 'string' },
     /** Hidden (not in the usage line): record this time instead of now (for imports and tests). ISO 8601. */
     time: { type: 'string' },
   },
@@ -48,6 +50,7 @@ async function runBackup(
 ): Promise<number> {
   const host = str(values, 'host') ?? os.hostname();
   const paths = positionals.map((p) => path.resolve(p)).sort();
+  const level = compressionLevel(values) ?? repo.config.compression.level;
   const parentRef = str(values, 'parent');
   const parent = parentRef !== undefined
     ? await repo.resolveSnapshot(parentRef)
@@ -57,8 +60,9 @@ async function runBackup(
     const archiver = new Archiver(repo, pool, new BlobWriter(repo), reporter);
     return archiver.run({
       paths, host, parent, lease, scan: process.stderr.isTTY && !global.quiet, tags: strs(values, 'tag'), excludes: strs(values, 'exclude'), oneFileSystem: !flag(values, 'cross-filesystems'), withAtime: flag(values, 'with-atime'), time,
+      compressionLevel: level,
     });
-  }, spoolDir));
+  }, { spoolDir, compressionLevel: level }));
   reporter.done();
   const s = result.summary;
   const duration = (performance.now() - started) / 1000;

@@ -76,7 +76,7 @@ describe('a backup whose workers cannot spool', () => {
     const storage = new LocalStorage(path.join(dir, 'repo'));
     const repo = await Repository.init(storage, Buffer.from('pw'));
     const missing = path.join(dir, 'no-such-spool');
-    const pool = new WorkerPool(workerSetupFor(repo.keys, repo.config, missing), 2);
+    const pool = new WorkerPool(workerSetupFor(repo.keys, repo.config, { spoolDir: missing }), 2);
     try {
       const outcome = new Archiver(repo, pool, new BlobWriter(repo)).run({ paths: [src], host: 'test' });
       await expect(outcome).rejects.toThrow(/Cannot write a pack under .*no-such-spool/);

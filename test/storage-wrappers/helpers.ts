@@ -37,7 +37,7 @@ export async function makeTree(root: string, dirs: number, filesPerDir: number, 
 
 /** Runs `fn` with a small worker pool (spooling packs in `spoolDir` if given), always closing it. */
 export async function withSmallPool<T>(repo: Repository, fn: (pool: WorkerPool) => Promise<T>, spoolDir?: string): Promise<T> {
-  const pool = new WorkerPool(workerSetupFor(repo.keys, repo.config, spoolDir), 2);
+  const pool = new WorkerPool(workerSetupFor(repo.keys, repo.config, { spoolDir }), 2);
   try {
     return await fn(pool);
   } finally {
