@@ -47,13 +47,8 @@ import { encodeTree, type DirNode, type FileNode, type NodeMeta, type Tree } fro
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'cli', 'main.ts');
-/**
- * The node options and the environment (NAME=value before `node`) of the CLI's shebang line, so
- * each step runs as the installed `arca` does.
- */
-const SHEBANG = /^#!\S*(?: -S)?(.*?) node(?: (.*))?$/.exec(readFileSync(CLI, 'utf8').split('\n', 1)[0] ?? '');
-const CLI_NODE_OPTIONS = SHEBANG?.[2]?.split(' ').filter((o) => o !== '') ?? [];
-const CLI_ENV = Object.fromEntries((SHEBANG?.[1] ?? '').split(' ').filter((t) => t.includes('=')).map((t) => [t.slice(0, t.indexOf('=')), t.slice(t.indexOf('=') + 1)]));
+/** The node options of the CLI's shebang line, so each step runs as the installed `arca` does. */
+const CLI_NODE_OPTIONS = /^#!.*[ /]node(?: (.*))?$/m.exec(readFileSync(CLI, 'utf8').split('\n', 1)[0] ?? '')?.[1]?.split(' ').filter((o) => o !== '') ?? [];
 const PASSWORD = 'bench-prune-memory';
 const CHUNKS_PER_FILE = 10;
 const FILES_PER_DIR = 100;
@@ -269,7 +264,7 @@ async function runStep(name: string, repoDir: string, cliArgs: readonly string[]
     `--import=data:text/javascript,${encodeURIComponent(HOOK)}`,
     CLI, ...cliArgs, '--repo', repoDir, '--no-cache', '--json',
   ];
-  const env = { ...process.env, ...CLI_ENV, ARCA_PASSWORD: PASSWORD, ARCA_BENCH_MEM_OUT: memOut };
+  const env = { ...process.env, ARCA_PASSWORD: PASSWORD, ARCA_BENCH_MEM_OUT: memOut };
   const t0 = performance.now();
   const child = spawn('/usr/bin/time', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=1048576 node --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=4
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { ArcaError, UsageError } from '../repository/errors.ts';
 import type { Command, OptionValues } from './command.ts';
