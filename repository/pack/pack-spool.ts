@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, promises as fsp, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import type { BlobType } from '../blob/blob-codec.ts';
@@ -16,6 +16,27 @@ export interface SpooledPack {
 
 /** Names end like LocalStorage's temporary files, which listings skip. */
 const SPOOL_SUFFIX = '.arca-tmp';
+const SPOOL_NAME = /^pack-[0-9a-f]{16}\.arca-tmp$/;
+
+/**
+ * Deletes pack files in `dir` that a crashed writer left: those not written to for `olderThanMs`.
+ * A live writer writes its pack at every blob it adds, so only a writer that found nothing new
+ * for that long could lose its file, and it would then fail when storing it, not store it short.
+ * Returns how many it deleted.
+ */
+export async function removeStaleSpools(dir: string, olderThanMs: number, now = Date.now()): Promise<number> {
+  let removed = 0;
+  const names = await fsp.readdir(dir).catch(() => []);
+  for (const name of names) {
+    if (!SPOOL_NAME.test(name)) continue;
+    const file = path.join(dir, name);
+    const st = await fsp.lstat(file).catch(() => undefined);
+    if (!st?.isFile() || now - st.mtimeMs < olderThanMs) continue;
+    await fsp.rm(file, { force: true });
+    removed++;
+  }
+  return removed;
+}
 /** Small blobs are gathered into writes of about this size. */
 const WRITE_BUFFER = 1 << 20;
 

@@ -7,12 +7,13 @@ import { WorkerPool, workerSetupFor } from '../../agent/pool/worker-pool.ts';
 import { decodeBlob, encodeBlob } from '../../repository/blob/blob-codec.ts';
 import { BlobWriter } from '../../repository/blob-writer.ts';
 import { newMasterKey } from '../../repository/crypto/master-key.ts';
-import { PackSpool } from '../../repository/pack/pack-spool.ts';
+import { PackSpool, removeStaleSpools } from '../../repository/pack/pack-spool.ts';
 import { packMatchesId, parsePack } from '../../repository/pack/pack-reader.ts';
 import { Repository } from '../../repository/repository.ts';
 import { LocalStorage } from '../../repository/storage/local.ts';
 import { SNAPSHOTS_PREFIX } from '../../repository/object-names.ts';
-import { tempDir } from '../support/cli.ts';
+import { arcaOk, tempDir } from '../support/cli.ts';
+import { STALE_SPOOL_MS } from '../../agent/backup/spool-dir.ts';
 
 describe('PackSpool', () => {
   let dir: string;
@@ -59,6 +60,44 @@ describe('PackSpool', () => {
     spool.abandon();
     expect(spool.finish()).toBeUndefined();
     return expect(fsp.readdir(dir)).resolves.toEqual([]);
+  });
+});
+
+describe('spools left by killed backups', () => {
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  beforeEach(async () => ({ dir, cleanup } = await tempDir('arca-stale-')));
+  afterEach(async () => cleanup());
+
+  it('are deleted by the next backup of a local repository once a day old; fresh ones and other files stay', async () => {
+    const src = path.join(dir, 'src');
+    await fsp.mkdir(src);
+    await fsp.writeFile(path.join(src, 'a.txt'), 'a\n');
+    const repo = path.join(dir, 'repo');
+    await arcaOk(['init', '--repo', repo]);
+    await fsp.mkdir(path.join(repo, 'data'), { recursive: true });
+    const left = path.join(repo, 'data', 'pack-0123456789abcdef.arca-tmp');
+    const live = path.join(repo, 'data', 'pack-fedcba9876543210.arca-tmp');
+    const other = path.join(repo, 'data', 'notes-0123456789abcdef.arca-tmp');
+    for (const file of [left, live, other]) await fsp.writeFile(file, 'partial pack');
+    const twoDaysAgo = new Date(Date.now() - 2 * STALE_SPOOL_MS);
+    await fsp.utimes(left, twoDaysAgo, twoDaysAgo);
+    await fsp.utimes(other, twoDaysAgo, twoDaysAgo);
+    await arcaOk(['backup', '--repo', repo, src]);
+    expect(existsSync(left)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    expect(existsSync(other)).toBe(true);
+    await arcaOk(['check', '--repo', repo]);
+  });
+
+  it('are found only under their own names, and only when old enough', async () => {
+    const now = Date.now();
+    const names = ['pack-00000000000000aa.arca-tmp', 'pack-00000000000000bb.arca-tmp', 'pack-short.arca-tmp', 'pack-00000000000000cc.arca-tmp.x'];
+    for (const name of names) await fsp.writeFile(path.join(dir, name), 'x');
+    const old = new Date(now - 2 * STALE_SPOOL_MS);
+    for (const name of [names[0], names[2], names[3]]) await fsp.utimes(path.join(dir, name as string), old, old);
+    expect(await removeStaleSpools(dir, STALE_SPOOL_MS, now)).toBe(1);
+    expect((await fsp.readdir(dir)).sort()).toEqual([names[1], names[2], names[3]].sort());
   });
 });
 
