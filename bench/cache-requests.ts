@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Archiver } from '../agent/backup/archiver.ts';
 import { WorkerPool, workerSetupFor } from '../agent/pool/worker-pool.ts';
+import { withSpoolDir } from '../agent/backup/spool-dir.ts';
 import { BlobWriter } from '../repository/blob-writer.ts';
 import { CachingStorage } from '../repository/cache/caching-storage.ts';
 import { RepositoryCache } from '../repository/cache/repository-cache.ts';
@@ -67,11 +68,16 @@ async function backupOnce(repoDir: string, src: string, cacheRoot: string | unde
   await repo.loadIndex();
   await cache?.dropTreesNotIn((id) => repo.locate(id) !== undefined);
   const parent = (await repo.listSnapshots({ host: 'bench' }))[0];
-  const pool = new WorkerPool(workerSetupFor(repo.keys, repo.config));
   try {
-    await new Archiver(repo, pool, new BlobWriter(repo)).run({ paths: [src], host: 'bench', parent });
+    await withSpoolDir(repo.storage, async (spoolDir) => {
+      const pool = new WorkerPool(workerSetupFor(repo.keys, repo.config, { spoolDir }));
+      try {
+        await new Archiver(repo, pool, new BlobWriter(repo)).run({ paths: [src], host: 'bench', parent });
+      } finally {
+        await pool.close();
+      }
+    });
   } finally {
-    await pool.close();
     await cache?.close();
   }
   return { label, byKind: new Map(counting.byKind), total: counting.total, seconds: (performance.now() - started) / 1000, cacheHits: caching?.stats.hits ?? 0 };

@@ -11,7 +11,7 @@ import type { Repository } from '../../repository/repository.ts';
 import type { BackupSummary, Snapshot, StoredSnapshot } from '../../repository/snapshot/snapshot.ts';
 import { encodeTree, type FileNode, type NodeMeta, type Tree, type TreeNode } from '../../repository/tree/tree.ts';
 import { Semaphore } from '../../repository/util/semaphore.ts';
-import { SPOOL_FAILED, type SavedCounts, type ScanDirResult, type ScannedDir, type SpooledPackMessage, type StoredBlobMessage, type TaskAnswer, type TaskQuestion } from '../pool/messages.ts';
+import { SPOOL_FAILED, splitIds, type SavedCounts, type ScanDirResult, type ScannedDir, type SpooledPackMessage, type StoredBlobMessage, type TaskAnswer, type TaskQuestion } from '../pool/messages.ts';
 import { listDirHere } from '../pool/scan-dir.ts';
 import { WorkerTaskError, type WorkerPool } from '../pool/worker-pool.ts';
 import { nodeTypeOf, unpackStat, type EntryStat } from './entry-stat.ts';
@@ -61,7 +61,6 @@ interface Counters {
 
 const SLASH = Buffer.from('/');
 const join = (dir: Buffer, name: Buffer): Buffer => (dir.equals(SLASH) ? Buffer.concat([SLASH, name]) : Buffer.concat([dir, SLASH, name]));
-const ID_LENGTH = 32;
 /** Subdirectories of one directory saved at once. */
 const SUBDIRS_IN_FLIGHT = 4;
 /**
@@ -100,12 +99,6 @@ function sameNode(a: TreeNode, b: TreeNode | undefined): boolean {
   }
 }
 
-function splitIds(packed: Uint8Array): Buffer[] {
-  const ids: Buffer[] = [];
-  for (let at = 0; at < packed.length; at += ID_LENGTH) ids.push(Buffer.from(packed.subarray(at, at + ID_LENGTH)));
-  return ids;
-}
-
 /**
  * Walks the given paths with lstat (never following symlinks), reads changed files through the
  * worker pool, writes one tree per directory bottom-up, and finally the snapshot.
@@ -132,7 +125,9 @@ export class Archiver {
   private bytesDone = 0;
   private totals: ScanTotals | undefined;
 
+  /** `pool` must spool (workerSetupFor with a spool directory, see withSpoolDir). */
   constructor(repo: Repository, pool: WorkerPool, writer: BlobWriter, reporter: Reporter = {}) {
+    if (!pool.spooling) throw new ArcaError('ARCA_ERR_WORKER_PROTOCOL', 'A backup needs a worker pool that spools packs (give workerSetupFor a spool directory).');
     this.repo = repo;
     this.pool = pool;
     this.writer = writer;
@@ -439,47 +434,35 @@ export class Archiver {
   }
 
   /**
-   * Chunks a file in a worker; claims and stores its new chunks as the worker asks. A small file
-   * is sealed without asking (ChunkFileTask.sealUnasked): its blob is claimed here on arrival.
+   * Chunks a file in a worker, which spools the chunks it may claim (the first to ask for an ID
+   * gets it). A small file is sealed without asking (ChunkFileTask.sealUnasked): its blob comes
+   * here and is claimed on arrival.
    */
   private async chunkFile(full: Buffer, size: number): Promise<FileContent | undefined> {
     const unasked = size <= SEAL_UNASKED_UP_TO;
-    const undelivered = new Set<string>();
-    const storeClaimed = async (blobs: readonly StoredBlobMessage[]): Promise<void> => {
-      for (const blob of blobs) {
-        const id = Buffer.from(blob.id);
-        await this.writer.add('data', { id, sealed: Buffer.from(blob.sealed.buffer, blob.sealed.byteOffset, blob.sealed.byteLength), rawLength: blob.rawLength });
-        undelivered.delete(id.toString('hex'));
-      }
-    };
-    const store = (blobs: readonly StoredBlobMessage[]): Promise<void> => (unasked ? this.storeUnasked(blobs) : storeClaimed(blobs));
     const answer = async (question: TaskQuestion): Promise<TaskAnswer> => {
-      if (question.kind === 'claim') {
-        this.bytesDone += question.bytes;
-        const mine = splitIds(question.ids).map((id) => {
-          const claimed = this.writer.claim(id);
-          // A spooling worker writes what it claimed to its pack before it reads on; only a
-          // spool failure (fatal) keeps a claimed blob from the repository.
-          if (claimed && !this.pool.spooling) undelivered.add(id.toString('hex'));
-          return claimed;
-        });
-        return { kind: 'claim', mine };
+      switch (question.kind) {
+        case 'claim':
+          this.bytesDone += question.bytes;
+          return { kind: 'claim', mine: splitIds(question.ids).map((id) => this.writer.claim(id)) };
+        case 'store':
+          await this.storeUnasked(question.blobs);
+          return { kind: 'store' };
+        case 'pack': return this.storeSpooled(question.pack);
       }
-      if (question.kind === 'pack') return this.storeSpooled(question.pack);
-      await store(question.blobs);
-      return { kind: 'store' };
     };
     let result;
     try {
       result = await this.pool.chunkFile(full, unasked, answer);
     } catch (err) {
-      // Other files may already refer to claimed blobs that never came.
-      if (undelivered.size > 0 || !(err instanceof WorkerTaskError) || err.errno === SPOOL_FAILED) throw err;
+      // The worker spools what it claimed before it reads on: only a spool failure (fatal) can
+      // keep a claimed blob, which other files may refer to, from the repository.
+      if (!(err instanceof WorkerTaskError) || err.errno === SPOOL_FAILED) throw err;
       this.reportUnreadable(full, err);
       return undefined;
     }
     if (unasked) this.bytesDone += result.size;
-    await store(result.blobs);
+    await this.storeUnasked(result.blobs);
     return { ids: splitIds(result.content), size: result.size };
   }
 

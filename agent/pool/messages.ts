@@ -226,3 +226,24 @@ export function failureOf(err: unknown): WorkerFailure {
   const e = err as NodeJS.ErrnoException;
   return { message: e.message, code: typeof e.code === 'string' ? e.code : undefined };
 }
+
+const ID_LENGTH = 32;
+
+/** IDs in one buffer of its own, n × 32 bytes, as messages carry them. */
+export function packIds(ids: readonly Uint8Array[]): Buffer<ArrayBuffer> {
+  const packed = Buffer.allocUnsafeSlow(ids.length * ID_LENGTH);
+  ids.forEach((id, i) => { packed.set(id, i * ID_LENGTH); });
+  return packed;
+}
+
+/** The IDs in a packed buffer (packIds), each a buffer of its own. */
+export function splitIds(packed: Uint8Array): Buffer[] {
+  const ids: Buffer[] = [];
+  for (let at = 0; at < packed.length; at += ID_LENGTH) ids.push(Buffer.from(packed.subarray(at, at + ID_LENGTH)));
+  return ids;
+}
+
+/** The memory behind `view` as a transfer list: it can move to the other thread only when the view owns all of it. */
+export function transferable(view: Uint8Array): ArrayBuffer[] {
+  return view.byteOffset === 0 && view.byteLength === view.buffer.byteLength && view.buffer instanceof ArrayBuffer ? [view.buffer] : [];
+}

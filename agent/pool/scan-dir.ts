@@ -5,7 +5,7 @@ import { isExcluded } from '../backup/exclude.ts';
 import { nodeTypeOf, packStat, STAT_SLOTS } from '../backup/entry-stat.ts';
 import { metaOf } from '../backup/node-meta.ts';
 import {
-  failureOf, type ChunkFileResult, type SavedCounts, type ScanDirResult, type ScanDirTask, type ScannedDir, type ScannedOutcome,
+  failureOf, splitIds, type ChunkFileResult, type SavedCounts, type ScanDirResult, type ScanDirTask, type ScannedDir, type ScannedOutcome,
   type StoredBlobMessage,
 } from './messages.ts';
 
@@ -18,31 +18,25 @@ const STORE_BATCH = 1 << 20;
  */
 export interface ScanDeps {
   /** Chunks and seals a whole file without asking (ChunkFileTask.sealUnasked). */
-  readonly readFile: (path: Buffer) => Promise<{ result: ChunkFileResult; transfer: ArrayBuffer[] }>;
-  /** Hands sealed blobs to the main thread and waits until it has taken them. */
-  readonly store: (blobs: StoredBlobMessage[], transfer: ArrayBuffer[]) => Promise<void>;
+  readonly readFile: (path: Buffer) => Promise<ChunkFileResult>;
+  /** Hands sealed blobs on (data to the worker's spool if claimed, trees to the main thread) and waits until they are taken. */
+  readonly store: (blobs: readonly StoredBlobMessage[]) => Promise<void>;
   /** Hashes and seals an encoded tree. */
   readonly sealTree: (bytes: Buffer) => SealedBlob;
 }
 
-/** Blobs read so far and not yet sent, with the buffers that move with them. */
+/** Blobs read so far and not yet handed on. */
 class BlobBatch {
-  blobs: StoredBlobMessage[] = [];
-  transfer: ArrayBuffer[] = [];
+  private blobs: StoredBlobMessage[] = [];
   private bytes = 0;
 
-  add(result: ChunkFileResult, transfer: readonly ArrayBuffer[]): void {
-    this.blobs.push(...result.blobs);
-    this.transfer.push(...transfer.filter((buffer) => buffer !== result.content.buffer));
-    for (const blob of result.blobs) this.bytes += blob.sealed.byteLength;
+  add(blobs: readonly StoredBlobMessage[]): void {
+    this.blobs.push(...blobs);
+    for (const blob of blobs) this.bytes += blob.sealed.byteLength;
   }
 
   addTree(tree: SealedBlob): void {
-    this.blobs.push({ isTree: true, id: tree.id, sealed: tree.sealed, rawLength: tree.rawLength });
-    if (tree.sealed.byteOffset === 0 && tree.sealed.byteLength === tree.sealed.buffer.byteLength && tree.sealed.buffer instanceof ArrayBuffer) {
-      this.transfer.push(tree.sealed.buffer);
-    }
-    this.bytes += tree.sealed.byteLength;
+    this.add([{ isTree: true, id: tree.id, sealed: tree.sealed, rawLength: tree.rawLength }]);
   }
 
   async sendIfFull(deps: ScanDeps): Promise<void> {
@@ -51,9 +45,8 @@ class BlobBatch {
 
   async send(deps: ScanDeps): Promise<void> {
     if (this.blobs.length === 0) return;
-    await deps.store(this.blobs, this.transfer);
+    await deps.store(this.blobs);
     this.blobs = [];
-    this.transfer = [];
     this.bytes = 0;
   }
 }
@@ -66,7 +59,7 @@ class BlobBatch {
 export async function scanDir(request: ScanDirTask, deps: ScanDeps): Promise<{ result: ScanDirResult; transfer: ArrayBuffer[] }> {
   const batch = new BlobBatch();
   const budget = { entries: request.descendUpTo };
-  const { listing } = await listDir(Buffer.from(request.path), request.dev, request, budget, batch, deps);
+  const { listing } = await listDir(Buffer.from(request.path), request.dev, request, budget, batch, deps, false);
   await batch.send(deps);
   return { result: { kind: 'scan-dir', ...listing }, transfer: [] };
 }
@@ -79,12 +72,13 @@ export async function scanDir(request: ScanDirTask, deps: ScanDeps): Promise<{ r
  */
 export async function listDirHere(dir: Buffer, excludes: readonly string[]): Promise<ScannedDir> {
   const request: ScanDirTask = { kind: 'scan-dir', path: dir, dev: 0n, excludes, readUpTo: -1, withAtime: false, descendUpTo: 0 };
-  return (await listDir(dir, 0n, request, { entries: 0 }, new BlobBatch(), undefined)).listing;
+  return (await listDir(dir, 0n, request, { entries: 0 }, new BlobBatch(), undefined, false)).listing;
 }
 
 /**
- * A listed directory, and when every entry in it could be dealt with here (no failure, no
- * file left to the main thread), the nodes of its tree and what they hold.
+ * A listed directory, and when its tree may be saved here (a subdirectory the scan took along)
+ * and every entry in it could be dealt with here (no failure, no file left to the main thread),
+ * the nodes of its tree and what they hold.
  */
 interface Listed {
   readonly listing: ScannedDir;
@@ -102,14 +96,15 @@ interface Scanned {
 }
 
 async function listDir(
-  dir: Buffer, dev: bigint, request: ScanDirTask, budget: { entries: number }, batch: BlobBatch, deps: ScanDeps | undefined,
+  dir: Buffer, dev: bigint, request: ScanDirTask, budget: { entries: number }, batch: BlobBatch, deps: ScanDeps | undefined, keepNodes: boolean,
 ): Promise<Listed> {
   const prefix = dir.at(-1) === 0x2f ? dir : Buffer.concat([dir, Buffer.from('/')]);
   const names = readdirSync(dir, { encoding: 'buffer' }).filter((name) => !isExcluded(Buffer.concat([prefix, name]), request.excludes));
   budget.entries -= names.length;
   const stats = new BigInt64Array(names.length * STAT_SLOTS);
   const outcomes: ScannedOutcome[] = [];
-  let nodes: TreeNode[] | undefined = [];
+  // The directory a listing starts at is saved by the main thread: no nodes for it.
+  let nodes: TreeNode[] | undefined = keepNodes ? [] : undefined;
   const counts = { dirs: 1, files: 0, bytes: 0 };
   for (const [i, name] of names.entries()) {
     const full = Buffer.concat([prefix, name]);
@@ -171,13 +166,11 @@ async function scanEntry(
   }
   if (!deps || st.size > BigInt(request.readUpTo) || st.nlink > 1n) return { outcome: null };
   try {
-    const { result, transfer } = await deps.readFile(full);
-    batch.add(result, transfer);
-    const content = [];
-    for (let at = 0; at < result.content.length; at += 32) content.push(Buffer.from(result.content.subarray(at, at + 32)));
+    const result = await deps.readFile(full);
+    batch.add(result.blobs);
     return {
       outcome: { kind: 'read', content: result.content, size: result.size },
-      node: { type, size: result.size, content },
+      node: { type, size: result.size, content: splitIds(result.content) },
       counts: { dirs: 0, files: 1, bytes: result.size },
     };
   } catch (err) {
@@ -196,7 +189,7 @@ async function scanSubdir(
   if (!deps || budget.entries <= 0 || st.dev !== dev) return { outcome: null };
   let listed: Listed;
   try {
-    listed = await listDir(full, dev, request, budget, batch, deps);
+    listed = await listDir(full, dev, request, budget, batch, deps, true);
   } catch {
     return { outcome: null };
   }

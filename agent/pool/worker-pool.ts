@@ -3,9 +3,9 @@ import { Worker } from 'node:worker_threads';
 import { ArcaError } from '../../repository/errors.ts';
 import type { RepoConfig } from '../../repository/config.ts';
 import type { BlobKeys } from '../../repository/crypto/master-key.ts';
-import type {
-  ChunkFileResult, FromWorker, FsBatchResult, FsBatchTask, ScanDirResult, ScanDirTask, TaskAnswer, TaskQuestion, TaskRequest, TaskResult,
-  ToWorker, WorkerFailure, WorkerSetup, WriteBlobsResult, WriteBlobsTask,
+import {
+  transferable, type ChunkFileResult, type FromWorker, type FsBatchResult, type FsBatchTask, type ScanDirResult, type ScanDirTask, type TaskAnswer,
+  type TaskQuestion, type TaskRequest, type TaskResult, type ToWorker, type WorkerFailure, type WorkerSetup, type WriteBlobsResult, type WriteBlobsTask,
 } from './messages.ts';
 
 /** A task that failed inside a worker; `errno` is set for file-system errors (EACCES, ENOENT...). */
@@ -114,12 +114,11 @@ export class WorkerPool {
 
   /** Decodes blobs of one pack range and writes them into files; `data` is moved to the worker. */
   writeBlobs(data: Buffer, blobs: WriteBlobsTask['blobs'], writes: WriteBlobsTask['writes']): Promise<WriteBlobsResult> {
-    const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
     return this.run({
       kind: 'write-blobs', data,
       blobs: blobs.map((blob) => ({ ...blob, id: exact(blob.id) })),
       writes: writes.map((write) => ({ ...write, path: exact(write.path) })),
-    }, owned ? [data.buffer] : [], undefined) as Promise<WriteBlobsResult>;
+    }, transferable(data), undefined) as Promise<WriteBlobsResult>;
   }
 
   /** Runs a batch of restore file-system steps (making directories and files, applying metadata) in a worker. */

@@ -11,7 +11,7 @@ import { WorkerSpool } from './worker-spool.ts';
 import {
   BLOB_DAMAGED, type ChunkFileResult, type ChunkFileTask, type FromWorker, type FsBatchResult, type FsBatchTask,
   type StoredBlobMessage, type TaskAnswer, type TaskQuestion, type TaskRequest, type TaskResult, type ToWorker, type WorkerFailure,
-  type WorkerSetup, type WriteBlobsTask, failureOf,
+  type WorkerSetup, type WriteBlobsTask, failureOf, packIds, transferable,
 } from './messages.ts';
 
 /** The CPU side of backup and restore: chunking, hashing, compression, encryption, decoding. */
@@ -23,10 +23,14 @@ const keys: BlobKeys = { encKey: Buffer.from(setup.encKey), idKey: Buffer.from(s
 const cdc = new FastCdc(Buffer.from(setup.chunkerKey), setup.chunker);
 /** Reads of 2 MiB keep the memory of four tasks in flight small; the splitter carries across reads. */
 const READ_SIZE = 2 << 20;
-const ID_LENGTH = 32;
 
 /** Where sealed data blobs go in a backup: this worker's own pack file. */
 const spool = setup.spool ? new WorkerSpool(setup.spool.dir, keys.encKey, setup.spool.packSize) : undefined;
+
+function backupSpool(): WorkerSpool {
+  if (!spool) throw new Error('protocol error: a backup task reached a worker that has no spool');
+  return spool;
+}
 
 const pendingAnswers = new Map<number, (answer: TaskAnswer) => void>();
 
@@ -42,36 +46,31 @@ function ask(task: number, question: TaskQuestion, transfer: ArrayBuffer[] = [])
 }
 
 /** Spools a sealed blob and frees it; a finished pack goes to the main thread to be stored. */
-async function spoolBlob(task: number, into: WorkerSpool, blob: SealedBlob): Promise<void> {
-  const pack = into.add(blob);
+async function spoolBlob(task: number, blob: SealedBlob): Promise<void> {
+  const pack = backupSpool().add(blob);
   releaseBuffer(blob.sealed);
   if (pack) await ask(task, { kind: 'pack', pack });
 }
 
 /**
- * Hands sealed blobs of a directory scan to the main thread: with a spool, the data blobs are
- * claimed first and spooled (those not claimed are dropped: stored already, or on their way from
- * another file), and only trees travel.
+ * Hands sealed blobs of a directory scan on: the data blobs are claimed first and spooled (those
+ * not claimed are dropped: stored already, or on their way from another file); trees go to the
+ * main thread.
  */
-async function handOver(task: number, blobs: StoredBlobMessage[], transfer: ArrayBuffer[]): Promise<void> {
-  if (!spool) {
-    await ask(task, { kind: 'store', blobs }, transfer);
-    return;
-  }
+async function handOver(task: number, blobs: readonly StoredBlobMessage[]): Promise<void> {
   const data = blobs.filter((blob) => blob.isTree !== true);
   const trees = blobs.filter((blob) => blob.isTree === true);
   if (data.length > 0) {
-    const ids = Buffer.allocUnsafeSlow(data.length * ID_LENGTH);
-    data.forEach((blob, i) => { ids.set(blob.id, i * ID_LENGTH); });
+    const ids = packIds(data.map((blob) => blob.id));
     const answer = await ask(task, { kind: 'claim', ids, bytes: 0 }, [ids.buffer]);
     if (answer.kind !== 'claim') throw new Error('protocol error: expected a claim answer');
     for (const [i, blob] of data.entries()) {
       const sealed = asBuffer(blob.sealed);
-      if (answer.mine[i] === true) await spoolBlob(task, spool, { id: asBuffer(blob.id), sealed, rawLength: blob.rawLength });
+      if (answer.mine[i] === true) await spoolBlob(task, { id: asBuffer(blob.id), sealed, rawLength: blob.rawLength });
       else releaseBuffer(sealed);
     }
   }
-  if (trees.length > 0) await ask(task, { kind: 'store', blobs: trees }, trees.flatMap((tree) => transferable(asBuffer(tree.sealed))));
+  if (trees.length > 0) await ask(task, { kind: 'store', blobs: trees }, trees.flatMap((tree) => transferable(tree.sealed)));
 }
 
 /** Ends this worker's spooled pack at the end of a backup. */
@@ -79,11 +78,6 @@ async function flushSpool(task: number): Promise<{ result: TaskResult; transfer:
   const pack = spool?.finish();
   if (pack) await ask(task, { kind: 'pack', pack });
   return { result: { kind: 'flush-spool' }, transfer: [] };
-}
-
-/** A buffer's memory can move to the other thread only when the buffer owns all of it. */
-function transferable(buf: Buffer): ArrayBuffer[] {
-  return buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength && buf.buffer instanceof ArrayBuffer ? [buf.buffer] : [];
 }
 
 /** Read buffers are reused across tasks: allocating 8 MiB per small file costs more than reading it. */
@@ -120,8 +114,7 @@ async function chunkFile(task: number, request: ChunkFileTask): Promise<{ result
       if (heldFresh.length > 0) await ask(task, { kind: 'store', blobs: heldFresh }, heldTransfer);
       ({ fresh: heldFresh, transfer: heldTransfer } = await sealChunks(task, [last], ids, buffer.buffer, request.sealUnasked));
     }
-    const content = Buffer.allocUnsafeSlow(ids.length * ID_LENGTH);
-    ids.forEach((id, i) => id.copy(content, i * ID_LENGTH));
+    const content = packIds(ids);
     return { result: { kind: 'chunk-file', content, size, blobs: heldFresh }, transfer: [...heldTransfer, content.buffer] };
   } finally {
     freeBuffers.push(buffer);
@@ -140,8 +133,7 @@ async function sealChunks(
   ids.push(...chunkIds);
   let mine: readonly boolean[] | undefined;
   if (!unasked) {
-    const packed = Buffer.allocUnsafeSlow(chunkIds.length * ID_LENGTH);
-    chunkIds.forEach((id, i) => id.copy(packed, i * ID_LENGTH));
+    const packed = packIds(chunkIds);
     const bytes = chunks.reduce((sum, c) => sum + c.length, 0);
     const answer = await ask(task, { kind: 'claim', ids: packed, bytes }, [packed.buffer]);
     if (answer.kind !== 'claim') throw new Error('protocol error: expected a claim answer');
@@ -152,8 +144,8 @@ async function sealChunks(
     const sealed = sealBlob(keys, chunkIds[i] as Buffer, chunks[i] as Buffer, setup.compressionLevel);
     // Claimed blobs go to this worker's pack; blobs sealed unasked go to the main thread, which
     // keeps the first copy of each.
-    if (mine !== undefined && spool) {
-      await spoolBlob(task, spool, sealed);
+    if (mine !== undefined) {
+      await spoolBlob(task, sealed);
       continue;
     }
     fresh.push({ id: sealed.id, sealed: sealed.sealed, rawLength: sealed.rawLength });
@@ -260,8 +252,8 @@ function runTask(task: number, request: TaskRequest): Promise<{ result: TaskResu
   switch (request.kind) {
     case 'chunk-file': return chunkFile(task, request);
     case 'scan-dir': return scanDir(request, {
-      readFile: (path) => chunkFile(task, { kind: 'chunk-file', path, sealUnasked: true }),
-      store: (blobs, transfer) => handOver(task, blobs, transfer),
+      readFile: async (path) => (await chunkFile(task, { kind: 'chunk-file', path, sealUnasked: true })).result,
+      store: (blobs) => handOver(task, blobs),
       sealTree: (bytes) => sealBlob(keys, blobId(keys.idKey, bytes), bytes, setup.compressionLevel),
     });
     case 'write-blobs': return Promise.resolve().then(() => writeBlobs(request));
