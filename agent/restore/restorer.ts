@@ -5,6 +5,7 @@ import { isExcluded } from '../backup/exclude.ts';
 import type { Reporter } from '../backup/progress.ts';
 import { ArcaError, CorruptObjectError } from '../../repository/errors.ts';
 import { packName } from '../../repository/object-names.ts';
+import { coalesceSpans, rangeOf, type RangeLimits } from '../../repository/pack/read-ranges.ts';
 import type { Repository } from '../../repository/repository.ts';
 import type { Snapshot } from '../../repository/snapshot/snapshot.ts';
 import { isSafeName, type FileNode, type TreeNode } from '../../repository/tree/tree.ts';
@@ -64,6 +65,18 @@ interface ContentFile {
   readonly create: boolean;
 }
 
+/** A directory whose tree is still to be read while planning. */
+interface DirToPlan {
+  readonly treeId: Buffer;
+  readonly local: Buffer;
+  readonly snapPath: string;
+  readonly depth: number;
+  /** Chosen by --include itself or through a parent. */
+  readonly selected: boolean;
+  /** Its own entry among the nodes found, -1 for the root. */
+  readonly index: number;
+}
+
 interface FileState {
   readonly local: Buffer;
   /** Not created yet: its one blob's write creates it (see WriteBlobsTask). */
@@ -73,19 +86,20 @@ interface FileState {
 }
 
 const PACK_CONCURRENCY = 4;
-/** Subtrees of one directory planned at once. */
-const SUBTREES_IN_FLIGHT = 8;
+/** Trees read and decoded together while planning, and such batches in flight. */
+const TREES_PER_BATCH = 256;
+const TREE_BATCHES_IN_FLIGHT = 2;
+const SLASH = Buffer.from('/');
 /** File-system calls (links, special files) in flight at once: they wait on the disk, not the CPU. */
 const FS_OPS_IN_FLIGHT = 32;
 /** Files created, or nodes given their metadata, per worker task. */
 const FS_BATCH = 128;
-/** Blobs of a pack closer than this are fetched in one range read... */
-const RANGE_GAP = 1 << 20;
 /**
- * ...of at most this many bytes (a larger blob is read alone), which bounds memory at
- * PACK_CONCURRENCY × this plus plaintext. 8 MiB cost 30 MiB more peak RSS and was no faster.
+ * Blobs of a pack up to 1 MiB apart are fetched in one range read of at most 4 MiB (a larger
+ * blob is read alone), which bounds memory at PACK_CONCURRENCY × 4 MiB plus plaintext. 8 MiB
+ * cost 30 MiB more peak RSS and was no faster.
  */
-const MAX_RANGE = 4 << 20;
+const CONTENT_READ_LIMITS: RangeLimits = { maxGap: 1 << 20, maxRange: 4 << 20 };
 
 /** Nodes grouped by depth, the groups in the order asked for. */
 function byDepth(nodes: readonly PlannedNode[], order: 'shallowest first' | 'deepest first'): PlannedNode[][] {
@@ -119,8 +133,6 @@ export class Restorer {
   private readonly failedFiles = new Set<string>();
   private filesTotal: number | undefined;
   private bytesTotal: number | undefined;
-  /** Directories waiting for the next make-dirs batch (makeDirSoon). */
-  private dirsToMake: Array<{ readonly entry: PlannedNode; readonly resolve: () => void }> = [];
 
   constructor(repo: Repository, pool: WorkerPool, reporter: Reporter = {}) {
     this.repo = repo;
@@ -136,7 +148,7 @@ export class Restorer {
     // Without --include every directory is restored, so each is made as soon as its tree is
     // read, by the workers, while the main thread goes on reading trees.
     const madeEarly = (options.includes ?? []).length === 0;
-    const plan = await this.planTree(Buffer.from(snapshot.tree, 'hex'), target, '', 0, options, false, madeEarly ? Promise.resolve() : undefined);
+    const plan = await this.planTree(Buffer.from(snapshot.tree, 'hex'), target, options, madeEarly);
     const files = await this.createNodes(plan, { dirsMade: madeEarly });
     this.filesTotal = plan.filter((p) => p.node.type === 'file').length;
     this.bytesTotal = plan.reduce((sum, p) => sum + (p.node.type === 'file' ? p.node.size : 0), 0);
@@ -168,54 +180,53 @@ export class Restorer {
   }
 
   /**
-   * The nodes under `treeId` to restore, parents before children. Subdirectories are planned a
-   * few at a time (each needs its tree loaded), and their plans are joined in order. With
-   * `made` (settled once `local` exists, or failed to be made), subdirectories are made on the
-   * way (makeDirSoon); without, createNodes makes them.
+   * The nodes under `rootTree` to restore, parents before children: a level of the tree at a
+   * time, its trees read in batches (Repository.loadTrees: a few range reads for hundreds of
+   * trees). With `makeDirs`, each level's directories are made by the workers, after the level
+   * above, while the main thread reads the next level's trees; without, createNodes makes them.
    */
-  private async planTree(
-    treeId: Buffer, local: Buffer, snapPath: string, depth: number, options: RestoreOptions, included: boolean, made: Promise<void> | undefined,
-  ): Promise<PlannedNode[]> {
-    const tree = await this.repo.loadTree(treeId);
+  private async planTree(rootTree: Buffer, target: Buffer, options: RestoreOptions, makeDirs: boolean): Promise<PlannedNode[]> {
     const includes = options.includes ?? [];
-    const parts = await mapLimit(tree.nodes, SUBTREES_IN_FLIGHT, async (node): Promise<PlannedNode[]> => {
-      // decodeTree already rejects these; checked again because a path escape must never happen.
-      if (!isSafeName(node.name)) throw new RestoreError(`The snapshot names an unsafe path component ${JSON.stringify(node.name.toString())}.`);
-      const childLocal = Buffer.concat([local, Buffer.from('/'), node.name]);
-      const childSnap = `${snapPath}/${node.name.toString()}`;
-      const childPathBuf = Buffer.from(childSnap);
-      if (isExcluded(childPathBuf, options.excludes ?? [])) return [];
-      const selected = included || includes.length === 0 || isExcluded(childPathBuf, includes);
-      const entry: PlannedNode = { node, local: childLocal, snapshotPath: childSnap, depth: depth + 1 };
-      if (node.type !== 'dir') return selected ? [entry] : [];
-      const childMade = made?.then(() => this.makeDirSoon(entry));
-      const inner = await this.planTree(node.subtree, childLocal, childSnap, depth + 1, options, selected, childMade);
-      await childMade;
-      // A directory is restored when chosen itself or when something inside it is.
-      return selected || inner.length > 0 ? [entry, ...inner] : [];
-    });
-    return parts.flat();
-  }
-
-
-  /**
-   * Makes a directory in the next worker batch (FS_BATCH of them, or whatever is waiting when
-   * the event loop comes round); settles once the batch is done. A failure is reported there.
-   */
-  private makeDirSoon(entry: PlannedNode): Promise<void> {
-    return new Promise((resolve) => {
-      this.dirsToMake.push({ entry, resolve });
-      if (this.dirsToMake.length >= FS_BATCH) this.makeWaitingDirs();
-      else if (this.dirsToMake.length === 1) setImmediate(() => { this.makeWaitingDirs(); });
-    });
-  }
-
-  private makeWaitingDirs(): void {
-    const batch = this.dirsToMake.splice(0);
-    if (batch.length === 0) return;
-    const entries = batch.map(({ entry }) => entry);
-    void this.inBatches(entries, (b) => ({ kind: 'make-dirs', paths: b.map(({ local }) => local) }), () => { this.summary.dirs_restored++; })
-      .finally(() => { for (const { resolve } of batch) resolve(); });
+    const excludes = options.excludes ?? [];
+    /** Every candidate node; `keep` is settled once all levels are read. */
+    const found: Array<{ entry: PlannedNode; parent: number; keep: boolean }> = [];
+    let level: DirToPlan[] = [{ treeId: rootTree, local: target, snapPath: '', depth: 0, selected: false, index: -1 }];
+    let made = Promise.resolve();
+    while (level.length > 0) {
+      const next: DirToPlan[] = [];
+      const dirs: PlannedNode[] = [];
+      const batches: DirToPlan[][] = [];
+      for (let i = 0; i < level.length; i += TREES_PER_BATCH) batches.push(level.slice(i, i + TREES_PER_BATCH));
+      await mapLimit(batches, TREE_BATCHES_IN_FLIGHT, async (batch) => {
+        const trees = await this.repo.loadTrees(batch.map(({ treeId }) => treeId));
+        batch.forEach((dir, i) => {
+          for (const node of trees[i]?.nodes ?? []) {
+            // decodeTree already rejects these; checked again because a path escape must never happen.
+            if (!isSafeName(node.name)) throw new RestoreError(`The snapshot names an unsafe path component ${JSON.stringify(node.name.toString())}.`);
+            const snapshotPath = `${dir.snapPath}/${node.name.toString()}`;
+            const pathBytes = Buffer.from(snapshotPath);
+            if (isExcluded(pathBytes, excludes)) continue;
+            const selected = dir.selected || includes.length === 0 || isExcluded(pathBytes, includes);
+            const entry: PlannedNode = { node, local: Buffer.concat([dir.local, SLASH, node.name]), snapshotPath, depth: dir.depth + 1 };
+            found.push({ entry, parent: dir.index, keep: selected });
+            if (node.type !== 'dir') continue;
+            next.push({ treeId: node.subtree, local: entry.local, snapPath: snapshotPath, depth: entry.depth, selected, index: found.length - 1 });
+            dirs.push(entry);
+          }
+        });
+      });
+      if (makeDirs) made = made.then(() => this.inBatches(dirs, (batch) => ({ kind: 'make-dirs', paths: batch.map(({ local }) => local) }), () => { this.summary.dirs_restored++; }));
+      level = next;
+    }
+    await made;
+    // A directory is restored when chosen itself or when something inside it is; children come
+    // after their parents, so one backward pass carries that up.
+    for (let i = found.length - 1; i >= 0; i--) {
+      const item = found[i];
+      const parent = item && item.keep && item.parent >= 0 ? found[item.parent] : undefined;
+      if (parent) parent.keep = true;
+    }
+    return found.filter(({ keep }) => keep).map(({ entry }) => entry);
   }
 
   /**
@@ -340,21 +351,7 @@ export class Restorer {
       }
     }
     await mapLimit([...byPack], PACK_CONCURRENCY, async ([packHex, blobs]) => {
-      const sorted = [...blobs.values()].sort((a, b) => a.offset - b.offset);
-      // Coalesce nearby blobs into one range read each.
-      let group: typeof sorted = [];
-      const groups: Array<typeof sorted> = [];
-      for (const blob of sorted) {
-        const last = group[group.length - 1];
-        const first = group[0];
-        if (first && last && (blob.offset - (last.offset + last.length) > RANGE_GAP || blob.offset + blob.length - first.offset > MAX_RANGE)) {
-          groups.push(group);
-          group = [];
-        }
-        group.push(blob);
-      }
-      if (group.length > 0) groups.push(group);
-      for (const g of groups) await this.restoreRange(packHex, g);
+      for (const group of coalesceSpans(blobs.values(), CONTENT_READ_LIMITS)) await this.restoreRange(packHex, group);
     });
   }
 
@@ -365,14 +362,14 @@ export class Restorer {
    */
   private async restoreRange(packHex: string, blobs: readonly NeededBlob[]): Promise<void> {
     const first = blobs[0];
-    const last = blobs[blobs.length - 1];
-    if (!first || !last) return;
-    const start = first.offset;
+    if (!first) return;
+    const range = rangeOf(blobs);
+    const start = range.offset;
     const name = packName(packHex);
     const targets = blobs.flatMap((blob, i) => blob.targets.filter((t) => !t.file.failed).map((t) => ({ blob: i, target: t })));
     let failures: WriteBlobsResult['failures'];
     try {
-      const data = await this.repo.storage.get(name, { offset: start, length: last.offset + last.length - start });
+      const data = await this.repo.storage.get(name, range);
       const result = await this.pool.writeBlobs(
         data,
         blobs.map((b) => ({ offset: b.offset - start, length: b.length, id: b.id, rawLength: b.rawLength })),

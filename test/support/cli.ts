@@ -29,6 +29,9 @@ export function testEnv(extra: Record<string, string | undefined> = {}): NodeJS.
     NODE_COMPILE_CACHE: path.join(os.tmpdir(), 'arca-test-compile-cache'),
     // Arca's own cache: one per test process, never the user's ~/.cache, removed after the run.
     XDG_CACHE_HOME: path.join(process.env.ARCA_TEST_RUN_DIR ?? os.tmpdir(), `arca-test-cache-${process.pid}`),
+    // What a killed backup leaves in its temp dir (the pack spool of a remote repository) goes
+    // with the run's scratch directory, not into the machine's /tmp.
+    ...(process.env.ARCA_TEST_RUN_DIR === undefined ? {} : { TMPDIR: process.env.ARCA_TEST_RUN_DIR }),
     ...extra,
   };
   for (const [k, v] of Object.entries(extra)) if (v === undefined) Reflect.deleteProperty(env, k);
