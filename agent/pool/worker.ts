@@ -1,6 +1,6 @@
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { ChunkSplitter, FastCdc } from '../../chunker/index.ts';
+import { ChunkSplitter, chunkBuffer, FastCdc } from '../../chunker/index.ts';
 import { blobId, type BlobKeys } from '../../repository/crypto/master-key.ts';
 import { decodeBlobTransient, sealBlob, type SealedBlob } from '../../repository/blob/blob-codec.ts';
 import { releaseBuffer } from '../../repository/util/release-buffer.ts';
@@ -80,6 +80,17 @@ async function flushSpool(task: number): Promise<{ result: TaskResult; transfer:
   return { result: { kind: 'flush-spool' }, transfer: [] };
 }
 
+/** Reads into `buffer` until it is full or the file ends; returns the bytes read. */
+function fill(fd: number, buffer: Buffer): number {
+  let got = 0;
+  while (got < buffer.length) {
+    const n = readSync(fd, buffer, got, buffer.length - got, null);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
 /** Read buffers are reused across tasks: allocating 8 MiB per small file costs more than reading it. */
 const freeBuffers: Buffer[] = [];
 
@@ -92,16 +103,22 @@ async function chunkFile(task: number, request: ChunkFileTask): Promise<{ result
     const splitter = new ChunkSplitter(cdc);
     const ids: Buffer[] = [];
     let size = 0;
+    let atEnd = false;
     // Sealed blobs of the previous read, held back so that the last batch rides on the "done" message.
     let heldFresh: StoredBlobMessage[] = [];
     let heldTransfer: ArrayBuffer[] = [];
-    for (;;) {
-      const got = readSync(fd, buffer, 0, READ_SIZE, null);
+    while (!atEnd) {
+      const got = fill(fd, buffer);
+      atEnd = got < READ_SIZE;
       if (got === 0) break;
+      const data = buffer.subarray(0, got);
+      // A file read whole in one go is chunked in place: the splitter would copy what it
+      // cannot decide yet, which for a small file is all of it.
+      const chunks = size === 0 && atEnd ? chunkBuffer(cdc, data) : splitter.push(data);
       size += got;
       if (heldFresh.length > 0) await ask(task, { kind: 'store', blobs: heldFresh }, heldTransfer);
       // The chunks alias `buffer`: they are hashed and sealed before the next read.
-      ({ fresh: heldFresh, transfer: heldTransfer } = await sealChunks(task, splitter.push(buffer.subarray(0, got)), ids, buffer.buffer, request.sealUnasked));
+      ({ fresh: heldFresh, transfer: heldTransfer } = await sealChunks(task, chunks, ids, buffer.buffer, request.sealUnasked));
       // Only the batch that is expected to be the last is held: a read error later must not
       // leave claimed blobs undelivered.
       if (size < st.size && heldFresh.length > 0) {

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
-import { Blake3Hasher } from '@napi-rs/blake-hash';
+import { keyedHash } from './master-key.ts';
 import { releaseBuffer } from '../util/release-buffer.ts';
 
 /**
@@ -41,34 +41,58 @@ export class SealOpenError extends Error {
  * which it would first check, at some cost, for being a KeyObject.
  */
 function messageKey(encKey: Buffer, nonce: Buffer): KeyObject {
-  return createSecretKey(Blake3Hasher.newKeyed(encKey).update(nonce.subarray(0, 12)).digestBuffer());
+  return createSecretKey(keyedHash(encKey, nonce.subarray(0, 12)));
 }
 
-export function seal(encKey: Buffer, purpose: SealPurpose, plaintext: Uint8Array | readonly Uint8Array[]): Buffer {
+/**
+ * A buffer for a seal's or open's output of `length` bytes, which the caller owns. Callers that
+ * consume the result at once pass one that lends the same scratch buffer every time.
+ */
+export type OutputBuffer = (length: number) => Buffer;
+
+const freshBuffer: OutputBuffer = (length) => Buffer.allocUnsafeSlow(length);
+
+/**
+ * The cipher allocates a new buffer for each call's output. Fed this much at a time, those
+ * buffers are small and malloc recycles them at once; fed whole blobs (up to 8 MiB), they made
+ * each worker's heap grow by tens of MiB.
+ */
+const PIECE = 64 << 10;
+
+/** Runs `cipher` over `input` into `out` from `at`, a piece at a time; returns the bytes written. */
+function cipherInto(cipher: { update(data: Uint8Array): Buffer }, input: Uint8Array, out: Buffer, at: number): number {
+  let written = 0;
+  for (let from = 0; from < input.length; from += PIECE) {
+    const piece = cipher.update(input.subarray(from, from + PIECE));
+    written += piece.copy(out, at + written);
+    releaseBuffer(piece);
+  }
+  return written;
+}
+
+/**
+ * Seals `plaintext` into a buffer from `output` (by default a new one: sealed units are moved
+ * between threads whole, so never a view of Buffer's shared pool).
+ */
+export function seal(encKey: Buffer, purpose: SealPurpose, plaintext: Uint8Array | readonly Uint8Array[], output: OutputBuffer = freshBuffer): Buffer {
   // The plaintext may come in parts (a blob's compression byte and its body), which saves
   // assembling it in one more buffer first.
   const parts = plaintext instanceof Uint8Array ? [plaintext] : plaintext;
   const length = parts.reduce((sum, p) => sum + p.length, 0);
-  // Never from Buffer's shared pool: sealed units are moved between threads whole.
-  const out = Buffer.allocUnsafeSlow(length + SEAL_OVERHEAD);
+  const out = output(length + SEAL_OVERHEAD).subarray(0, length + SEAL_OVERHEAD);
   const nonce = randomBytes(NONCE_LENGTH);
   nonce.copy(out, 0);
   const cipher = createCipheriv('aes-256-gcm', messageKey(encKey, nonce), nonce.subarray(12));
   cipher.setAAD(AAD[purpose]);
   let written = NONCE_LENGTH;
-  for (const part of parts) {
-    const piece = cipher.update(part);
-    written += piece.copy(out, written);
-    // Freed now: in a worker sealing a chunk every few milliseconds, waiting for the collector
-    // kept tens of MiB of these alive.
-    releaseBuffer(piece);
-  }
+  for (const part of parts) written += cipherInto(cipher, part, out, written);
   written += cipher.final().copy(out, written);
   cipher.getAuthTag().copy(out, written);
   return out;
 }
 
-export function open(encKey: Buffer, purpose: SealPurpose, sealed: Uint8Array): Buffer {
+/** Opens a sealed unit into a buffer from `output` (by default a new one). */
+export function open(encKey: Buffer, purpose: SealPurpose, sealed: Uint8Array, output: OutputBuffer = freshBuffer): Buffer {
   if (sealed.length < SEAL_OVERHEAD) throw new SealOpenError(`sealed data of ${sealed.length} bytes is shorter than the ${SEAL_OVERHEAD}-byte envelope`);
   const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length);
   const nonce = buf.subarray(0, NONCE_LENGTH);
@@ -76,11 +100,16 @@ export function open(encKey: Buffer, purpose: SealPurpose, sealed: Uint8Array): 
   const decipher = createDecipheriv('aes-256-gcm', messageKey(encKey, nonce), nonce.subarray(12));
   decipher.setAAD(AAD[purpose]);
   decipher.setAuthTag(tag);
-  const body = decipher.update(buf.subarray(NONCE_LENGTH, buf.length - TAG_LENGTH));
+  const body = buf.subarray(NONCE_LENGTH, buf.length - TAG_LENGTH);
+  const out = output(body.length).subarray(0, body.length);
+  cipherInto(decipher, body, out, 0);
+  let tail: Buffer;
   try {
-    const tail = decipher.final();
-    return tail.length === 0 ? body : Buffer.concat([body, tail]);
+    tail = decipher.final();
   } catch (err) {
     throw new SealOpenError('authentication failed (wrong key, or the data was modified)', { cause: err });
   }
+  // GCM gives all of its output from update(); final() only checks the tag.
+  if (tail.length !== 0) throw new SealOpenError(`the cipher gave ${tail.length} bytes more than the sealed data holds`);
+  return out;
 }

@@ -95,7 +95,8 @@ describe('Repository.loadTrees', () => {
     if (!loc) throw new Error('victim not indexed');
     const file = path.join(base, 'repo', packName(loc.packId.toString('hex')));
     const bytes = await fsp.readFile(file);
-    bytes[loc.offset + Math.floor(loc.length / 2)] ^= 0x01;
+    const at = loc.offset + Math.floor(loc.length / 2);
+    bytes.writeUInt8(bytes.readUInt8(at) ^ 0x01, at);
     await fsp.writeFile(file, bytes);
     const err: unknown = await repo.loadTrees(treeIds).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(CorruptObjectError);
