@@ -75,6 +75,13 @@ const SEAL_UNASKED_UP_TO = 64 << 10;
  */
 const DESCEND_UP_TO = 256;
 
+/**
+ * Parent trees read ahead below a tree that was read on its own, and at most this many held
+ * at once (trees of directories that no longer exist are never taken).
+ */
+const READ_AHEAD_TREES = 1024;
+const READ_AHEAD_HELD = 8192;
+
 /** A file's chunk IDs and the bytes they hold. */
 interface FileContent {
   readonly ids: readonly Buffer[];
@@ -114,6 +121,8 @@ export class Archiver {
     files_new: 0, files_changed: 0, files_unmodified: 0, dirs_new: 0, dirs_changed: 0, dirs_unmodified: 0,
     total_files_processed: 0, total_bytes_processed: 0, files_unreadable: 0,
   };
+  /** Trees of the parent snapshot read ahead of the walk (readAheadBelow), by ID in hex. */
+  private readonly readAhead = new Map<string, Promise<Tree | undefined>>();
   /** Content of files with several hard links, by "dev:ino", so each is read once. */
   private readonly hardlinks = new Map<string, Promise<FileContent | undefined>>();
   private excludes: readonly string[] = [];
@@ -230,8 +239,46 @@ export class Archiver {
   private async loadParentNodes(treeId: Buffer | undefined): Promise<Map<string, TreeNode>> {
     const nodes = new Map<string, TreeNode>();
     if (treeId === undefined || !this.repo.index.has(treeId)) return nodes;
-    for (const node of (await this.repo.loadTree(treeId)).nodes) nodes.set(node.name.toString('hex'), node);
+    for (const node of (await this.parentTree(treeId)).nodes) nodes.set(node.name.toString('hex'), node);
     return nodes;
+  }
+
+  /**
+   * A tree of the parent snapshot: read ahead already (readAheadBelow), or read now; then the
+   * trees below it that are not read ahead yet are. A read-ahead that failed is tried again
+   * alone, so its error, if any, names this tree.
+   */
+  private async parentTree(treeId: Buffer): Promise<Tree> {
+    const key = treeId.toString('hex');
+    const ahead = this.readAhead.get(key);
+    this.readAhead.delete(key);
+    const tree = (await ahead?.catch(() => undefined)) ?? await this.repo.loadTree(treeId);
+    void this.readAheadBelow(tree);
+    return tree;
+  }
+
+  /**
+   * Reads the parent snapshot's trees below `tree` a level at a time, up to READ_AHEAD_TREES of
+   * them, in batches (Repository.loadTrees), for the walk to find when it gets there: one read
+   * per tree cost a cache lookup or a pack read each, the bulk of a backup in which little changed.
+   */
+  private async readAheadBelow(tree: Tree): Promise<void> {
+    const subtrees = (t: Tree): Buffer[] => t.nodes.flatMap((n) => (
+      n.type === 'dir' && this.repo.index.has(n.subtree) && !this.readAhead.has(n.subtree.toString('hex')) ? [n.subtree] : []));
+    let level = subtrees(tree);
+    let budget = READ_AHEAD_TREES;
+    while (level.length > 0 && budget > 0 && this.readAhead.size < READ_AHEAD_HELD) {
+      const ids = level.slice(0, budget);
+      budget -= ids.length;
+      const loading = this.repo.loadTrees(ids);
+      for (const [i, id] of ids.entries()) {
+        const one = loading.then((trees) => trees[i]);
+        one.catch(() => undefined); // Its reader tries again alone; unread, it is no error.
+        this.readAhead.set(id.toString('hex'), one);
+      }
+      const trees = await loading.catch(() => []);
+      level = trees.flatMap(subtrees);
+    }
   }
 
   /** Saves one directory entry; undefined when it is excluded or could not be read. */
