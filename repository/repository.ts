@@ -25,10 +25,8 @@ export type InitOptions = ConfigOverrides;
  * ID-checked like bytes from storage; an entry that fails is deleted and the blob read again.
  */
 export interface BlobCache {
-  get(id: Buffer): Promise<Buffer | undefined>;
-  /** Many at once, in the order of `ids`: one lookup, where a get each cost ~20 µs of main thread each. */
+  /** In the order of `ids`; many at once, where a lookup each cost ~20 µs of main thread each. */
   getMany(ids: readonly Buffer[]): Promise<Array<Buffer | undefined>>;
-  put(id: Buffer, sealed: Buffer): Promise<void>;
   /** Many at once (a pack's trees): one write, where a put each took a round trip each. */
   putMany(blobs: ReadonlyArray<{ readonly id: Buffer; readonly sealed: Buffer }>): Promise<void>;
   delete(id: Buffer): Promise<void>;

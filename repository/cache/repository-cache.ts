@@ -75,9 +75,7 @@ export class RepositoryCache {
       names: (prefix) => this.guard([], () => objects.keys({ gte: prefix, lt: `${prefix}\uffff` }).all()),
     };
     this.trees = {
-      get: (id) => this.guard(undefined, () => trees.get(id.toString('hex'))),
       getMany: (ids) => this.guard(ids.map(() => undefined), () => trees.getMany(ids.map((id) => id.toString('hex')))),
-      put: (id, sealed) => this.guard(undefined, () => trees.put(id.toString('hex'), sealed)),
       putMany: (blobs) => this.guard(undefined, () => trees.batch(blobs.map(({ id, sealed }) => ({ type: 'put' as const, key: id.toString('hex'), value: sealed })))),
       delete: (id) => this.guard(undefined, () => trees.del(id.toString('hex'))),
     };

@@ -106,15 +106,15 @@ describe('the local cache', () => {
 
     // A tree entry that does not decode, and one that decodes to another blob: both dropped.
     await repo.loadIndex();
-    const rightSealed = await cache.trees.get(rootTree);
+    const [rightSealed] = await cache.trees.getMany([rootTree]);
     expect(rightSealed).toBeDefined();
     for (const wrong of [Buffer.from('not a sealed blob'), encodeBlob(repo.keys, Buffer.from('{"nodes":[]}'), 3).sealed]) {
-      await cache.trees.put(rootTree, wrong);
+      await cache.trees.putMany([{ id: rootTree, sealed: wrong }]);
       counting.reset();
       const tree = await repo.loadTree(rootTree);
       expect(tree.nodes.map((n) => n.name.toString())).toEqual([src.split('/')[1]]);
       expect(counting.byKind.get('data')?.gets).toBe(1);
-      expect(await cache.trees.get(rootTree)).toEqual(rightSealed);
+      expect((await cache.trees.getMany([rootTree]))[0]).toEqual(rightSealed);
     }
     await cache.close();
   });
@@ -135,9 +135,9 @@ describe('the local cache', () => {
     expect(cachedIndexes).not.toContain(`${INDEX_PREFIX}${extra}`);
     expect(cachedIndexes.sort()).toEqual((await collect(local.list(INDEX_PREFIX))).sort());
 
-    await cache.trees.put(Buffer.alloc(32, 7), Buffer.from('an unindexed tree'));
+    await cache.trees.putMany([{ id: Buffer.alloc(32, 7), sealed: Buffer.from('an unindexed tree') }]);
     expect(await cache.dropTreesNotIn((id) => fresh.locate(id) !== undefined)).toBe(1);
-    expect(await cache.trees.get(rootTree)).toBeDefined();
+    expect((await cache.trees.getMany([rootTree]))[0]).toBeDefined();
     await cache.close();
   });
 
@@ -155,8 +155,8 @@ describe('the local cache', () => {
     const failing = await RepositoryCache.open({ root: cacheRoot, repoId, onWarning: (m) => warnings.push(m) });
     await failing?.close();
     expect(await failing?.objects.get('index/x')).toBeUndefined();
-    await failing?.trees.put(Buffer.alloc(32), Buffer.from('x'));
-    expect(await failing?.trees.get(Buffer.alloc(32))).toBeUndefined();
+    await failing?.trees.putMany([{ id: Buffer.alloc(32), sealed: Buffer.from('x') }]);
+    expect((await failing?.trees.getMany([Buffer.alloc(32)]))?.[0]).toBeUndefined();
     expect(warnings).toEqual([
       expect.stringMatching(/^the cache .* is in use by another arca process; going on without it$/),
       expect.stringMatching(/^cannot use the cache .*a-file.*; going on without it$/),
