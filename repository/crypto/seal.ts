@@ -45,14 +45,6 @@ function messageKey(encKey: Buffer, nonce: Buffer): KeyObject {
 }
 
 /**
- * A buffer for a seal's or open's output of `length` bytes, which the caller owns. Callers that
- * consume the result at once pass one that lends the same scratch buffer every time.
- */
-export type OutputBuffer = (length: number) => Buffer;
-
-const freshBuffer: OutputBuffer = (length) => Buffer.allocUnsafeSlow(length);
-
-/**
  * The cipher allocates a new buffer for each call's output. Fed this much at a time, those
  * buffers are small and malloc recycles them at once; fed whole blobs (up to 8 MiB), they made
  * each worker's heap grow by tens of MiB.
@@ -70,16 +62,13 @@ function cipherInto(cipher: { update(data: Uint8Array): Buffer }, input: Uint8Ar
   return written;
 }
 
-/**
- * Seals `plaintext` into a buffer from `output` (by default a new one: sealed units are moved
- * between threads whole, so never a view of Buffer's shared pool).
- */
-export function seal(encKey: Buffer, purpose: SealPurpose, plaintext: Uint8Array | readonly Uint8Array[], output: OutputBuffer = freshBuffer): Buffer {
+export function seal(encKey: Buffer, purpose: SealPurpose, plaintext: Uint8Array | readonly Uint8Array[]): Buffer {
   // The plaintext may come in parts (a blob's compression byte and its body), which saves
   // assembling it in one more buffer first.
   const parts = plaintext instanceof Uint8Array ? [plaintext] : plaintext;
   const length = parts.reduce((sum, p) => sum + p.length, 0);
-  const out = output(length + SEAL_OVERHEAD).subarray(0, length + SEAL_OVERHEAD);
+  // Never from Buffer's shared pool: sealed units are moved between threads whole.
+  const out = Buffer.allocUnsafeSlow(length + SEAL_OVERHEAD);
   const nonce = randomBytes(NONCE_LENGTH);
   nonce.copy(out, 0);
   const cipher = createCipheriv('aes-256-gcm', messageKey(encKey, nonce), nonce.subarray(12));
@@ -91,8 +80,7 @@ export function seal(encKey: Buffer, purpose: SealPurpose, plaintext: Uint8Array
   return out;
 }
 
-/** Opens a sealed unit into a buffer from `output` (by default a new one). */
-export function open(encKey: Buffer, purpose: SealPurpose, sealed: Uint8Array, output: OutputBuffer = freshBuffer): Buffer {
+export function open(encKey: Buffer, purpose: SealPurpose, sealed: Uint8Array): Buffer {
   if (sealed.length < SEAL_OVERHEAD) throw new SealOpenError(`sealed data of ${sealed.length} bytes is shorter than the ${SEAL_OVERHEAD}-byte envelope`);
   const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length);
   const nonce = buf.subarray(0, NONCE_LENGTH);
@@ -101,7 +89,7 @@ export function open(encKey: Buffer, purpose: SealPurpose, sealed: Uint8Array, o
   decipher.setAAD(AAD[purpose]);
   decipher.setAuthTag(tag);
   const body = buf.subarray(NONCE_LENGTH, buf.length - TAG_LENGTH);
-  const out = output(body.length).subarray(0, body.length);
+  const out = Buffer.allocUnsafeSlow(body.length);
   cipherInto(decipher, body, out, 0);
   let tail: Buffer;
   try {
