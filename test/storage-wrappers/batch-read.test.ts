@@ -7,6 +7,7 @@ import { packName } from '../../repository/object-names.ts';
 import { coalesceSpans, rangeOf } from '../../repository/pack/read-ranges.ts';
 import { Repository } from '../../repository/repository.ts';
 import { LocalStorage } from '../../repository/storage/local.ts';
+import { ShortReadError } from '../../repository/storage/storage.ts';
 import { encodeTree } from '../../repository/tree/tree.ts';
 import { tempDir } from '../support/cli.ts';
 import { CountingStorage } from './counting.ts';
@@ -84,6 +85,29 @@ describe('Repository.loadTrees', () => {
       expect(counting.byKind.get('data')?.gets ?? 0).toBe(0);
     } finally {
       await cache.close();
+    }
+  });
+
+  it('fails with the pack named when the pack is cut short inside a batched read, and reads the trees before the cut', async () => {
+    const repo = await Repository.open(counting, PASSWORD);
+    await repo.loadIndex();
+    const locs = treeIds.map((id) => ({ id, loc: repo.locate(id) }));
+    const victim = locs[Math.floor(locs.length / 2)];
+    if (!victim?.loc) throw new Error('victim not indexed');
+    const { loc } = victim;
+    const inPack = locs.filter((l) => l.loc?.packId.equals(loc.packId));
+    const before = inPack.filter((l) => (l.loc?.offset ?? Infinity) + (l.loc?.length ?? 0) <= loc.offset).map((l) => l.id);
+    const file = path.join(base, 'repo', packName(loc.packId.toString('hex')));
+    const whole = await fsp.readFile(file);
+    try {
+      await fsp.truncate(file, loc.offset + 10);
+      const err: unknown = await repo.loadTrees(inPack.map((l) => l.id)).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ShortReadError);
+      expect((err as Error).message).toContain(packName(loc.packId.toString('hex')));
+      expect(before.length).toBeGreaterThan(0);
+      expect(await repo.loadTrees(before)).toHaveLength(before.length);
+    } finally {
+      await fsp.writeFile(file, whole);
     }
   });
 
