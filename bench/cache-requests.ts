@@ -16,9 +16,9 @@
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Archiver } from '../agent/backup/archiver.ts';
-import { WorkerPool, workerSetupFor } from '../agent/pool/worker-pool.ts';
-import { withSpoolDir } from '../agent/backup/spool-dir.ts';
+import { Archiver } from '../engine/backup/archiver.ts';
+import { WorkerPool, workerSetupFor } from '../engine/pool/worker-pool.ts';
+import { withSpoolDir } from '../engine/backup/spool-dir.ts';
 import { BlobWriter } from '../repository/blob-writer.ts';
 import { CachingStorage } from '../repository/cache/caching-storage.ts';
 import { RepositoryCache } from '../repository/cache/repository-cache.ts';

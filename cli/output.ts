@@ -1,4 +1,4 @@
-import type { ItemError, Progress, Reporter } from '../agent/backup/progress.ts';
+import type { ItemError, Progress, Reporter } from '../engine/progress.ts';
 import { formatBytes, formatDuration } from './format.ts';
 
 export interface OutputOptions {

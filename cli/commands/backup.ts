@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
-import { Archiver } from '../../agent/backup/archiver.ts';
-import { withSpoolDir } from '../../agent/backup/spool-dir.ts';
+import { Archiver } from '../../engine/backup/archiver.ts';
+import { withSpoolDir } from '../../engine/backup/spool-dir.ts';
 import { BlobWriter } from '../../repository/blob-writer.ts';
 import { UsageError } from '../../repository/errors.ts';
 import { compressionLevel, flag, str, strs, type Command, type OptionValues } from '../command.ts';

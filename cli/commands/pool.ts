@@ -1,5 +1,5 @@
 import type { Repository } from '../../repository/repository.ts';
-import { WorkerPool, workerSetupFor } from '../../agent/pool/worker-pool.ts';
+import { WorkerPool, workerSetupFor } from '../../engine/pool/worker-pool.ts';
 
 /**
  * Runs `fn` with a worker pool for `repo`, always shutting the pool down. A backup's pool

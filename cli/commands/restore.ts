@@ -1,4 +1,4 @@
-import { Restorer } from '../../agent/restore/restorer.ts';
+import { Restorer } from '../../engine/restore/restorer.ts';
 import { UsageError } from '../../repository/errors.ts';
 import { flag, str, strs, type Command } from '../command.ts';
 import { openRepository } from '../context.ts';

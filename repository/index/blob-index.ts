@@ -44,7 +44,7 @@ import { IndexCapacityError, IndexConcurrentModificationError } from './errors.t
 import { RecordStore } from './record-store.ts';
 import { checkId, checkLocationFields, type BlobLocation, type BlobType } from './types.ts';
 import { hashIdWords, ID_WORDS } from './id-words.ts';
-import type { IndexBlob } from './index-file.ts';
+import type { IndexBlob } from './types.ts';
 
 /** A blob location together with the blob's id. */
 export type BlobEntry = { id: Buffer } & BlobLocation;

@@ -29,17 +29,10 @@
 import { constants as bufferConstants } from 'node:buffer';
 import type { BlobIndex } from './blob-index.ts';
 import { IndexArgumentError, IndexFormatError } from './errors.ts';
-import { checkId, checkLocationFields, ID_LENGTH, MAX_PACK_END, type BlobType } from './types.ts';
+import { checkId, checkLocationFields, ID_LENGTH, MAX_PACK_END, type BlobType, type IndexBlob } from './types.ts';
+
 
 /** One blob as recorded in an index file. */
-export interface IndexBlob {
-  id: Buffer;
-  type: BlobType;
-  offset: number;
-  length: number;
-  rawLength: number;
-}
-
 /** The blobs of one pack as recorded in an index file. */
 export interface IndexPack {
   packId: Buffer;

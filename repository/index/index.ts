@@ -14,7 +14,6 @@ export {
   type DecodeIndexFileOptions,
   type EncodeIndexFileOptions,
   type IndexFileEncoderOptions,
-  type IndexBlob,
   type IndexPack,
   type LoadIndexFileResult,
 } from './index-file.ts';
@@ -25,4 +24,4 @@ export {
   IndexFormatError,
   IndexInternalError,
 } from './errors.ts';
-export { ID_LENGTH, type BlobLocation, type BlobType } from './types.ts';
+export { ID_LENGTH, type BlobLocation, type BlobType, type IndexBlob } from './types.ts';

@@ -3,6 +3,15 @@ import { IndexArgumentError } from './errors.ts';
 /** Kind of blob stored in a pack: file content chunks or directory trees. */
 export type BlobType = 'data' | 'tree';
 
+/** One blob of a pack as an index file records it. */
+export interface IndexBlob {
+  id: Buffer;
+  type: BlobType;
+  offset: number;
+  length: number;
+  rawLength: number;
+}
+
 /** Where a blob lives: which pack, and the byte range of its stored form. */
 export interface BlobLocation {
   /** 32-byte id (BLAKE3-256) of the pack file holding the blob. */

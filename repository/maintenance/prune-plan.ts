@@ -1,8 +1,15 @@
 import { CorruptObjectError } from '../errors.ts';
 import { decodeIndexFile, ID_LENGTH, validateIndexFile, type IndexPack } from '../index/index.ts';
 import { idOfName, PRUNE_PLANS_PREFIX, prunePlanName } from '../object-names.ts';
-import type { Repository } from '../repository.ts';
-import { ObjectNotFoundError } from '../storage/storage.ts';
+import type { SealPurpose } from '../crypto/seal.ts';
+import { ObjectNotFoundError, type Storage } from '../storage/storage.ts';
+
+/** What plans need of a repository: its storage and its sealing (the Repository provides both). */
+export interface SealedObjectStore {
+  readonly storage: Storage;
+  readSealedObject(name: string, purpose: SealPurpose): Promise<Buffer>;
+  writeSealedObject(nameOf: (id: string) => string, purpose: SealPurpose, plaintext: Buffer): Promise<string>;
+}
 
 /**
  * Phase 1 of a prune leaves a plan: the packs it intends to delete and, for those that were
@@ -89,11 +96,11 @@ export function decodePlan(encoded: Buffer): PlanContent {
 }
 
 /** Stores an encoded plan (planHeader + index file); returns its ID. */
-export async function writePlan(repo: Repository, encoded: Buffer): Promise<string> {
+export async function writePlan(repo: SealedObjectStore, encoded: Buffer): Promise<string> {
   return repo.writeSealedObject(prunePlanName, 'prune-plan', encoded);
 }
 
-export async function readPlan(repo: Repository, id: string): Promise<PrunePlan> {
+export async function readPlan(repo: SealedObjectStore, id: string): Promise<PrunePlan> {
   const name = prunePlanName(id);
   const encoded = await repo.readSealedObject(name, 'prune-plan');
   try {
@@ -103,7 +110,7 @@ export async function readPlan(repo: Repository, id: string): Promise<PrunePlan>
   }
 }
 
-export async function listPlans(repo: Repository): Promise<StoredPlan[]> {
+export async function listPlans(repo: SealedObjectStore): Promise<StoredPlan[]> {
   const plans: StoredPlan[] = [];
   for await (const obj of repo.storage.list(PRUNE_PLANS_PREFIX)) {
     const id = idOfName(obj.name);
@@ -118,12 +125,12 @@ export async function listPlans(repo: Repository): Promise<StoredPlan[]> {
 }
 
 /** How many plans there are, without reading them. */
-export async function countPlans(repo: Repository): Promise<number> {
+export async function countPlans(repo: SealedObjectStore): Promise<number> {
   let count = 0;
   for await (const obj of repo.storage.list(PRUNE_PLANS_PREFIX)) if (idOfName(obj.name) !== undefined) count++;
   return count;
 }
 
-export async function deletePlan(repo: Repository, id: string): Promise<void> {
+export async function deletePlan(repo: SealedObjectStore, id: string): Promise<void> {
   await repo.storage.delete(prunePlanName(id));
 }

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Archiver } from '../../agent/backup/archiver.ts';
-import { WorkerPool, workerSetupFor } from '../../agent/pool/worker-pool.ts';
+import { Archiver } from '../../engine/backup/archiver.ts';
+import { WorkerPool, workerSetupFor } from '../../engine/pool/worker-pool.ts';
 import { decodeBlob, encodeBlob } from '../../repository/blob/blob-codec.ts';
 import { BlobWriter } from '../../repository/blob-writer.ts';
 import { newMasterKey } from '../../repository/crypto/master-key.ts';
@@ -13,7 +13,7 @@ import { Repository } from '../../repository/repository.ts';
 import { LocalStorage } from '../../repository/storage/local.ts';
 import { SNAPSHOTS_PREFIX } from '../../repository/object-names.ts';
 import { arcaOk, tempDir } from '../support/cli.ts';
-import { STALE_SPOOL_MS } from '../../agent/backup/spool-dir.ts';
+import { STALE_SPOOL_MS } from '../../engine/backup/spool-dir.ts';
 
 describe('PackSpool', () => {
   let dir: string;

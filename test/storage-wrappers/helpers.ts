@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { Archiver, type BackupResult } from '../../agent/backup/archiver.ts';
-import { withSpoolDir } from '../../agent/backup/spool-dir.ts';
-import { WorkerPool, workerSetupFor } from '../../agent/pool/worker-pool.ts';
-import { Restorer, type RestoreSummary } from '../../agent/restore/restorer.ts';
+import { Archiver, type BackupResult } from '../../engine/backup/archiver.ts';
+import { withSpoolDir } from '../../engine/backup/spool-dir.ts';
+import { WorkerPool, workerSetupFor } from '../../engine/pool/worker-pool.ts';
+import { Restorer, type RestoreSummary } from '../../engine/restore/restorer.ts';
 import { BlobWriter } from '../../repository/blob-writer.ts';
 import type { Repository } from '../../repository/repository.ts';
 import type { StoredSnapshot } from '../../repository/snapshot/snapshot.ts';

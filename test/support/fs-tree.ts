@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp, type BigIntStats } from 'node:fs';
-import { nodeTypeOf } from '../../agent/backup/entry-stat.ts';
+import { nodeTypeOf } from '../../engine/fs/entry-stat.ts';
 
 /**
  * A byte-exact picture of a directory tree, for comparing a source with its restore. Names are

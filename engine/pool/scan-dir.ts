@@ -1,9 +1,9 @@
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import type { SealedBlob } from '../../repository/blob/blob-codec.ts';
 import { encodeTree, type NodeMeta, type TreeNode } from '../../repository/tree/tree.ts';
-import { isExcluded } from '../backup/exclude.ts';
-import { nodeTypeOf, packStat, STAT_SLOTS } from '../backup/entry-stat.ts';
-import { metaOf } from '../backup/node-meta.ts';
+import { isExcluded } from '../fs/exclude.ts';
+import { nodeTypeOf, packStat, STAT_SLOTS } from '../fs/entry-stat.ts';
+import { metaOf } from '../fs/node-meta.ts';
 import {
   failureOf, splitIds, type ChunkFileResult, type SavedCounts, type ScanDirResult, type ScanDirTask, type ScannedDir, type ScannedOutcome,
   type StoredBlobMessage,

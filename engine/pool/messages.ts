@@ -1,4 +1,4 @@
-import type { NodeMetadata } from '../restore/metadata.ts';
+import type { NodeMetadata } from '../fs/metadata.ts';
 
 /**
  * Messages between the main thread and pool workers. Every message names the task it belongs to;

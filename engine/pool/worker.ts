@@ -4,8 +4,8 @@ import { ChunkSplitter, chunkBuffer, FastCdc } from '../../chunker/index.ts';
 import { blobId, type BlobKeys } from '../../repository/crypto/master-key.ts';
 import { decodeBlobTransient, sealBlob, type SealedBlob } from '../../repository/blob/blob-codec.ts';
 import { releaseBuffer } from '../../repository/util/release-buffer.ts';
-import { applyMetadata } from '../restore/metadata.ts';
-import { createFile, ensureDirectory, openNewFile } from '../restore/safe-fs.ts';
+import { applyMetadata } from '../fs/metadata.ts';
+import { createFile, ensureDirectory, openNewFile } from '../fs/safe-fs.ts';
 import { scanDir } from './scan-dir.ts';
 import { WorkerSpool } from './worker-spool.ts';
 import {

@@ -14,9 +14,9 @@ import { Semaphore } from '../../repository/util/semaphore.ts';
 import { SPOOL_FAILED, splitIds, type SavedCounts, type ScanDirResult, type ScannedDir, type SpooledPackMessage, type StoredBlobMessage, type TaskAnswer, type TaskQuestion } from '../pool/messages.ts';
 import { listDirHere } from '../pool/scan-dir.ts';
 import { WorkerTaskError, type WorkerPool } from '../pool/worker-pool.ts';
-import { nodeTypeOf, unpackStat, type EntryStat } from './entry-stat.ts';
-import { metaOf } from './node-meta.ts';
-import type { Reporter } from './progress.ts';
+import { nodeTypeOf, unpackStat, type EntryStat } from '../fs/entry-stat.ts';
+import { metaOf } from '../fs/node-meta.ts';
+import type { Reporter } from '../progress.ts';
 import { scanTotals, type ScanTotals } from './scanner.ts';
 
 export const PROGRAM_VERSION = 'arca 0.1.0';

@@ -1,8 +1,8 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { blobId } from '../../repository/crypto/master-key.ts';
-import { isExcluded } from '../backup/exclude.ts';
-import type { Reporter } from '../backup/progress.ts';
+import { isExcluded } from '../fs/exclude.ts';
+import type { Reporter } from '../progress.ts';
 import { ArcaError, CorruptObjectError } from '../../repository/errors.ts';
 import { packName } from '../../repository/object-names.ts';
 import { coalesceSpans, rangeOf, type RangeLimits } from '../../repository/pack/read-ranges.ts';
@@ -13,8 +13,8 @@ import { mapLimit } from '../../repository/repository.ts';
 import { ObjectNotFoundError } from '../../repository/storage/storage.ts';
 import type { WorkerPool } from '../pool/worker-pool.ts';
 import { BLOB_DAMAGED, type ApplyMetadataTask, type FsBatchResult, type FsBatchTask, type WriteBlobsResult } from '../pool/messages.ts';
-import { createHardlink, createSpecial, createSymlink } from './safe-fs.ts';
-import { metadataOf } from './metadata.ts';
+import { createHardlink, createSpecial, createSymlink } from '../fs/safe-fs.ts';
+import { metadataOf } from '../fs/metadata.ts';
 
 export interface RestoreOptions {
   readonly target: string;

@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { isExcluded } from './exclude.ts';
+import { isExcluded } from '../fs/exclude.ts';
 
 export interface ScanTotals {
   readonly files: number;
