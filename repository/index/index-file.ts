@@ -29,7 +29,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import type { BlobIndex } from './blob-index.ts';
 import { IndexArgumentError, IndexFormatError } from './errors.ts';
-import { checkId, checkLocationFields, ID_LENGTH, MAX_PACK_END, type BlobType, type IndexBlob } from './types.ts';
+import { checkId, checkLocationFields, ID_LENGTH, MAX_PACK_END, type IndexBlob } from './types.ts';
 
 
 /** One blob as recorded in an index file. */
