@@ -18,6 +18,9 @@ import type { AddressInfo } from 'node:net';
  * more often than that always gets through, and a test failure is the client's, not bad luck.
  * Which requests fail comes from a PRNG seeded with `seed`: the same order of requests gets the
  * same faults (concurrent clients make that order vary from run to run).
+ *
+ * A test can also hold one chosen request (`hold`) until it releases it, to stop a client at a
+ * known point of its work.
  */
 export type FaultKind = 'slowDown' | 'reset' | 'delay' | 'truncate';
 
@@ -46,11 +49,21 @@ export interface FaultProxyStats {
   readonly serverErrors: Readonly<Record<number, number>>;
 }
 
+/** A request held back before it is forwarded, so that a test knows where its client stands. */
+export interface HeldRequest {
+  /** Resolves once a matching request has arrived; it is held from then on. */
+  readonly reached: Promise<void>;
+  /** Forwards the request (without a fault); its client carries on. */
+  readonly release: () => void;
+}
+
 export interface FaultProxy {
   /** http://127.0.0.1:PORT, for --s3-endpoint. */
   readonly endpoint: string;
   readonly stats: () => FaultProxyStats;
   readonly setFaultRate: (rate: number) => void;
+  /** Holds the next request for which `matches(method, url)` is true (the URL is path and query). */
+  readonly hold: (matches: (method: string, url: string) => boolean) => HeldRequest;
   readonly stop: () => Promise<void>;
 }
 
@@ -102,6 +115,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const counts = { requests: 0, spared: 0, upstreamErrors: 0, clientsGone: 0 };
   const faults: Record<FaultKind, number> = { slowDown: 0, reset: 0, delay: 0, truncate: 0 };
   const serverErrors: Record<number, number> = {};
+  const holds: Array<{ readonly matches: (method: string, url: string) => boolean; readonly arrived: () => void; readonly released: Promise<void> }> = [];
 
   /** Forwards the request (its body streamed) and collects the whole answer. */
   const forward = (req: IncomingMessage): Promise<Answer> => new Promise((resolve, reject) => {
@@ -150,10 +164,20 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     return kind;
   };
 
+  /** Waits for the test to release `req` if a hold matches it; returns whether one did. */
+  const held = async (req: IncomingMessage): Promise<boolean> => {
+    const at = holds.findIndex((h) => h.matches(req.method ?? '', req.url ?? ''));
+    const [hold] = at < 0 ? [] : holds.splice(at, 1);
+    if (hold === undefined) return false;
+    hold.arrived();
+    await hold.released;
+    return true;
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     counts.requests++;
     const id = counts.requests;
-    const kind = choose(req);
+    const kind = await held(req) ? undefined : choose(req);
     if (kind !== undefined) faults[kind]++;
     if (kind === 'slowDown') {
       // Read the request body first, as S3 does, so the client is not cut off mid-upload.
@@ -218,6 +242,14 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     endpoint: `http://127.0.0.1:${port}`,
     stats: () => ({ requests: counts.requests, faults: { ...faults }, spared: counts.spared, upstreamErrors: counts.upstreamErrors, clientsGone: counts.clientsGone, serverErrors: { ...serverErrors } }),
     setFaultRate: (rate) => { faultRate = checkRate(rate); },
+    hold: (matches) => {
+      let arrived = (): void => undefined;
+      let release = (): void => undefined;
+      const reached = new Promise<void>((resolve) => { arrived = resolve; });
+      const released = new Promise<void>((resolve) => { release = resolve; });
+      holds.push({ matches, arrived, released });
+      return { reached, release };
+    },
     stop: async () => {
       const closed = new Promise<void>((resolve) => { server.close(() => { resolve(); }); });
       server.closeAllConnections();
