@@ -1,5 +1,6 @@
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mulberry32 } from './seeded-random.ts';
 
 /**
  * An HTTP reverse proxy on a free loopback port in front of an S3-compatible server (s3rver),
@@ -72,18 +73,6 @@ const MAX_DELAY_MS = 800;
 /** Headers that belong to one connection, not to the request or answer (RFC 9110 §7.6.1), and Expect. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect']);
 
-/** mulberry32: a small seeded PRNG with values in [0, 1). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function checkRate(rate: number): number {
   if (!(rate >= 0 && rate <= 1)) throw new RangeError(`fault rate must be in [0, 1], not ${rate}`);
   return rate;
@@ -109,7 +98,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   if (upstream.protocol !== 'http:') throw new Error(`the fault proxy forwards to http:// only, not ${options.upstream}`);
   let faultRate = checkRate(options.faultRate);
   const maxConsecutive = options.maxConsecutive ?? 2;
-  const random = seeded(options.seed);
+  const random = mulberry32(options.seed);
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const failuresInARow = new Map<string, number>();
   const counts = { requests: 0, spared: 0, upstreamErrors: 0, clientsGone: 0 };
