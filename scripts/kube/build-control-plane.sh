@@ -25,6 +25,8 @@ if complete; then
   exit 0
 fi
 
+# Go's own installer puts it here, not always on PATH.
+[[ -x /usr/local/go/bin/go ]] && PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null 2>&1 ||
   fail "the Go toolchain ('go') is not on PATH; install Go (1.25 or newer) and run this script again"
 
