@@ -28,7 +28,7 @@ fi
 # Go's own installer puts it here, not always on PATH.
 [[ -x /usr/local/go/bin/go ]] && PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null 2>&1 ||
-  fail "the Go toolchain ('go') is not on PATH; install Go (1.25 or newer) and run this script again"
+  fail "the Go toolchain ('go') is not on PATH; install Go (1.26 or newer for Kubernetes v1.37) and run this script again"
 
 mkdir -p "$root"
 # One build per machine at a time: a second caller waits, then finds the binaries built.
