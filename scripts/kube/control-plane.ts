@@ -107,7 +107,7 @@ export async function findControlPlaneBinaries(cacheDir: string): Promise<Contro
     try {
       await access(file, fsConstants.X_OK);
     } catch {
-      throw new ControlPlaneBinariesMissingError(`${path.basename(file)} ${kubernetes} is not built in ${bin}: run \`${BUILD_COMMAND}\` (once per machine, 10-20 min)`);
+      throw new ControlPlaneBinariesMissingError(`${path.basename(file)} ${kubernetes} is not built in ${bin}: run \`${BUILD_COMMAND}\` (once per machine, 5-12 min on 2 cores)`);
     }
   }
   return binaries;
@@ -129,7 +129,10 @@ export async function startControlPlane(options: StartOptions): Promise<ControlP
 
 /** The state that startControlPlane wrote to `dir`. */
 export async function readControlPlaneState(dir: string): Promise<ControlPlaneState> {
-  return JSON.parse(await readFile(path.join(dir, STATE_FILE), 'utf8')) as ControlPlaneState;
+  const file = path.join(dir, STATE_FILE);
+  const state = JSON.parse(await readFile(file, 'utf8')) as Partial<ControlPlaneState>;
+  if (typeof state.server !== 'string' || !Array.isArray(state.processes)) throw new Error(`${file} is not a control plane's state file`);
+  return state as ControlPlaneState;
 }
 
 /** Stops each process in order: SIGTERM, then SIGKILL after 10 s; a pid now held by another program is left alone. */

@@ -12,11 +12,11 @@ import type { ProvidedKube } from './kube-global-setup.ts';
  */
 
 /** False when the binaries are not built and the kube tests are skipped: `describe.skipIf(!kubeAvailable)`. */
-export const kubeAvailable: boolean = inject('kube') !== null;
+export const kubeAvailable: boolean = inject('kube') !== undefined;
 
 export function kubeTestEnv(): ProvidedKube {
   const kube = inject('kube');
-  if (kube === null) throw new Error('The Kubernetes test control plane is not running; guard the suite with describe.skipIf(!kubeAvailable)');
+  if (kube === undefined) throw new Error('The Kubernetes test control plane is not running; guard the suite with describe.skipIf(!kubeAvailable)');
   return kube;
 }
 

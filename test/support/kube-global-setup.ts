@@ -6,7 +6,7 @@ import {
   ControlPlaneBinariesMissingError, findControlPlaneBinaries, kubeCacheDir, startControlPlane,
 } from '../../scripts/kube/control-plane.ts';
 
-/** What the kube project's tests get through `inject('kube')`; null when the binaries are not built. */
+/** What the kube project's tests get through `inject('kube')`; nothing when the binaries are not built. */
 export interface ProvidedKube {
   /** Admin (system:masters) kubeconfig of the run's control plane. */
   readonly kubeconfig: string;
@@ -17,7 +17,7 @@ export interface ProvidedKube {
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    kube: ProvidedKube | null;
+    kube?: ProvidedKube;
   }
 }
 
@@ -33,7 +33,6 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   } catch (err) {
     if (!(err instanceof ControlPlaneBinariesMissingError) || inCi(process.env.CI)) throw err;
     console.warn(`Skipping the Kubernetes tests: ${err.message}`);
-    project.provide('kube', null);
     return undefined;
   }
   const dir = await mkdtemp(path.join(os.tmpdir(), 'arca-kube-'));
