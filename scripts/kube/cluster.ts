@@ -15,10 +15,8 @@ async function up(dir: string): Promise<void> {
     throw new Error(`${dir} already holds a control plane: stop it first with \`npm run cluster -- down ${dir}\``);
   }
   const binaries = await findControlPlaneBinaries(kubeCacheDir(process.env));
-  await mkdir(dir, { recursive: true });
-  // Every `up` starts empty: etcd's old data names peer ports and keys of a previous start.
-  await Promise.all(['etcd-data', 'pki', 'bin'].map((name) => rm(path.join(dir, name), { recursive: true, force: true })));
-  await mkdir(path.join(dir, 'bin'));
+  await rm(path.join(dir, 'bin'), { recursive: true, force: true });
+  await mkdir(path.join(dir, 'bin'), { recursive: true });
   await symlink(binaries.kubectl, path.join(dir, 'bin', 'kubectl'));
   const started = performance.now();
   const plane = await startControlPlane({ dir, binaries, detached: true });

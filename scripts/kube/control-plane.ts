@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { constants as fsConstants, openSync, closeSync } from 'node:fs';
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
@@ -67,7 +67,7 @@ export interface ControlPlane extends ControlPlaneState {
 }
 
 export interface StartOptions {
-  /** Holds etcd's data, the keys, the logs, the kubeconfig and control-plane.json. */
+  /** Holds etcd's data and the keys (both made anew), the logs, the kubeconfig and control-plane.json. */
   readonly dir: string;
   readonly binaries: ControlPlaneBinaries;
   /** Keep running after this process exits (its own session, no handles held). */
@@ -147,7 +147,10 @@ export async function stopProcesses(processes: readonly ControlPlaneProcess[]): 
 }
 
 async function startOnce({ dir, binaries, detached = false, readyTimeoutMs = 180_000 }: StartOptions): Promise<ControlPlane> {
+  // Every start is fresh: etcd's old data would name the peer port and keys of an earlier start.
   const pki = path.join(dir, 'pki');
+  const etcdData = path.join(dir, 'etcd-data');
+  await Promise.all([pki, etcdData].map((d) => rm(d, { recursive: true, force: true })));
   await mkdir(pki, { recursive: true });
   const [etcdClientPort, etcdPeerPort, apiPort] = await freePorts(3);
   const deadline = Date.now() + readyTimeoutMs;
@@ -157,7 +160,7 @@ async function startOnce({ dir, binaries, detached = false, readyTimeoutMs = 180
     const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
     const peerUrl = `http://127.0.0.1:${etcdPeerPort}`;
     started.push(launch(dir, 'etcd', binaries.etcd, [
-      '--name=arca', `--data-dir=${path.join(dir, 'etcd-data')}`,
+      '--name=arca', `--data-dir=${etcdData}`,
       `--listen-client-urls=${etcdUrl}`, `--advertise-client-urls=${etcdUrl}`,
       `--listen-peer-urls=${peerUrl}`, `--initial-advertise-peer-urls=${peerUrl}`, `--initial-cluster=arca=${peerUrl}`,
       '--unsafe-no-fsync', '--log-level=warn',
