@@ -30,7 +30,7 @@ export function parseListenAddress(address: string): { host: string; port: numbe
 export async function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
   const { host, port } = parseListenAddress(options.address);
   const app: FastifyInstance = fastify({ logger: false });
-  app.get('/healthz', async () => 'ok\n');
+  app.get('/healthz', (_request, reply) => reply.type('text/plain').send('ok\n'));
   app.get('/readyz', async (_request, reply) => {
     const failing = Object.entries(options.readiness).flatMap(([name, check]) => {
       const reason = check();

@@ -54,7 +54,7 @@ export class LeaderElector {
   async run(stop: AbortSignal, callbacks: LeaderCallbacks): Promise<void> {
     const { retryPeriodMs, renewDeadlineMs } = this.config;
     while (!stop.aborted && !(await this.tryAcquireOrRenew())) await pause(retryPeriodMs, stop);
-    if (stop.aborted) return;
+    if (isAborted(stop)) return;
     this.leading = true;
     const lost = new AbortController();
     this.log.info({ lease: `${this.config.namespace}/${this.config.name}`, identity: this.config.identity }, 'became the leader');
@@ -62,7 +62,7 @@ export class LeaderElector {
     let lastRenew = Date.now();
     while (!stop.aborted) {
       await pause(retryPeriodMs, stop);
-      if (stop.aborted) break;
+      if (isAborted(stop)) break;
       if (await this.tryAcquireOrRenew()) {
         lastRenew = Date.now();
       } else if (Date.now() - lastRenew >= renewDeadlineMs) {
@@ -107,9 +107,8 @@ export class LeaderElector {
         namespace,
         name,
         body: {
-          ...lease,
+          metadata: lease.metadata, // its resourceVersion makes the write conditional
           spec: {
-            ...spec,
             holderIdentity: identity,
             leaseDurationSeconds,
             renewTime: now,
@@ -133,13 +132,18 @@ export class LeaderElector {
       const lease = await this.api.readNamespacedLease({ namespace, name });
       if (lease.spec?.holderIdentity !== identity) return;
       await this.api.replaceNamespacedLease({
-        namespace, name, body: { ...lease, spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: new V1MicroTime() } },
+        namespace, name, body: { metadata: lease.metadata, spec: { holderIdentity: '', leaseDurationSeconds: 1, renewTime: new V1MicroTime(), leaseTransitions: lease.spec.leaseTransitions } },
       });
       this.log.info({ lease: `${namespace}/${name}` }, 'released leadership');
     } catch (err) {
       this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not release the lease; it expires by itself');
     }
   }
+}
+
+// A call, not a property read: TypeScript would keep `signal.aborted` narrowed across awaits.
+function isAborted(signal: AbortSignal): boolean {
+  return signal.aborted;
 }
 
 function pause(ms: number, signal: AbortSignal): Promise<void> {

@@ -23,7 +23,7 @@ export interface ServeOptions {
   registry: Registry;
   metricsAddress: string;
   /** Starts the process's parts; `stopping` aborts on the first signal. */
-  start(stopping: AbortSignal): Promise<Running>;
+  start: (stopping: AbortSignal) => Promise<Running>;
 }
 
 /** Runs until a signal (exit code 0 after a clean stop) or a failure the parts report. */

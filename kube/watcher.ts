@@ -8,10 +8,10 @@ import type { Logger } from './logger.ts';
 
 export interface WatcherHandlers<T> {
   /** Added, changed, or replayed by a resync: reconcile it. */
-  onUpsert(object: T): void;
-  onDelete?(object: T): void;
+  onUpsert: (object: T) => void;
+  onDelete?: (object: T) => void;
   /** An object that does not match its schema (logged, then ignored until it changes). */
-  onInvalid?(raw: unknown, error: Error): void;
+  onInvalid?: (raw: unknown, error: Error) => void;
 }
 
 export interface WatcherOptions<T> {
@@ -20,9 +20,9 @@ export interface WatcherOptions<T> {
   name: string;
   /** API path of the collection, e.g. `/api/v1/pods` or `/apis/arca.dev/v1alpha1/namespaces/x/podvolumebackups`. */
   path: string;
-  list(): Promise<{ items: unknown[]; metadata?: { resourceVersion?: string } }>;
+  list: () => Promise<{ items: unknown[]; metadata?: { resourceVersion?: string } }>;
   /** Checks and types one object; throws when it is malformed. */
-  parse(raw: unknown): T;
+  parse: (raw: unknown) => T;
   labelSelector?: string;
   fieldSelector?: string;
   /** How often every cached object is handed to onUpsert again (0: never). */
@@ -97,18 +97,18 @@ export class Watcher<T> {
         // ListWatch reports a fatal error through its error callback (also from inside start()).
         let fail!: (err: unknown) => void;
         const failed = new Promise<unknown>((resolve) => { fail = resolve; });
-        let failedEarly = false;
-        const onError = (err: unknown) => { failedEarly = true; fail(err); };
+        const attempt = { failed: false };
+        const onError = (err: unknown) => { attempt.failed = true; fail(err); };
         this.listWatch.on('error', onError);
         await this.listWatch.start();
-        if (!failedEarly && !signal.aborted) {
+        if (!attempt.failed && !this.isStopping()) {
           this.synced = true;
           delay = initial;
           onFirstSync();
         }
         const err = await Promise.race([failed, abortPromise(signal)]);
         this.listWatch.off('error', onError);
-        if (signal.aborted) break;
+        if (this.isStopping()) break;
         this.synced = false;
         await this.listWatch.stop();
         this.options.log.warn({ err: errorText(err), collection: this.options.name, retryInMs: delay }, 'watch failed; restarting after backoff');
@@ -119,6 +119,10 @@ export class Watcher<T> {
     } finally {
       clearInterval(resync);
     }
+  }
+
+  private isStopping(): boolean {
+    return this.stopping.signal.aborted;
   }
 
   private resync(): void {

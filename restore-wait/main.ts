@@ -74,26 +74,15 @@ async function waitForMarkers(dirs: string[], uid: string, timeoutMs: number): P
   let recheck: NodeJS.Timeout | undefined;
   try {
     return await new Promise<Outcome>((resolve) => {
-      let checking = false;
-      let again = false;
-      const check = async (): Promise<void> => {
-        if (checking) {
-          again = true;
-          return;
-        }
-        checking = true;
-        try {
-          do {
-            again = false;
-            const states = await Promise.all(dirs.map((dir) => stateOf(dir, uid)));
-            const failed = states.find((s) => s.state === 'failed');
-            if (failed?.state === 'failed') resolve({ kind: 'failed', dir: failed.dir, reason: failed.reason });
-            else if (states.every((s) => s.state === 'done')) resolve({ kind: 'done' });
-          } while (again);
-        } finally {
-          checking = false;
-        }
+      // Checks run one after another, one per event.
+      let queue = Promise.resolve();
+      const checkOnce = async (): Promise<void> => {
+        const states = await Promise.all(dirs.map((dir) => stateOf(dir, uid)));
+        const failed = states.find((s) => s.state === 'failed');
+        if (failed?.state === 'failed') resolve({ kind: 'failed', dir: failed.dir, reason: failed.reason });
+        else if (states.every((s) => s.state === 'done')) resolve({ kind: 'done' });
       };
+      const check = (): Promise<void> => (queue = queue.then(checkOnce));
       const onEvent = () => { void check(); };
       watcher.on('add', onEvent).on('change', onEvent).on('ready', onEvent);
       watcher.on('error', onEvent);
