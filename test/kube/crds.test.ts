@@ -44,14 +44,15 @@ describe.skipIf(!kubeAvailable)('the generated CRDs on a real API server', () =>
       expect(crd.status?.conditions?.find((c) => c.type === 'Established')?.status, kind.kind).toBe('True');
       expect(crd.spec.versions[0]?.subresources?.status, kind.kind).toEqual({});
       const spec = valid[kind.kind];
-      const client = new ResourceClient(admin, kind as KindDefinition, 'arca-test');
+      const client = new ResourceClient(admin, kind, 'arca-test');
       const created = await create(kind.plural, `valid-${kind.singular}`, spec) as unknown;
       expect(client.parse(created).spec, kind.kind).toEqual(spec);
     }
   });
 
   test('refuses invalid objects with a message naming the field', async () => {
-    const { repository: _, ...noRepository } = valid.PodVolumeBackup;
+    const noRepository: Partial<typeof valid.PodVolumeBackup> = { ...valid.PodVolumeBackup };
+    delete noRepository.repository;
     expect(await rejection(create('podvolumebackups', 'no-repository', noRepository))).toMatchObject({ code: 422, message: expect.stringContaining('spec.repository: Required value') as unknown });
     expect(await rejection(create('volumebackupschedules', 'negative-retention', { ...valid.VolumeBackupSchedule, retention: { keepDaily: -1 } })))
       .toMatchObject({ code: 422, message: expect.stringContaining('spec.retention.keepDaily: Invalid value: -1: spec.retention.keepDaily in body should be greater than or equal to 0') as unknown });
