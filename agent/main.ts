@@ -4,6 +4,7 @@
 import { PodVolumeBackupKind, PodVolumeRestoreKind } from '../kube/api/kinds.ts';
 import { NODE_LABEL } from '../kube/api/labels.ts';
 import { loadKubeConfig } from '../kube/client.ts';
+import { reportingSetupErrors } from '../kube/errors.ts';
 import { Command, Option, parseCommandLine, positiveInteger } from '../kube/command-line.ts';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../kube/logger.ts';
 import { createRegistry, registerWatchedObjects } from '../kube/metrics.ts';
@@ -43,35 +44,37 @@ export async function run(argv: readonly string[], env: Readonly<Record<string, 
     process.stderr.write('arca agent: no node name: pass --node or set NODE_NAME (the DaemonSet sets it from spec.nodeName).\n');
     return 2;
   }
-  const log = createLogger('agent', options.logLevel);
-  const kc = loadKubeConfig({ kubeconfig: options.kubeconfig, env });
-  const registry = createRegistry('agent');
-  log.info({ node, podsDir: options.podsDir, cacheDir: options.cacheDir, maxConcurrent: options.maxConcurrent, namespace: options.namespace, server: kc.getCurrentCluster()?.server }, 'agent starting');
+  return reportingSetupErrors('arca agent', async () => {
+    const log = createLogger('agent', options.logLevel);
+    const kc = loadKubeConfig({ kubeconfig: options.kubeconfig, env });
+    const registry = createRegistry('agent');
+    log.info({ node, podsDir: options.podsDir, cacheDir: options.cacheDir, maxConcurrent: options.maxConcurrent, namespace: options.namespace, server: kc.getCurrentCluster()?.server }, 'agent starting');
 
-  return serve({
-    log,
-    registry,
-    metricsAddress: options.metricsAddress,
-    async start() {
-      const labelSelector = `${NODE_LABEL}=${node}`;
-      const watchers = [PodVolumeBackupKind, PodVolumeRestoreKind].map((kind) => watchKind({
-        kc,
-        client: new ResourceClient(kc, kind, FIELD_MANAGER),
-        namespace: options.namespace,
-        labelSelector,
-        resyncMs: RESYNC_MS,
-        log,
-        registry,
-        handlers: { onUpsert: (object) => { log.debug({ kind: object.kind, name: object.metadata.name, phase: object.status?.phase }, 'seen'); } },
-      }));
-      registerWatchedObjects(registry, watchers);
-      await Promise.all(watchers.map((w) => w.start()));
-      return {
-        readiness: { watches: watchersSynced(watchers) },
-        async stop() {
-          await Promise.all(watchers.map((w) => w.stop()));
-        },
-      };
-    },
+    return serve({
+      log,
+      registry,
+      metricsAddress: options.metricsAddress,
+      async start() {
+        const labelSelector = `${NODE_LABEL}=${node}`;
+        const watchers = [PodVolumeBackupKind, PodVolumeRestoreKind].map((kind) => watchKind({
+          kc,
+          client: new ResourceClient(kc, kind, FIELD_MANAGER),
+          namespace: options.namespace,
+          labelSelector,
+          resyncMs: RESYNC_MS,
+          log,
+          registry,
+          handlers: { onUpsert: (object) => { log.debug({ kind: object.kind, name: object.metadata.name, phase: object.status?.phase }, 'seen'); } },
+        }));
+        registerWatchedObjects(registry, watchers);
+        await Promise.all(watchers.map((w) => w.start()));
+        return {
+          readiness: { watches: watchersSynced(watchers) },
+          async stop() {
+            await Promise.all(watchers.map((w) => w.stop()));
+          },
+        };
+      },
+    });
   });
 }

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { Gauge } from 'prom-client';
 import { KINDS } from '../kube/api/kinds.ts';
 import { loadKubeConfig } from '../kube/client.ts';
+import { reportingSetupErrors } from '../kube/errors.ts';
 import { Command, Option, parseCommandLine, withDuration } from '../kube/command-line.ts';
 import { parseDuration } from '../kube/duration.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
@@ -47,57 +48,59 @@ export async function run(argv: readonly string[], env: Readonly<Record<string, 
   const parsed = parseCommandLine<ControllerOptions>(command, argv);
   if (!parsed.ok) return parsed.exitCode;
   const options = parsed.options;
-  const log = createLogger('controller', options.logLevel);
-  const kc = loadKubeConfig({ kubeconfig: options.kubeconfig, env });
-  const registry = createRegistry('controller');
-  const identity = `${env.POD_NAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
-  const elector = options.leaderElect
-    ? new LeaderElector(kc, {
-      namespace: options.leaderElectionNamespace ?? options.namespace,
-      name: options.leaderElectionId,
-      identity,
-      leaseDurationMs: options.leaseDuration,
-      renewDeadlineMs: options.renewDeadline,
-      retryPeriodMs: options.retryPeriod,
-    }, log)
-    : undefined;
-  new Gauge({ name: 'arca_controller_leader', help: '1 while this replica holds the Lease.', registers: [registry], collect() { this.set(elector === undefined || elector.isLeader ? 1 : 0); } });
-  log.info({ namespace: options.namespace, identity, leaderElect: options.leaderElect, server: kc.getCurrentCluster()?.server }, 'controller starting');
+  return reportingSetupErrors('arca controller', async () => {
+    const log = createLogger('controller', options.logLevel);
+    const kc = loadKubeConfig({ kubeconfig: options.kubeconfig, env });
+    const registry = createRegistry('controller');
+    const identity = `${env.POD_NAME ?? hostname()}_${randomBytes(4).toString('hex')}`;
+    const elector = options.leaderElect
+      ? new LeaderElector(kc, {
+        namespace: options.leaderElectionNamespace ?? options.namespace,
+        name: options.leaderElectionId,
+        identity,
+        leaseDurationMs: options.leaseDuration,
+        renewDeadlineMs: options.renewDeadline,
+        retryPeriodMs: options.retryPeriod,
+      }, log)
+      : undefined;
+    new Gauge({ name: 'arca_controller_leader', help: '1 while this replica holds the Lease.', registers: [registry], collect() { this.set(elector === undefined || elector.isLeader ? 1 : 0); } });
+    log.info({ namespace: options.namespace, identity, leaderElect: options.leaderElect, server: kc.getCurrentCluster()?.server }, 'controller starting');
 
-  return serve({
-    log,
-    registry,
-    metricsAddress: options.metricsAddress,
-    async start(stopping) {
-      const watchers = KINDS.map((kind) => watchKind({
-        kc,
-        client: new ResourceClient(kc, kind, FIELD_MANAGER),
-        namespace: options.namespace,
-        resyncMs: RESYNC_MS,
-        log,
-        registry,
-        handlers: { onUpsert: (object) => { log.debug({ kind: object.kind, name: object.metadata.name }, 'seen'); } },
-      }));
-      registerWatchedObjects(registry, watchers);
-      await Promise.all(watchers.map((w) => w.start()));
-      // Every replica watches and is ready (both serve the webhook); only the leader will reconcile.
-      const campaign = new AbortController();
-      stopping.addEventListener('abort', () => { campaign.abort(); }, { once: true });
-      let lostLeadership!: (code: number) => void;
-      const failed = new Promise<number>((resolve) => { lostLeadership = resolve; });
-      const election = elector?.run(campaign.signal, {
-        onStartedLeading: () => undefined,
-        onLostLeadership: () => { lostLeadership(1); },
-      });
-      return {
-        readiness: { watches: watchersSynced(watchers) },
-        failed,
-        async stop() {
-          campaign.abort();
-          await election;
-          await Promise.all(watchers.map((w) => w.stop()));
-        },
-      };
-    },
+    return serve({
+      log,
+      registry,
+      metricsAddress: options.metricsAddress,
+      async start(stopping) {
+        const watchers = KINDS.map((kind) => watchKind({
+          kc,
+          client: new ResourceClient(kc, kind, FIELD_MANAGER),
+          namespace: options.namespace,
+          resyncMs: RESYNC_MS,
+          log,
+          registry,
+          handlers: { onUpsert: (object) => { log.debug({ kind: object.kind, name: object.metadata.name }, 'seen'); } },
+        }));
+        registerWatchedObjects(registry, watchers);
+        await Promise.all(watchers.map((w) => w.start()));
+        // Every replica watches and is ready (both serve the webhook); only the leader will reconcile.
+        const campaign = new AbortController();
+        stopping.addEventListener('abort', () => { campaign.abort(); }, { once: true });
+        let lostLeadership!: (code: number) => void;
+        const failed = new Promise<number>((resolve) => { lostLeadership = resolve; });
+        const election = elector?.run(campaign.signal, {
+          onStartedLeading: () => undefined,
+          onLostLeadership: () => { lostLeadership(1); },
+        });
+        return {
+          readiness: { watches: watchersSynced(watchers) },
+          failed,
+          async stop() {
+            campaign.abort();
+            await election;
+            await Promise.all(watchers.map((w) => w.stop()));
+          },
+        };
+      },
+    });
   });
 }

@@ -25,3 +25,14 @@ export function apiMessageOf(err: unknown): string {
   if (typeof body === 'object' && body !== null && typeof (body as { message?: unknown }).message === 'string') return (body as { message: string }).message;
   return err instanceof Error ? err.message : String(err);
 }
+
+/** Runs an entry point's body; a setup error (bad kubeconfig, bad address) becomes one line on stderr and exit 1. */
+export async function reportingSetupErrors(command: string, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (err) {
+    if (!(err instanceof KubeSetupError)) throw err;
+    process.stderr.write(`${command}: ${err.message}\n`);
+    return 1;
+  }
+}
