@@ -1,15 +1,46 @@
-import type { ParseArgsOptionsConfig } from 'node:util';
+import { statSync } from 'node:fs';
 import type { GlobalOptions } from './context.ts';
 import { UsageError } from '../repository/errors.ts';
 
+/** Option values as a command's run() sees them, keyed by the long option name ("dry-run"). */
 export type OptionValues = Record<string, string | boolean | string[] | undefined>;
 
-/** One `arca` subcommand: its options and what it does. Returns the exit code. */
+/**
+ * One option of a command: the parser, `--help`, docs/cli.md and the shell completions are all
+ * built from these.
+ */
+export interface OptionSpec {
+  /** A flag, or an option that takes a value. */
+  readonly type: 'boolean' | 'string';
+  /** May be given more than once; run() gets every value in order. */
+  readonly multiple?: boolean;
+  /** A one-letter alias ("r" for -r). */
+  readonly short?: string;
+  /** The value's name in help texts ("GLOB"); options of type "string" need one. */
+  readonly value?: string;
+  readonly description: string;
+  /** Accepted but left out of help texts and docs (imports and tests). */
+  readonly hidden?: boolean;
+  /** What the shell completes the value with: a file, a directory, or one of these words. */
+  readonly complete?: 'file' | 'dir' | readonly string[];
+  /** Checks one value before run() is called; throws a UsageError that says what to write instead. */
+  readonly check?: (value: string, flag: string) => void;
+}
+
+export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
+
+/** One `arca` subcommand: its arguments, options and what it does. run() returns the exit code. */
 export interface Command {
   readonly name: string;
-  readonly usage: string;
+  /** The positional arguments as shown after the command name ("SNAPSHOT [PATH]"). */
+  readonly args: string;
+  /** One line for the command list. */
   readonly summary: string;
-  readonly options: ParseArgsOptionsConfig;
+  /** Further paragraphs for `arca CMD --help` and docs/cli.md. */
+  readonly details?: string;
+  /** Words the shell completes the first argument with ("index", "snapshots"). */
+  readonly actions?: readonly string[];
+  readonly options: OptionSpecs;
   run(values: OptionValues, positionals: string[], global: GlobalOptions): Promise<number>;
 }
 
@@ -40,3 +71,37 @@ export function compressionLevel(values: OptionValues): number | undefined {
   }
   return level;
 }
+
+/**
+ * Refuses a relative path pattern with a "/" in it: inside a snapshot every path is absolute
+ * (as `arca ls` shows them), so "src/db" would silently match nothing. A pattern without "/"
+ * matches a name at any depth and is fine.
+ */
+export function checkPathPattern(pattern: string, flag: string): void {
+  if (!pattern.includes('/') || pattern.startsWith('/')) return;
+  throw new UsageError(
+    `${flag} "${pattern}" is a relative path, which matches nothing: a pattern with "/" matches the whole absolute path `
+    + '(such as /data/app/src/db, as "arca ls SNAPSHOT" lists them), and a pattern without "/" matches a name at any depth.',
+  );
+}
+
+/** A directory to write into: missing (it will be created) or a directory, never a file. */
+export function checkDirectoryTarget(target: string, flag: string): void {
+  let stats;
+  try {
+    stats = statSync(target);
+  } catch {
+    return;
+  }
+  if (!stats.isDirectory()) throw new UsageError(`${flag} ${target} is not a directory; give a directory to restore into (it is created if missing).`);
+}
+
+/** The --host/--tag/--path options that choose snapshots (also what "latest" means). */
+export const SNAPSHOT_FILTER_OPTIONS: OptionSpecs = {
+  host: { type: 'string', value: 'HOST', description: 'only snapshots made on HOST' },
+  tag: { type: 'string', multiple: true, value: 'TAG', description: 'only snapshots with tag TAG; repeat for several (a snapshot needs all of them)' },
+  path: {
+    type: 'string', multiple: true, value: 'PATH', complete: 'dir',
+    description: 'only snapshots that include PATH (relative paths are resolved against the current directory, as backup records them); repeat: all of them',
+  },
+};

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline/promises';
+import { Writable } from 'node:stream';
 import { CachingStorage } from '../repository/cache/caching-storage.ts';
 import { defaultCacheRoot, RepositoryCache } from '../repository/cache/repository-cache.ts';
 import { UsageError } from '../repository/errors.ts';
@@ -22,6 +24,8 @@ export interface GlobalOptions {
   readonly cacheDir?: string | undefined;
   /** --no-cache: read everything from the storage. */
   readonly noCache?: boolean;
+  /** -v/--verbose: more detail, such as the stack of an unexpected error. */
+  readonly verbose?: boolean;
 }
 
 export function repositoryUrl(options: GlobalOptions): string {
@@ -62,19 +66,47 @@ function firstLine(text: string): string {
   return text.replace(/\r?\n.*$/s, '');
 }
 
-/** The password from --password-file, ARCA_PASSWORD_FILE or ARCA_PASSWORD; never from argv. */
-export function readPassword(options: GlobalOptions): Buffer {
-  return readPasswordFrom(options.passwordFile ?? process.env.ARCA_PASSWORD_FILE, 'ARCA_PASSWORD', '--password-file');
+/**
+ * The password, first found of: --password-file, ARCA_PASSWORD_FILE, ARCA_PASSWORD; never from
+ * argv. With none of them and a terminal on stdin, it is asked for (twice for a new repository).
+ */
+export async function readPassword(options: GlobalOptions, { confirm = false }: { confirm?: boolean } = {}): Promise<Buffer> {
+  const file = options.passwordFile ?? process.env.ARCA_PASSWORD_FILE;
+  const fromEnv = process.env.ARCA_PASSWORD;
+  if ((file === undefined || file === '') && (fromEnv === undefined || fromEnv === '') && process.stdin.isTTY) {
+    const password = await askPassword('Repository password: ');
+    if (confirm && (await askPassword('Repeat the password: ')) !== password) throw new UsageError('The two passwords differ; nothing was changed.');
+    if (password === '') throw new UsageError('An empty password is refused.');
+    return Buffer.from(password);
+  }
+  return readPasswordFrom(file, 'ARCA_PASSWORD', '--password-file');
+}
+
+/** Reads one line from the terminal without echoing it. */
+async function askPassword(question: string): Promise<string> {
+  process.stderr.write(question);
+  // readline echoes what is typed to its output: give it one that goes nowhere.
+  const silent = new Writable({ write: (_chunk, _encoding, done) => { done(); } });
+  const rl = readline.createInterface({ input: process.stdin, output: silent, terminal: true });
+  try {
+    return await rl.question('');
+  } finally {
+    rl.close();
+    process.stderr.write('\n');
+  }
 }
 
 /** A password from `file` (its first line) if given, else from the environment variable `envName`. */
 export function readPasswordFrom(file: string | undefined, envName: string, flagName: string): Buffer {
   if (file !== undefined && file !== '') {
+    let password: string;
     try {
-      return Buffer.from(firstLine(readFileSync(file, 'utf8')));
+      password = firstLine(readFileSync(file, 'utf8'));
     } catch (err) {
       throw new UsageError(`Cannot read the password file ${file}: ${err instanceof Error ? err.message : String(err)}.`);
     }
+    if (password === '') throw new UsageError(`The password file ${file} is empty (its first line is the password); an empty password is refused.`);
+    return Buffer.from(password);
   }
   const password = process.env[envName];
   if (password === undefined || password === '') {
@@ -96,7 +128,7 @@ export function readNewPassword(file: string | undefined): Buffer {
 export async function openRepository(options: GlobalOptions, { withIndex, cache = true }: { withIndex: boolean; cache?: boolean }): Promise<Repository> {
   const backend = await backendFor(options);
   const retry = retryOptions(options);
-  const plain = await Repository.open(withRetries(backend, retry), readPassword(options));
+  const plain = await Repository.open(withRetries(backend, retry), await readPassword(options));
   const repoCache = cache && options.noCache !== true
     ? await RepositoryCache.open({
       root: options.cacheDir !== undefined ? path.resolve(options.cacheDir) : defaultCacheRoot(process.env, os.homedir()),

@@ -8,6 +8,8 @@ export const EXIT = {
   noRepository: 10,
   lockFailed: 11,
   wrongPassword: 12,
+  /** stdout's reader went away (`arca ls | head`): 128 + SIGPIPE, as a process that signal stops. */
+  brokenPipe: 141,
 } as const;
 
 export function exitCodeOf(err: unknown): number {

@@ -6,9 +6,20 @@ export interface OutputOptions {
   readonly quiet: boolean;
 }
 
-/** Writes one JSON object per line (the --json contract). */
+/**
+ * Writes one JSON value on one line: a JSON line of a streaming command, or the one document of
+ * another (the convention is in docs/cli.md, "JSON output").
+ */
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+/**
+ * The record with its keys in snake_case, the case of every key the CLI prints (reports of the
+ * repository layer use camelCase). Only the top level: nested values keep their keys.
+ */
+export function snakeCaseKeys(record: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(record).map(([key, value]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), value as unknown]));
 }
 
 /**

@@ -4,7 +4,7 @@ import { Archiver } from '../../engine/backup/archiver.ts';
 import { withSpoolDir } from '../../engine/backup/spool-dir.ts';
 import { BlobWriter } from '../../repository/blob-writer.ts';
 import { UsageError } from '../../repository/errors.ts';
-import { compressionLevel, flag, str, strs, type Command, type OptionValues } from '../command.ts';
+import { checkPathPattern, compressionLevel, flag, str, strs, type Command, type OptionValues } from '../command.ts';
 import { openRepository, type GlobalOptions } from '../context.ts';
 import { Lease } from '../../repository/maintenance/leases.ts';
 import type { Repository } from '../../repository/repository.ts';
@@ -15,19 +15,27 @@ import { withPool } from './pool.ts';
 
 export const backupCommand: Command = {
   name: 'backup',
-  usage: 'arca backup PATH... [--tag T]... [--host H] [--parent ID] [--exclude GLOB]... [--cross-filesystems] [--with-atime] [--compression-level N] [--json]',
+  args: 'PATH...',
   summary: 'back up files and directories into a new snapshot',
+  details: [
+    'PATHs are recorded as absolute paths (relative ones are resolved against the current directory).',
+    'The parent, whose unchanged files are not read again, is the newest snapshot of the same host and the same set of paths, unless --parent names one.',
+  ].join('\n'),
   options: {
-    tag: { type: 'string', multiple: true },
-    host: { type: 'string' },
-    parent: { type: 'string' },
-    exclude: { type: 'string', multiple: true },
-    'cross-filesystems': { type: 'boolean' },
-    'with-atime': { type: 'boolean' },
-    /** zstd level for this backup (0 to 19), instead of the repository's. */
-    'compression-level': { type: 'string' },
-    /** Hidden (not in the usage line): record this time instead of now (for imports and tests). ISO 8601. */
-    time: { type: 'string' },
+    tag: { type: 'string', multiple: true, value: 'TAG', description: 'add TAG to the snapshot; repeat for several (KEY=VALUE tags can be grouped by in forget)' },
+    host: { type: 'string', value: 'HOST', description: 'record HOST as the snapshot\'s host name instead of this machine\'s' },
+    parent: { type: 'string', value: 'SNAPSHOT', description: 'compare against SNAPSHOT instead of the newest snapshot of the same host and paths' },
+    exclude: {
+      type: 'string', multiple: true, value: 'GLOB', check: checkPathPattern,
+      description: 'leave out what matches GLOB: without "/" a name at any depth (*.tmp, node_modules), with "/" an absolute path (/srv/data/cache); repeatable',
+    },
+    'cross-filesystems': { type: 'boolean', description: 'descend into other file systems mounted below PATH (by default they are left out)' },
+    'with-atime': { type: 'boolean', description: 'record access times too' },
+    'compression-level': {
+      type: 'string', value: 'N', complete: ['0', '1', '3', '9', '19'],
+      description: 'zstd level, 0 (store uncompressed) to 19 for this backup instead of the repository\'s default',
+    },
+    time: { type: 'string', value: 'TIME', hidden: true, description: 'record this ISO 8601 time instead of now (imports and tests)' },
   },
   async run(values, positionals, global) {
     if (positionals.length === 0) throw new UsageError('Give at least one path to back up: arca backup PATH...');

@@ -9,8 +9,10 @@ function treeJson(bytes: Buffer): unknown {
 
 export const catCommand: Command = {
   name: 'cat',
-  usage: 'arca cat config | snapshot ID | tree ID | index ID',
+  args: 'config | snapshot SNAPSHOT | tree ID | index ID',
   summary: 'print one repository object as JSON',
+  details: 'The object as the format stores it (docs/format.md), decrypted. A tree ID is the full 64-digit hex ID, as a snapshot\'s "tree" or a directory\'s "subtree" gives it.',
+  actions: ['config', 'snapshot', 'tree', 'index'],
   options: {},
   async run(_values, positionals, global) {
     const [kind, ref] = positionals;
@@ -28,6 +30,7 @@ export const catCommand: Command = {
         break;
       }
       case 'tree':
+        if (!/^[0-9a-f]{64}$/.test(ref ?? '')) throw new UsageError(`cat tree takes a full 64-digit hex tree ID, not "${ref ?? ''}"; "arca cat snapshot SNAPSHOT" shows a snapshot's root tree.`);
         doc = treeJson(await repo.readBlob(Buffer.from(ref ?? '', 'hex')));
         break;
       case 'index': {

@@ -3,6 +3,7 @@ import { describeNotice, describeProblem } from '../../repository/check/report.t
 import { UsageError } from '../../repository/errors.ts';
 import { flag, str, type Command } from '../command.ts';
 import { openRepository } from '../context.ts';
+import { printJson, snakeCaseKeys } from '../output.ts';
 
 function parseSubset(text: string): ReadDataSelection {
   const percent = /^(\d+(?:\.\d+)?)%$/.exec(text);
@@ -23,9 +24,16 @@ function parseSubset(text: string): ReadDataSelection {
 
 export const checkCommand: Command = {
   name: 'check',
-  usage: 'arca check [--read-data | --read-data-subset N%|N/M] [--json]',
+  args: '',
   summary: 'verify the repository: structure, and with --read-data every blob',
-  options: { 'read-data': { type: 'boolean' }, 'read-data-subset': { type: 'string' } },
+  details: 'Exits 1 when it finds an error; docs/maintenance.md says what to do then.',
+  options: {
+    'read-data': { type: 'boolean', description: 'also read, decrypt and hash every blob of every pack' },
+    'read-data-subset': {
+      type: 'string', value: 'N%|N/M',
+      description: 'read a subset of the packs: N% of them at random, or part N of M (the same part every time: rotate N to cover everything)',
+    },
+  },
   async run(values, _positionals, global) {
     const subset = str(values, 'read-data-subset');
     if (subset !== undefined && flag(values, 'read-data')) throw new UsageError('Give --read-data or --read-data-subset, not both.');
@@ -33,9 +41,13 @@ export const checkCommand: Command = {
     const repo = await openRepository(global, { withIndex: false, cache: false });
     const report = await new Checker(repo).run({ readData });
     if (global.json) {
-      // A Set has no JSON form: the unusable blobs go out as a sorted list.
-      const unusableBlobs = [...report.unusableBlobs].sort();
-      process.stdout.write(`${JSON.stringify({ ...report, problems: report.problems.map((p) => ({ ...p, description: describeProblem(p) })), unusableBlobs })}\n`);
+      printJson({
+        ...snakeCaseKeys(report),
+        problems: report.problems.map((p) => ({ ...p, description: describeProblem(p) })),
+        notices: report.notices.map((n) => ({ ...n, description: describeNotice(n) })),
+        // A Set has no JSON form: the unusable blobs go out as a sorted list.
+        unusable_blobs: [...report.unusableBlobs].sort(),
+      });
     } else {
       for (const n of report.notices) process.stdout.write(`notice: ${describeNotice(n)}\n`);
       for (const p of report.problems) process.stdout.write(`error: ${describeProblem(p)}\n`);

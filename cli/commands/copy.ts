@@ -9,9 +9,16 @@ import { printJson } from '../output.ts';
 
 export const copyCommand: Command = {
   name: 'copy',
-  usage: 'arca copy [SNAPSHOT...] --from-repo URL [--from-password-file F]   (or ARCA_FROM_REPOSITORY, ARCA_FROM_PASSWORD(_FILE))',
+  args: '[SNAPSHOT...] --from-repo URL',
   summary: 'copy snapshots from another repository into this one, deduplicated',
-  options: { 'from-repo': { type: 'string' }, 'from-password-file': { type: 'string' } },
+  details: 'Without SNAPSHOT, every snapshot of the source that is not in this repository yet. An interrupted copy resumes where it stopped.',
+  options: {
+    'from-repo': { type: 'string', value: 'URL', complete: 'dir', description: 'the source repository (else ARCA_FROM_REPOSITORY)' },
+    'from-password-file': {
+      type: 'string', value: 'FILE', complete: 'file',
+      description: 'read the source\'s password from the first line of FILE (else ARCA_FROM_PASSWORD_FILE, then ARCA_FROM_PASSWORD)',
+    },
+  },
   async run(values, positionals, global) {
     const fromUrl = str(values, 'from-repo') ?? process.env.ARCA_FROM_REPOSITORY;
     if (fromUrl === undefined || fromUrl === '') throw new UsageError('Give the source repository with --from-repo or ARCA_FROM_REPOSITORY.');

@@ -41,7 +41,7 @@ async function* removedOrAdded(repo: Repository, change: '+' | '-', node: TreeNo
 
 export const diffCommand: Command = {
   name: 'diff',
-  usage: 'arca diff SNAPSHOT SNAPSHOT [--json]',
+  args: 'SNAPSHOT SNAPSHOT',
   summary: 'show what changed between two snapshots (+ added, - removed, M modified, T type changed)',
   options: {},
   async run(_values, positionals, global) {

@@ -7,9 +7,10 @@ import {
 import { mapLimit } from '../../repository/repository.ts';
 import { snapshotName } from '../../repository/object-names.ts';
 import { newestFirst, type StoredSnapshot } from '../../repository/snapshot/snapshot.ts';
-import { flag, str, strs, type Command, type OptionValues } from '../command.ts';
+import { flag, SNAPSHOT_FILTER_OPTIONS, str, strs, type Command, type OptionValues } from '../command.ts';
 import { openRepository } from '../context.ts';
-import { pruneCommand } from './prune.ts';
+import { printJson } from '../output.ts';
+import { printPruneReport, pruneJson, pruneWith } from './prune.ts';
 import { snapshotFilter } from './snapshots.ts';
 
 const COUNT_OPTIONS = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
@@ -17,45 +18,32 @@ const COUNT_OPTIONS = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly']
 /** Snapshot objects deleted at once. */
 const DELETE_CONCURRENCY = 8;
 
-const USAGE = [
-  'arca forget [SNAPSHOT...] [--keep-last N] [--keep-hourly N] [--keep-daily N] [--keep-weekly N] [--keep-monthly N] [--keep-yearly N]',
-  '            [--keep-within DURATION] [--keep-tag T]... [--host H] [--tag T]... [--path P]... [--group-by LIST] [--prune [--max-unused P]] [--dry-run] [--json]',
-  '',
-  'Removes the SNAPSHOTs named (IDs, 8+ hex digit prefixes or "latest"), or applies the --keep-* policy to each group',
-  'of the snapshots that match --host/--tag/--path and removes every snapshot no option keeps (restic semantics).',
-  '  --keep-last N       the N newest snapshots',
-  '  --keep-hourly N ... the newest snapshot of each of the last N hours/days/ISO weeks/months/years that have',
-  '                      snapshots (UTC); if a count is left over, the oldest snapshot is kept as well',
-  '                      N = -1 or "unlimited" (write --keep-daily=-1) means no limit',
-  '  --keep-within D     snapshots newer than D before the newest snapshot; D is like 1y2m3d4h (y years, m months, d days, h hours)',
-  '  --keep-tag T        snapshots with tag T; T=a,b keeps those with both a and b; repeatable (any of them keeps)',
-  '  --group-by LIST     comma list of host, paths, tags and tag:KEY (default host,paths; "" for one group);',
-  '                      tag:KEY groups by the values of KEY=VALUE tags, e.g. --group-by host,tag:namespace,tag:pod,tag:volume',
-  '  --prune             then run "arca prune" (with --max-unused P, default 5%) to delete the data no snapshot uses',
-  '  --dry-run           only print what would be removed',
-  '  --json              print one JSON array of groups: {host, paths, tags, tag_values?, keep, remove, reasons}',
-].join('\n');
-
 export const forgetCommand: Command = {
   name: 'forget',
-  usage: USAGE,
+  args: '[SNAPSHOT...]',
   summary: 'remove snapshots by ID or by a retention policy (the data stays until prune)',
+  details: [
+    'Removes the SNAPSHOTs named, or applies the --keep-* policy to each group of the snapshots that match --host/--tag/--path',
+    'and removes every snapshot that no option keeps (restic\'s semantics). Counts are periods that have snapshots, in UTC;',
+    'if a count is left over, the oldest snapshot is kept as well.',
+  ].join('\n'),
   options: {
-    'keep-last': { type: 'string' },
-    'keep-hourly': { type: 'string' },
-    'keep-daily': { type: 'string' },
-    'keep-weekly': { type: 'string' },
-    'keep-monthly': { type: 'string' },
-    'keep-yearly': { type: 'string' },
-    'keep-within': { type: 'string' },
-    'keep-tag': { type: 'string', multiple: true },
-    host: { type: 'string' },
-    tag: { type: 'string', multiple: true },
-    path: { type: 'string', multiple: true },
-    'group-by': { type: 'string' },
-    'dry-run': { type: 'boolean' },
-    prune: { type: 'boolean' },
-    'max-unused': { type: 'string' },
+    'keep-last': { type: 'string', value: 'N', description: 'keep the N newest snapshots' },
+    'keep-hourly': { type: 'string', value: 'N', description: 'keep the newest snapshot of each of the last N hours that have snapshots; N=-1 or "unlimited" (write --keep-hourly=-1): no limit' },
+    'keep-daily': { type: 'string', value: 'N', description: 'the same for days' },
+    'keep-weekly': { type: 'string', value: 'N', description: 'the same for ISO weeks' },
+    'keep-monthly': { type: 'string', value: 'N', description: 'the same for months' },
+    'keep-yearly': { type: 'string', value: 'N', description: 'the same for years' },
+    'keep-within': { type: 'string', value: 'DURATION', description: 'keep snapshots newer than DURATION before the newest snapshot; DURATION is like 1y2m3d4h (years, months, days, hours)' },
+    'keep-tag': { type: 'string', multiple: true, value: 'TAG', description: 'keep snapshots with tag TAG; TAG=a,b keeps those with both a and b; repeatable (any of them keeps)' },
+    ...SNAPSHOT_FILTER_OPTIONS,
+    'group-by': {
+      type: 'string', value: 'LIST',
+      description: 'comma list of host, paths, tags and tag:KEY (default host,paths; "" for one group); tag:KEY groups by the values of KEY=VALUE tags, e.g. host,tag:namespace,tag:pod',
+    },
+    'dry-run': { type: 'boolean', description: 'only print what would be removed' },
+    prune: { type: 'boolean', description: 'then run prune to delete the data no snapshot uses' },
+    'max-unused': { type: 'string', value: 'PERCENT', description: 'with --prune: as prune\'s --max-unused (default 5%)' },
   },
   async run(values, positionals, global) {
     const policy = policyOf(values);
@@ -89,12 +77,18 @@ export const forgetCommand: Command = {
     const human = !global.json && !global.quiet;
     if (human) printHuman(results, explicit ? undefined : policy);
     if (!dryRun) await mapLimit(removed, DELETE_CONCURRENCY, (id) => repo.storage.delete(snapshotName(id)));
-    if (global.json) process.stdout.write(`${JSON.stringify(results.map(jsonGroup))}\n`);
+    const andPrune = flag(values, 'prune');
+    // One document: the groups, or with --prune the groups and prune's report together.
+    if (global.json && !andPrune) printJson(results.map(jsonGroup));
     else if (human) {
       const what = plural(removed.length);
       process.stdout.write(removed.length === 0 ? 'no snapshots to remove\n' : dryRun ? `would remove ${what} (dry run, nothing was deleted)\n` : `removed ${what}\n`);
     }
-    if (flag(values, 'prune')) return pruneCommand.run({ 'dry-run': dryRun, 'max-unused': str(values, 'max-unused') }, [], global);
+    if (andPrune) {
+      const report = await pruneWith({ 'dry-run': dryRun, 'max-unused': str(values, 'max-unused') }, global);
+      if (global.json) printJson({ groups: results.map(jsonGroup), prune: pruneJson(report, dryRun) });
+      else printPruneReport(report, global, dryRun);
+    }
     return 0;
   },
 };

@@ -5,15 +5,18 @@ import { compressionLevel, type Command } from '../command.ts';
 
 export const initCommand: Command = {
   name: 'init',
-  usage: 'arca init [--repo URL] [--compression-level N]',
+  args: '',
   summary: 'create a new repository',
+  details: 'The repository is created at --repo (or ARCA_REPOSITORY), which must not hold one already.',
   options: {
-    /** zstd level of the repository's writers, 0 (none) to 19; 3 unless given. A backup may override it. */
-    'compression-level': { type: 'string' },
+    'compression-level': {
+      type: 'string', value: 'N', complete: ['0', '1', '3', '9', '19'],
+      description: 'zstd level, 0 (store uncompressed) to 19; the repository\'s default, stored in its config (3 unless given; backup --compression-level overrides it)',
+    },
   },
   async run(values, _positionals, global) {
-    const repo = await Repository.init(await storageFor(global), readPassword(global), { compressionLevel: compressionLevel(values) });
-    if (global.json) printJson({ message_type: 'initialized', id: repo.config.id, repository: repo.storage.location });
+    const repo = await Repository.init(await storageFor(global), await readPassword(global, { confirm: true }), { compressionLevel: compressionLevel(values) });
+    if (global.json) printJson({ id: repo.config.id, repository: repo.storage.location });
     else if (!global.quiet) process.stdout.write(`created Arca repository ${repo.config.id.slice(0, 10)} at ${repo.storage.location}\n`);
     return 0;
   },

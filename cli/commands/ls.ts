@@ -1,9 +1,11 @@
+import path from 'node:path';
 import { walkTree } from '../../repository/tree/walk.ts';
 import type { TreeNode } from '../../repository/tree/tree.ts';
 import { UsageError } from '../../repository/errors.ts';
-import type { Command } from '../command.ts';
+import { SNAPSHOT_FILTER_OPTIONS, type Command } from '../command.ts';
 import { openRepository } from '../context.ts';
 import { printJson } from '../output.ts';
+import { snapshotFilter } from './snapshots.ts';
 
 function nodeSize(node: TreeNode): number {
   return node.type === 'file' ? node.size : 0;
@@ -15,14 +17,23 @@ function mtimeIso(node: TreeNode): string {
 
 export const lsCommand: Command = {
   name: 'ls',
-  usage: 'arca ls SNAPSHOT [PATH] [--json]',
+  args: 'SNAPSHOT [PATH]',
   summary: 'list the files in a snapshot',
-  options: {},
-  async run(_values, positionals, global) {
+  details: [
+    'Paths are absolute, as backup recorded them; with PATH (absolute too), only that path and what is below it.',
+    'SNAPSHOT "latest" is the newest snapshot that matches --host, --tag and --path.',
+  ].join('\n'),
+  options: SNAPSHOT_FILTER_OPTIONS,
+  async run(values, positionals, global) {
     const [ref, under] = positionals;
-    if (ref === undefined) throw new UsageError('Usage: arca ls SNAPSHOT [PATH]');
+    if (ref === undefined) throw new UsageError('Give the snapshot to list: arca ls SNAPSHOT [PATH].');
     const repo = await openRepository(global, { withIndex: true });
-    const { id, snapshot } = await repo.resolveSnapshot(ref);
+    const { id, snapshot } = await repo.resolveSnapshot(ref, snapshotFilter(values));
+    if (under !== undefined && !under.startsWith('/')) {
+      // Relative to the current directory (as backup resolves its PATHs), or to a backed-up path.
+      const guesses = [...new Set([path.resolve(under), ...snapshot.paths.map((p) => path.posix.join(p, under))])];
+      throw new UsageError(`"${under}" is a relative path, and paths in a snapshot are absolute; did you mean ${guesses.join(' or ')}?`);
+    }
     const prefix = under === undefined ? undefined : Buffer.from(under.replace(/\/+$/, ''));
     if (global.json) printJson({ message_type: 'snapshot', id, short_id: id.slice(0, 8), ...snapshot });
     for await (const { path, node } of walkTree(repo, Buffer.from(snapshot.tree, 'hex'))) {

@@ -1,9 +1,10 @@
 import { leaseTiming } from '../../repository/maintenance/leases.ts';
 import { prune, type PruneReport } from '../../repository/maintenance/prune.ts';
 import { UsageError } from '../../repository/errors.ts';
-import { flag, str, type Command } from '../command.ts';
+import { flag, str, type Command, type OptionValues } from '../command.ts';
 import { openRepository, type GlobalOptions } from '../context.ts';
 import { formatBytes } from '../format.ts';
+import { printJson, snakeCaseKeys } from '../output.ts';
 
 function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(text.trim());
@@ -12,9 +13,14 @@ function parseSize(text: string): number {
   return Math.floor(Number(m[1]) * 1024 ** power);
 }
 
+/** prune's --json document (also the "prune" member of forget --prune --json's). */
+export function pruneJson(report: PruneReport, dryRun: boolean): Record<string, unknown> {
+  return { ...snakeCaseKeys(report), dry_run: dryRun };
+}
+
 export function printPruneReport(report: PruneReport, global: GlobalOptions, dryRun: boolean): void {
   if (global.json) {
-    process.stdout.write(`${JSON.stringify({ message_type: 'prune', dry_run: dryRun, ...report })}\n`);
+    printJson(pruneJson(report, dryRun));
     return;
   }
   if (global.quiet) return;
@@ -30,24 +36,33 @@ export function printPruneReport(report: PruneReport, global: GlobalOptions, dry
 
 export const pruneCommand: Command = {
   name: 'prune',
-  usage: 'arca prune [--max-unused PERCENT] [--max-repack-size SIZE] [--dry-run] [--json]',
+  args: '',
   summary: 'delete data no snapshot uses and repack partly used packs (safe while backups run)',
-  options: { 'max-unused': { type: 'string' }, 'max-repack-size': { type: 'string' }, 'dry-run': { type: 'boolean' } },
+  options: {
+    'max-unused': { type: 'string', value: 'PERCENT', description: 'repack partly used packs until at most PERCENT of the pack space is unused (default 5%)' },
+    'max-repack-size': { type: 'string', value: 'SIZE', description: 'repack at most SIZE of packs in this run: a number of bytes with an optional K, M, G or T (binary: 500M is 500 MiB)' },
+    'dry-run': { type: 'boolean', description: 'only report what would be deleted and repacked' },
+  },
   async run(values, _positionals, global) {
-    const maxUnusedText = (str(values, 'max-unused') ?? '5').replace(/%$/, '');
-    const maxUnusedPercent = Number(maxUnusedText);
-    if (!Number.isFinite(maxUnusedPercent) || maxUnusedPercent < 0 || maxUnusedPercent > 100) throw new UsageError('--max-unused takes a percentage between 0 and 100.');
-    const repackText = str(values, 'max-repack-size');
-    const dryRun = flag(values, 'dry-run');
-    const repo = await openRepository(global, { withIndex: false });
-    const report = await prune(repo, {
-      maxUnusedPercent,
-      maxRepackBytes: repackText === undefined ? undefined : parseSize(repackText),
-      dryRun,
-      timing: leaseTiming(),
-      log: global.quiet || global.json ? undefined : (line) => process.stderr.write(`${line}\n`),
-    });
-    printPruneReport(report, global, dryRun);
+    const report = await pruneWith(values, global);
+    printPruneReport(report, global, flag(values, 'dry-run'));
     return 0;
   },
 };
+
+/** Runs prune with the options of `arca prune` (forget --prune passes its own). */
+export async function pruneWith(values: OptionValues, global: GlobalOptions): Promise<PruneReport> {
+  const maxUnusedText = (str(values, 'max-unused') ?? '5').replace(/%$/, '');
+  const maxUnusedPercent = Number(maxUnusedText);
+  if (!Number.isFinite(maxUnusedPercent) || maxUnusedPercent < 0 || maxUnusedPercent > 100) throw new UsageError('--max-unused takes a percentage between 0 and 100.');
+  const repackText = str(values, 'max-repack-size');
+  const dryRun = flag(values, 'dry-run');
+  const repo = await openRepository(global, { withIndex: false });
+  return prune(repo, {
+    maxUnusedPercent,
+    maxRepackBytes: repackText === undefined ? undefined : parseSize(repackText),
+    dryRun,
+    timing: leaseTiming(),
+    log: global.quiet || global.json ? undefined : (line) => process.stderr.write(`${line}\n`),
+  });
+}

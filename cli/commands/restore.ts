@@ -1,6 +1,6 @@
 import { Restorer } from '../../engine/restore/restorer.ts';
 import { UsageError } from '../../repository/errors.ts';
-import { flag, str, strs, type Command } from '../command.ts';
+import { checkDirectoryTarget, checkPathPattern, flag, SNAPSHOT_FILTER_OPTIONS, str, strs, type Command } from '../command.ts';
 import { openRepository } from '../context.ts';
 import { formatBytes } from '../format.ts';
 import { cliReporter, printJson } from '../output.ts';
@@ -9,16 +9,24 @@ import { snapshotFilter } from './snapshots.ts';
 
 export const restoreCommand: Command = {
   name: 'restore',
-  usage: 'arca restore SNAPSHOT --target DIR [--include GLOB]... [--exclude GLOB]... [--verify] [--json]',
+  args: 'SNAPSHOT --target DIR',
   summary: 'restore a snapshot into a directory',
+  details: [
+    'Files land at their absolute path below DIR: a snapshot of /srv/data restores /srv/data/a.txt to DIR/srv/data/a.txt.',
+    'SNAPSHOT "latest" is the newest snapshot that matches --host, --tag and --path.',
+  ].join('\n'),
   options: {
-    target: { type: 'string' },
-    include: { type: 'string', multiple: true },
-    exclude: { type: 'string', multiple: true },
-    verify: { type: 'boolean' },
-    host: { type: 'string' },
-    tag: { type: 'string', multiple: true },
-    path: { type: 'string', multiple: true },
+    target: { type: 'string', value: 'DIR', complete: 'dir', check: checkDirectoryTarget, description: 'restore below DIR (created if missing; must not be a file)' },
+    include: {
+      type: 'string', multiple: true, value: 'GLOB', check: checkPathPattern,
+      description: 'restore only what matches GLOB, with everything below it: without "/" a name at any depth (*.md), with "/" an absolute path in the snapshot (/srv/data/db); repeatable',
+    },
+    exclude: {
+      type: 'string', multiple: true, value: 'GLOB', check: checkPathPattern,
+      description: 'leave out what matches GLOB (same rules as --include; applies inside what --include selects too); repeatable',
+    },
+    verify: { type: 'boolean', description: 'read every restored file back and check its content' },
+    ...SNAPSHOT_FILTER_OPTIONS,
   },
   async run(values, positionals, global) {
     const ref = positionals[0];

@@ -1,18 +1,21 @@
+import path from 'node:path';
 import type { SnapshotFilter } from '../../repository/snapshot/snapshot.ts';
-import { str, strs, type Command, type OptionValues } from '../command.ts';
+import { SNAPSHOT_FILTER_OPTIONS, str, strs, type Command, type OptionValues } from '../command.ts';
 import { openRepository } from '../context.ts';
 
 export function snapshotFilter(values: OptionValues): SnapshotFilter {
   const tags = strs(values, 'tag');
-  const paths = strs(values, 'path');
+  // Backup records absolute paths, resolved against its current directory; --path is read the same way.
+  const paths = strs(values, 'path').map((p) => path.resolve(p));
   return { host: str(values, 'host'), tags: tags.length > 0 ? tags : undefined, paths: paths.length > 0 ? paths : undefined };
 }
 
 export const snapshotsCommand: Command = {
   name: 'snapshots',
-  usage: 'arca snapshots [--tag T] [--host H] [--path P] [--json]',
+  args: '',
   summary: 'list snapshots',
-  options: { host: { type: 'string' }, tag: { type: 'string', multiple: true }, path: { type: 'string', multiple: true } },
+  details: 'Oldest first; times are UTC.',
+  options: SNAPSHOT_FILTER_OPTIONS,
   async run(values, _positionals, global) {
     const repo = await openRepository(global, { withIndex: false });
     const list = (await repo.listSnapshots(snapshotFilter(values))).reverse();

@@ -7,9 +7,15 @@ import { formatBytes } from '../format.ts';
 
 export const statsCommand: Command = {
   name: 'stats',
-  usage: 'arca stats [SNAPSHOT] [--mode restore-size|raw-data] [--json]',
+  args: '[SNAPSHOT]',
   summary: 'sizes of snapshots: what a restore writes, or what the repository stores for them',
-  options: { mode: { type: 'string' } },
+  details: 'Without SNAPSHOT, all snapshots together; data they share counts once in raw-data mode.',
+  options: {
+    mode: {
+      type: 'string', value: 'MODE', complete: ['restore-size', 'raw-data'],
+      description: 'restore-size (default): the files\' sizes; raw-data: the blobs stored for them, compressed and uncompressed',
+    },
+  },
   async run(values, positionals, global) {
     const mode = str(values, 'mode') ?? 'restore-size';
     if (mode !== 'restore-size' && mode !== 'raw-data') throw new UsageError('--mode is restore-size or raw-data.');

@@ -18,8 +18,9 @@ import { nodeTypeOf, unpackStat, type EntryStat } from '../fs/entry-stat.ts';
 import { metaOf } from '../fs/node-meta.ts';
 import type { Reporter } from '../progress.ts';
 import { scanTotals, type ScanTotals } from './scanner.ts';
+import { VERSION } from '../version.ts';
 
-export const PROGRAM_VERSION = 'arca 0.1.0';
+export const PROGRAM_VERSION = `arca ${VERSION}`;
 
 export interface BackupOptions {
   readonly paths: readonly string[];

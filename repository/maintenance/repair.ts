@@ -25,9 +25,10 @@ export interface IndexRepairReport {
 /**
  * Rebuilds the index from the packs' own headers and replaces every index file that existed when
  * it started. Index files written meanwhile by running backups are left alone; a pack whose header
- * is unreadable keeps whatever entries the old index files had for it.
+ * is unreadable keeps whatever entries the old index files had for it. A dry run reads the same
+ * and reports what it would write and replace, writing and deleting nothing.
  */
-export async function repairIndex(repo: Repository, log: (line: string) => void = () => undefined): Promise<IndexRepairReport> {
+export async function repairIndex(repo: Repository, log: (line: string) => void = () => undefined, { dryRun = false }: { dryRun?: boolean } = {}): Promise<IndexRepairReport> {
   const report: IndexRepairReport = { packsRead: 0, blobsIndexed: 0, packsUnreadable: [], indexFilesRemoved: 0, indexFilesWritten: 0 };
   const oldFiles: string[] = [];
   const oldEntries = new Map<string, IndexPack>();
@@ -59,7 +60,7 @@ export async function repairIndex(repo: Repository, log: (line: string) => void 
   const superseded = oldFiles.map((name) => Buffer.from(idOfName(name) ?? '', 'hex'));
   for (const pack of packs) {
     if (count + pack.blobs.length > BLOBS_PER_INDEX_FILE && batch.length > 0) {
-      await repo.writeIndexFile(batch, { supersedes: superseded });
+      if (!dryRun) await repo.writeIndexFile(batch, { supersedes: superseded });
       report.indexFilesWritten++;
       batch = [];
       count = 0;
@@ -69,10 +70,10 @@ export async function repairIndex(repo: Repository, log: (line: string) => void 
     report.blobsIndexed += pack.blobs.length;
   }
   if (batch.length > 0) {
-    await repo.writeIndexFile(batch, { supersedes: superseded });
+    if (!dryRun) await repo.writeIndexFile(batch, { supersedes: superseded });
     report.indexFilesWritten++;
   }
-  for (const name of oldFiles) await repo.storage.delete(name);
+  if (!dryRun) for (const name of oldFiles) await repo.storage.delete(name);
   report.indexFilesRemoved = oldFiles.length;
   return report;
 }

@@ -19,7 +19,7 @@ export interface OpenStorageOptions {
  */
 export async function openStorage(url: string, options: OpenStorageOptions = {}): Promise<Storage> {
   if (url === '') throw new UsageError('No repository given: pass --repo or set ARCA_REPOSITORY.');
-  if (url.startsWith('file://')) return new LocalStorage(fileURLToPath(url));
+  if (url.startsWith('file://')) return new LocalStorage(localPathOf(url));
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
   switch (scheme) {
     case undefined:
@@ -38,5 +38,14 @@ export async function openStorage(url: string, options: OpenStorageOptions = {})
     }
     default:
       throw new UsageError(`Repository scheme "${scheme}://" is not supported; use a local path, s3://, gs:// or azure://.`);
+  }
+}
+
+/** The directory a file:// URL names; only absolute paths have one (file:///srv/repo). */
+function localPathOf(url: string): string {
+  try {
+    return fileURLToPath(url);
+  } catch {
+    throw new UsageError(`"${url}" is not a file URL of an absolute path: write file:///absolute/path, or a plain path (relative paths are fine there).`);
   }
 }

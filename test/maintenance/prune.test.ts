@@ -163,7 +163,7 @@ describe('prune', () => {
     expect((await readdir(path.join(repoDir, 'index'))).length).toBe(5);
     const out = await arcaOk(['prune', '--repo', repoDir, '--json']);
     const report = JSON.parse(out.stdout.trim()) as Record<string, unknown>;
-    expect(report).toMatchObject({ message_type: 'prune', indexFilesBefore: 5, indexFilesAfter: 1, packsDeleted: 0 });
+    expect(report).toMatchObject({ dry_run: false, index_files_before: 5, index_files_after: 1, packs_deleted: 0 });
     expect((await readdir(path.join(repoDir, 'index'))).length).toBe(1);
     await arcaOk(['check', '--repo', repoDir, '--read-data']);
   });

@@ -63,7 +63,7 @@ describe('torture on S3 through a faulty network', () => {
     expect(failures, `seed ${seed}, ${JSON.stringify(during)}; ${s3.health()}`).toEqual([]);
     expect(completed.size).toBeGreaterThan(LANES);
 
-    expect(await finalPrune(config)).toMatchObject({ plansPending: 0 });
+    expect(await finalPrune(config)).toMatchObject({ plans_pending: 0 });
     const check = await arcaIn(config, ['check', '--read-data']);
     expect(check.stdout + check.stderr, `seed ${seed}`).toMatch(/no errors/);
     expect(check.code).toBe(0);

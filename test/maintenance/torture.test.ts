@@ -37,7 +37,7 @@ describe('torture: concurrent backups, prune and kills', () => {
     expect(completed.size).toBeGreaterThan(LANES);
 
     // Once the leases of killed processes have expired, one clean prune sweeps every plan.
-    expect(await finalPrune(config)).toMatchObject({ plansPending: 0 });
+    expect(await finalPrune(config)).toMatchObject({ plans_pending: 0 });
     const check = await arcaIn(config, ['check', '--read-data']);
     expect(check.stdout + check.stderr).toMatch(/no errors/);
     expect(check.code).toBe(0);
