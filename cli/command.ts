@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import path from 'node:path';
 import type { GlobalOptions } from './context.ts';
 import { UsageError } from '../repository/errors.ts';
 
@@ -87,13 +88,13 @@ export function checkPathPattern(pattern: string, flag: string): void {
 
 /** A directory to write into: missing (it will be created) or a directory, never a file. */
 export function checkDirectoryTarget(target: string, flag: string): void {
-  let stats;
-  try {
-    stats = statSync(target);
-  } catch {
+  // The target, or the nearest of its parents that exists, must be a directory.
+  for (let dir = path.resolve(target); ; dir = path.dirname(dir)) {
+    const stats = statSync(dir, { throwIfNoEntry: false });
+    if (stats === undefined && dir !== path.dirname(dir)) continue;
+    if (stats?.isDirectory() !== true) throw new UsageError(`${flag} ${target}: ${dir} is not a directory; give a directory to restore into (it is created if missing).`);
     return;
   }
-  if (!stats.isDirectory()) throw new UsageError(`${flag} ${target} is not a directory; give a directory to restore into (it is created if missing).`);
 }
 
 /** The --host/--tag/--path options that choose snapshots (also what "latest" means). */

@@ -84,10 +84,11 @@ export async function readPassword(options: GlobalOptions, { confirm = false }: 
 
 /** Reads one line from the terminal without echoing it. */
 async function askPassword(question: string): Promise<string> {
-  process.stderr.write(question);
-  // readline echoes what is typed to its output: give it one that goes nowhere.
+  // readline echoes what is typed to its output: give it one that goes nowhere. It turns the
+  // terminal's own echo off before the question shows, so nothing typed ahead is echoed either.
   const silent = new Writable({ write: (_chunk, _encoding, done) => { done(); } });
   const rl = readline.createInterface({ input: process.stdin, output: silent, terminal: true });
+  process.stderr.write(question);
   try {
     return await rl.question('');
   } finally {

@@ -3,7 +3,7 @@ import { describeNotice, describeProblem } from '../../repository/check/report.t
 import { UsageError } from '../../repository/errors.ts';
 import { flag, str, type Command } from '../command.ts';
 import { openRepository } from '../context.ts';
-import { printJson, snakeCaseKeys } from '../output.ts';
+import { printJson } from '../output.ts';
 
 function parseSubset(text: string): ReadDataSelection {
   const percent = /^(\d+(?:\.\d+)?)%$/.exec(text);
@@ -42,7 +42,7 @@ export const checkCommand: Command = {
     const report = await new Checker(repo).run({ readData });
     if (global.json) {
       printJson({
-        ...snakeCaseKeys(report),
+        snapshots_checked: report.snapshotsChecked, packs_checked: report.packsChecked, packs_read: report.packsRead, blobs_read: report.blobsRead,
         problems: report.problems.map((p) => ({ ...p, description: describeProblem(p) })),
         notices: report.notices.map((n) => ({ ...n, description: describeNotice(n) })),
         // A Set has no JSON form: the unusable blobs go out as a sorted list.

@@ -85,7 +85,7 @@ export const forgetCommand: Command = {
       process.stdout.write(removed.length === 0 ? 'no snapshots to remove\n' : dryRun ? `would remove ${what} (dry run, nothing was deleted)\n` : `removed ${what}\n`);
     }
     if (andPrune) {
-      const report = await pruneWith({ 'dry-run': dryRun, 'max-unused': str(values, 'max-unused') }, global);
+      const report = await pruneWith({ 'dry-run': dryRun, 'max-unused': str(values, 'max-unused') }, global, repo);
       if (global.json) printJson({ groups: results.map(jsonGroup), prune: pruneJson(report, dryRun) });
       else printPruneReport(report, global, dryRun);
     }

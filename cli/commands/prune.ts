@@ -1,4 +1,5 @@
 import { leaseTiming } from '../../repository/maintenance/leases.ts';
+import type { Repository } from '../../repository/repository.ts';
 import { prune, type PruneReport } from '../../repository/maintenance/prune.ts';
 import { UsageError } from '../../repository/errors.ts';
 import { flag, str, type Command, type OptionValues } from '../command.ts';
@@ -50,14 +51,14 @@ export const pruneCommand: Command = {
   },
 };
 
-/** Runs prune with the options of `arca prune` (forget --prune passes its own). */
-export async function pruneWith(values: OptionValues, global: GlobalOptions): Promise<PruneReport> {
+/** Runs prune with the options of `arca prune` (forget --prune passes its own, and its repository). */
+export async function pruneWith(values: OptionValues, global: GlobalOptions, opened?: Repository): Promise<PruneReport> {
   const maxUnusedText = (str(values, 'max-unused') ?? '5').replace(/%$/, '');
   const maxUnusedPercent = Number(maxUnusedText);
   if (!Number.isFinite(maxUnusedPercent) || maxUnusedPercent < 0 || maxUnusedPercent > 100) throw new UsageError('--max-unused takes a percentage between 0 and 100.');
   const repackText = str(values, 'max-repack-size');
   const dryRun = flag(values, 'dry-run');
-  const repo = await openRepository(global, { withIndex: false });
+  const repo = opened ?? await openRepository(global, { withIndex: false });
   return prune(repo, {
     maxUnusedPercent,
     maxRepackBytes: repackText === undefined ? undefined : parseSize(repackText),
