@@ -77,8 +77,9 @@ describe('command-line parsing, help, version and completion', () => {
       const { stdout } = await run('bash', ['-c', `source '${script}'; COMP_WORDS=(${line}); COMP_CWORD=${words.length}; _arca; printf '%s\\n' "\${COMPREPLY[@]}"`]);
       return stdout.split('\n').filter(Boolean).sort();
     };
-    expect(await complete('res')).toEqual(['restore']);
-    expect(await complete('-r', '/x', 're')).toEqual(['repair', 'restore']);
+    expect(await complete('res')).toEqual(['restore', 'restore-wait']);
+    expect(await complete('ag')).toEqual(['agent']);
+    expect(await complete('-r', '/x', 're')).toEqual(['repair', 'restore', 'restore-wait']);
     expect(await complete('restore', 'latest', '--ver')).toEqual(['--verbose', '--verify']);
     expect(await complete('stats', '--mode', '')).toEqual(['raw-data', 'restore-size']);
     expect(await complete('repair', '')).toEqual(['index', 'snapshots']);
@@ -91,6 +92,7 @@ describe('command-line parsing, help, version and completion', () => {
     const { stdout } = await arcaOk(['completion', 'zsh']);
     expect(stdout).toMatch(/^#compdef arca\n/);
     for (const command of COMMANDS) expect(stdout).toContain(`      ${command.name}) _arguments $globals`);
+    expect(stdout).toContain("'agent:the node agent");
     if (zsh === '') return; // zsh is not on every machine; the bash completion above always runs.
     const file = path.join(dir, '_arca');
     await fsp.writeFile(file, stdout);

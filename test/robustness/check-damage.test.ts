@@ -22,11 +22,11 @@ const PARTS = 3;
 interface JsonReport {
   readonly problems: Array<Record<string, unknown> & { kind: string; description: string }>;
   readonly notices: Array<Record<string, unknown>>;
-  readonly snapshotsChecked: number;
-  readonly packsChecked: number;
-  readonly packsRead: number;
-  readonly blobsRead: number;
-  readonly unusableBlobs: string[];
+  readonly snapshots_checked: number;
+  readonly packs_checked: number;
+  readonly packs_read: number;
+  readonly blobs_read: number;
+  readonly unusable_blobs: string[];
 }
 
 interface StoredBlob {
@@ -126,14 +126,14 @@ describe('check finds flipped bytes', () => {
     const out = [];
     for (let n = 1; n <= PARTS; n++) out.push(await check(repo, '--read-data-subset', `${n}/${PARTS}`));
     // Together the parts read every pack exactly once.
-    expect(out.reduce((sum, { report }) => sum + report.packsRead, 0)).toBe(packs.length);
+    expect(out.reduce((sum, { report }) => sum + report.packs_read, 0)).toBe(packs.length);
     return out;
   }
 
   it('an undamaged repository checks clean, reading every pack and blob', async () => {
     const { code, report } = await check(pristine, '--read-data');
     expect(code).toBe(0);
-    expect(report).toMatchObject({ problems: [], notices: [], snapshotsChecked: 1, packsChecked: packs.length, packsRead: packs.length, blobsRead: layout.blobs.size, unusableBlobs: [] });
+    expect(report).toMatchObject({ problems: [], notices: [], snapshots_checked: 1, packs_checked: packs.length, packs_read: packs.length, blobs_read: layout.blobs.size, unusable_blobs: [] });
   });
 
   it('a pack: a damaged file found by reading it, by --read-data and by the subset that covers it', async () => {
@@ -158,7 +158,7 @@ describe('check finds flipped bytes', () => {
     expect(full.stderr).toMatch(/the repository has 3 errors/);
     expect(full.report.problems).toEqual(expected);
     // Every blob was read but the damaged one.
-    expect(full.report).toMatchObject({ packsRead: packs.length, blobsRead: layout.blobs.size - 1, unusableBlobs: [blob.id] });
+    expect(full.report).toMatchObject({ packs_read: packs.length, blobs_read: layout.blobs.size - 1, unusable_blobs: [blob.id] });
     expect((await check(repo, '--read-data-subset', '100%')).report.problems).toEqual(expected);
 
     const parts = await checkParts(repo);
@@ -186,7 +186,7 @@ describe('check finds flipped bytes', () => {
     const full = await check(repo, '--read-data');
     expect(full.code).toBe(1);
     expect(full.report.problems).toEqual(expected);
-    expect(full.report).toMatchObject({ blobsRead: layout.blobs.size - 1, unusableBlobs: [blob.id] });
+    expect(full.report).toMatchObject({ blobs_read: layout.blobs.size - 1, unusable_blobs: [blob.id] });
 
     // Every part loads the trees, so every part finds the directory; only one reads the pack.
     const parts = await checkParts(repo);
@@ -212,7 +212,7 @@ describe('check finds flipped bytes', () => {
       expect(report.problems).toEqual(expected);
       // With no index, no pack is known to hold anything: each is reported as left over, none is read.
       expect(report.notices.map((n) => n.pack).sort()).toEqual([...packs].sort());
-      expect(report.packsRead).toBe(0);
+      expect(report.packs_read).toBe(0);
     }
   });
 
@@ -222,7 +222,7 @@ describe('check finds flipped bytes', () => {
     const full = await check(repo, '--read-data');
     expect(full.code).toBe(1);
     expect(full.report.problems).toEqual(expected);
-    expect(full.report).toMatchObject({ snapshotsChecked: 1, packsRead: packs.length, blobsRead: layout.blobs.size });
+    expect(full.report).toMatchObject({ snapshots_checked: 1, packs_read: packs.length, blobs_read: layout.blobs.size });
     for (const { code, report } of await checkParts(repo)) {
       expect(code).toBe(1);
       expect(report.problems).toEqual(expected);
