@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { promises as fsp } from 'node:fs';
+import { closeSync, lstatSync, readlinkSync, promises as fsp } from 'node:fs';
 import { blobId } from '../../repository/crypto/master-key.ts';
 import { sealBlob } from '../../repository/blob/blob-codec.ts';
 import { releaseBuffer } from '../../repository/util/release-buffer.ts';
@@ -12,10 +12,12 @@ import type { BackupSummary, Snapshot, StoredSnapshot } from '../../repository/s
 import { encodeTree, type FileNode, type NodeMeta, type Tree, type TreeNode } from '../../repository/tree/tree.ts';
 import { Semaphore } from '../../repository/util/semaphore.ts';
 import { SPOOL_FAILED, splitIds, type SavedCounts, type ScanDirResult, type ScannedDir, type SpooledPackMessage, type StoredBlobMessage, type TaskAnswer, type TaskQuestion } from '../pool/messages.ts';
-import { listDirHere } from '../pool/scan-dir.ts';
+import { listDirHere, type OpenDir } from '../pool/scan-dir.ts';
 import { WorkerTaskError, type WorkerPool } from '../pool/worker-pool.ts';
 import { nodeTypeOf, unpackStat, type EntryStat } from '../fs/entry-stat.ts';
 import { metaOf } from '../fs/node-meta.ts';
+import { atPath, openDirAt, openDirPath } from '../fs/handles.ts';
+import { descriptorBudget } from '../fs/fd-limit.ts';
 import type { Reporter } from '../progress.ts';
 import { scanTotals, type ScanTotals } from './scanner.ts';
 import { VERSION } from '../version.ts';
@@ -64,6 +66,12 @@ const SLASH = Buffer.from('/');
 const join = (dir: Buffer, name: Buffer): Buffer => (dir.equals(SLASH) ? Buffer.concat([SLASH, name]) : Buffer.concat([dir, SLASH, name]));
 /** Subdirectories of one directory saved at once. */
 const SUBDIRS_IN_FLIGHT = 4;
+/**
+ * Subdirectories saved beside their parent's other work in the whole backup; past this, a
+ * subdirectory is saved before its parent goes on. Each directory in progress holds its handle,
+ * so descriptors held stay below (this + 1) × the depth of the tree, whatever its size.
+ */
+const DIRS_IN_PARALLEL = descriptorBudget(1 / 8, 32);
 /**
  * Files up to this size are sealed in the worker without first asking whether their blob is
  * new: a round trip to the main thread costs more than compressing a few KiB for nothing.
@@ -134,6 +142,8 @@ export class Archiver {
   /** Bytes of files read so far or found unchanged: what progress shows as done. */
   private bytesDone = 0;
   private totals: ScanTotals | undefined;
+  /** Subdirectories being saved beside their parent's other work (DIRS_IN_PARALLEL). */
+  private dirsInParallel = 0;
 
   /** `pool` must spool (workerSetupFor with a spool directory, see withSpoolDir). */
   constructor(repo: Repository, pool: WorkerPool, writer: BlobWriter, reporter: Reporter = {}) {
@@ -227,9 +237,18 @@ export class Archiver {
     const nodes = await Promise.all([...byChild].map(async ([childName, childRests]): Promise<TreeNode | undefined> => {
       const name = Buffer.from(childName);
       const full = join(dir, name);
-      const childStat = await fsp.lstat(full, { bigint: true });
       const parentNode = parentNodes.get(name.toString('hex'));
-      if (childRests.some((r) => r.length === 0)) return this.saveEntry(full, name, childStat, parentNode, childStat.dev);
+      if (childRests.some((r) => r.length === 0)) {
+        // A path the user named: from its parent down, everything is read through handles.
+        const parent = { path: dir, fd: openDirPath(dir, undefined) };
+        try {
+          const st = lstatSync(atPath(parent.fd, name), { bigint: true });
+          return await this.saveEntry(parent, name, st, parentNode, st.dev);
+        } finally {
+          closeSync(parent.fd);
+        }
+      }
+      const childStat = await fsp.lstat(full, { bigint: true });
       if (!childStat.isDirectory()) throw new UsageError(`${full.toString()} is not a directory.`);
       const subtree = await this.saveVirtualDir(full, childRests, parentNode?.type === 'dir' ? parentNode.subtree : undefined);
       return { ...metaOf(name, childStat, this.withAtime), type: 'dir', subtree };
@@ -282,10 +301,14 @@ export class Archiver {
     }
   }
 
-  /** Saves one directory entry; undefined when it is excluded or could not be read. */
+  /**
+   * Saves the entry `name` of the directory `dir` (read through its handle); undefined when it
+   * could not be read or was replaced since it was listed.
+   */
   private async saveEntry(
-    full: Buffer, name: Buffer, st: EntryStat, parent: TreeNode | undefined, rootDev: bigint, scanned?: ScannedDir,
+    dir: OpenDir, name: Buffer, st: EntryStat, parent: TreeNode | undefined, rootDev: bigint, scanned?: ScannedDir,
   ): Promise<TreeNode | undefined> {
+    const full = join(dir.path, name);
     const meta = metaOf(name, st, this.withAtime);
     const type = nodeTypeOf(st);
     switch (type) {
@@ -294,7 +317,19 @@ export class Archiver {
           // A mount point: record the directory, not what is mounted on it.
           return { ...meta, type: 'dir', subtree: await this.saveTree({ nodes: [] }) };
         }
-        const subtree = await this.saveDir(full, parent?.type === 'dir' ? parent.subtree : undefined, rootDev, st.dev, scanned);
+        let fd: number;
+        try {
+          fd = openDirAt(dir.fd, name, st);
+        } catch (err) {
+          this.reportUnreadable(full, err);
+          return undefined;
+        }
+        let subtree: Buffer | undefined;
+        try {
+          subtree = await this.saveDir({ path: full, fd }, parent?.type === 'dir' ? parent.subtree : undefined, rootDev, st.dev, scanned);
+        } finally {
+          closeSync(fd);
+        }
         if (subtree === undefined) return undefined;
         if (parent?.type !== 'dir') this.counters.dirs_new++;
         else if (parent.subtree.equals(subtree)) this.counters.dirs_unmodified++;
@@ -302,9 +337,14 @@ export class Archiver {
         return { ...meta, type: 'dir', subtree };
       }
       case 'file':
-        return this.saveFile(full, meta, st, parent);
+        return this.saveFile(full, atPath(dir.fd, name), meta, st, parent);
       case 'symlink':
-        return { ...meta, type: 'symlink', linkTarget: await fsp.readlink(full, { encoding: 'buffer' }) };
+        try {
+          return { ...meta, type: 'symlink', linkTarget: readlinkSync(atPath(dir.fd, name), { encoding: 'buffer' }) };
+        } catch (err) {
+          this.reportUnreadable(full, err);
+          return undefined;
+        }
       case 'chardev':
       case 'blockdev':
         return { ...meta, type, rdev: st.rdev };
@@ -315,7 +355,7 @@ export class Archiver {
   }
 
   /** Saves a directory's tree; `scanned` is its listing when the parent's scan took it along. */
-  private async saveDir(dir: Buffer, parentTree: Buffer | undefined, rootDev: bigint, dev: bigint, scanned?: ScannedDir): Promise<Buffer | undefined> {
+  private async saveDir(dir: OpenDir, parentTree: Buffer | undefined, rootDev: bigint, dev: bigint, scanned?: ScannedDir): Promise<Buffer | undefined> {
     const parentNodes = await this.loadParentNodes(parentTree);
     const listing = scanned ?? await this.scanDir(dir, dev, parentTree);
     if (listing === undefined) return undefined;
@@ -328,7 +368,7 @@ export class Archiver {
       const nameEnd = listing.nameEnds[i] ?? nameStart;
       const name = Buffer.from(listing.names.buffer, listing.names.byteOffset + nameStart, nameEnd - nameStart);
       nameStart = nameEnd;
-      const full = join(dir, name);
+      const full = join(dir.path, name);
       if (outcome?.kind === 'stat-failed') {
         this.reportUnreadable(full, new WorkerTaskError(outcome.failure));
         continue;
@@ -354,17 +394,28 @@ export class Archiver {
           break;
       }
       if (nodeTypeOf(st) === 'dir') {
+        const scanned = outcome?.kind === 'dir' ? outcome.listing : undefined;
+        if (this.dirsInParallel >= DIRS_IN_PARALLEL) {
+          // Enough directories (and their handles) open beside this one: this one first.
+          const node = this.saveEntry(dir, name, st, parent, rootDev, scanned);
+          pending.push(node);
+          await node.catch(() => undefined);
+          continue;
+        }
         // A few subdirectories at a time, so their listings and parent trees overlap in I/O. The
         // limit is per directory: a shared one would deadlock once ancestors held every slot.
         await subdirSlots.acquire();
-        const scanned = outcome?.kind === 'dir' ? outcome.listing : undefined;
-        const node = this.saveEntry(full, name, st, parent, rootDev, scanned).finally(() => { subdirSlots.release(); });
+        this.dirsInParallel++;
+        const node = this.saveEntry(dir, name, st, parent, rootDev, scanned).finally(() => {
+          this.dirsInParallel--;
+          subdirSlots.release();
+        });
         node.catch(() => undefined); // Awaited below.
         pending.push(node);
         continue;
       }
       await this.fileSlots.acquire();
-      const node = this.saveEntry(full, name, st, parent, rootDev).finally(() => { this.fileSlots.release(); });
+      const node = this.saveEntry(dir, name, st, parent, rootDev).finally(() => { this.fileSlots.release(); });
       node.catch(() => undefined); // Awaited below; this only keeps an early failure from counting as unhandled.
       pending.push(node);
     }
@@ -379,19 +430,19 @@ export class Archiver {
    * Lists a directory: a new one in a worker (ScanDirTask), which reads its small files too; one
    * the parent snapshot has, here (listDirHere). Undefined when it cannot be listed.
    */
-  private async scanDir(dir: Buffer, dev: bigint, parentTree: Buffer | undefined): Promise<ScannedDir | undefined> {
+  private async scanDir(dir: OpenDir, dev: bigint, parentTree: Buffer | undefined): Promise<ScannedDir | undefined> {
     if (parentTree !== undefined) {
       try {
         return await listDirHere(dir, this.excludes);
       } catch (err) {
-        this.reportUnreadable(dir, err);
+        this.reportUnreadable(dir.path, err);
         return undefined;
       }
     }
     let listing: ScanDirResult;
     try {
       listing = await this.pool.scanDir({
-        path: dir, dev, excludes: this.excludes, readUpTo: SEAL_UNASKED_UP_TO, withAtime: this.withAtime, descendUpTo: DESCEND_UP_TO,
+        path: dir.path, dirFd: dir.fd, dev, excludes: this.excludes, readUpTo: SEAL_UNASKED_UP_TO, withAtime: this.withAtime, descendUpTo: DESCEND_UP_TO,
       }, async (question) => {
         switch (question.kind) {
           // Blobs sealed unasked: the scan spools those it may keep.
@@ -404,7 +455,7 @@ export class Archiver {
       });
     } catch (err) {
       if (!(err instanceof WorkerTaskError) || err.errno === SPOOL_FAILED) throw err;
-      this.reportUnreadable(dir, err);
+      this.reportUnreadable(dir.path, err);
       return undefined;
     }
     return listing;
@@ -456,7 +507,8 @@ export class Archiver {
     }
   }
 
-  private async saveFile(full: Buffer, meta: NodeMeta, st: EntryStat, parent: TreeNode | undefined): Promise<FileNode | undefined> {
+  /** `at` is the file's path through its directory's handle; `full` names it in messages. */
+  private async saveFile(full: Buffer, at: Buffer, meta: NodeMeta, st: EntryStat, parent: TreeNode | undefined): Promise<FileNode | undefined> {
     const size = Number(st.size);
     this.countFile(size);
     if (parent?.type === 'file' && parent.size === size && parent.mtimeNs === st.mtimeNs && parent.ctimeNs === st.ctimeNs
@@ -470,7 +522,7 @@ export class Archiver {
     const sameInode = st.nlink > 1n ? this.hardlinks.get(linkKey) : undefined;
     if (sameInode) content = sameInode;
     else {
-      content = this.chunkFile(full, size);
+      content = this.chunkFile(full, { path: at, dev: st.dev, ino: st.ino, size });
       if (st.nlink > 1n) this.hardlinks.set(linkKey, content);
     }
     const read = await content;
@@ -486,8 +538,8 @@ export class Archiver {
    * gets it). A small file is sealed without asking (ChunkFileTask.sealUnasked): its blob comes
    * here and is claimed on arrival.
    */
-  private async chunkFile(full: Buffer, size: number): Promise<FileContent | undefined> {
-    const unasked = size <= SEAL_UNASKED_UP_TO;
+  private async chunkFile(full: Buffer, file: { path: Buffer; dev: bigint; ino: bigint; size: number }): Promise<FileContent | undefined> {
+    const unasked = file.size <= SEAL_UNASKED_UP_TO;
     const answer = async (question: TaskQuestion): Promise<TaskAnswer> => {
       switch (question.kind) {
         case 'claim':
@@ -501,7 +553,7 @@ export class Archiver {
     };
     let result;
     try {
-      result = await this.pool.chunkFile(full, unasked, answer);
+      result = await this.pool.chunkFile({ ...file, sealUnasked: unasked }, answer);
     } catch (err) {
       // The worker spools what it claimed before it reads on: only a spool failure (fatal) can
       // keep a claimed blob, which other files may refer to, from the repository.

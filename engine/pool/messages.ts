@@ -20,7 +20,13 @@ export interface WorkerSetup {
 /** Chunk, hash, dedup (by asking the main thread) and seal one regular file. */
 export interface ChunkFileTask {
   readonly kind: 'chunk-file';
+  /** The file's path through its directory's handle (handles.ts atPath). */
   readonly path: Uint8Array;
+  /** What its directory's listing saw: the file opened must be this one (else ARCA_ERR_ENTRY_CHANGED). */
+  readonly dev: bigint;
+  readonly ino: bigint;
+  /** Its size when listed: a file growing while read is cut there. */
+  readonly size: number;
   /**
    * Seal every chunk without asking which to store, and return them all with the result. For
    * small files: sealing a few KiB costs less than the round trip to the main thread, which
@@ -38,7 +44,10 @@ export interface ChunkFileTask {
  */
 export interface ScanDirTask {
   readonly kind: 'scan-dir';
+  /** The directory's path, for excludes and messages: it is read through `dirFd` only. */
   readonly path: Uint8Array;
+  /** The directory, open in this process (handles.ts); the caller closes it when the task ends. */
+  readonly dirFd: number;
   /** st_dev of the directory: subdirectories on another file system are never descended into. */
   readonly dev: bigint;
   readonly excludes: readonly string[];

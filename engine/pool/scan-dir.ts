@@ -1,11 +1,12 @@
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { closeSync, lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import type { SealedBlob } from '../../repository/blob/blob-codec.ts';
 import { encodeTree, type NodeMeta, type TreeNode } from '../../repository/tree/tree.ts';
 import { isExcluded } from '../fs/exclude.ts';
 import { nodeTypeOf, packStat, STAT_SLOTS } from '../fs/entry-stat.ts';
 import { metaOf } from '../fs/node-meta.ts';
+import { atPath, openDirAt } from '../fs/handles.ts';
 import {
-  failureOf, splitIds, type ChunkFileResult, type SavedCounts, type ScanDirResult, type ScanDirTask, type ScannedDir, type ScannedOutcome,
+  failureOf, splitIds, type ChunkFileResult, type ChunkFileTask, type SavedCounts, type ScanDirResult, type ScanDirTask, type ScannedDir, type ScannedOutcome,
   type StoredBlobMessage,
 } from './messages.ts';
 
@@ -18,7 +19,7 @@ const STORE_BATCH = 1 << 20;
  */
 export interface ScanDeps {
   /** Chunks and seals a whole file without asking (ChunkFileTask.sealUnasked). */
-  readonly readFile: (path: Buffer) => Promise<ChunkFileResult>;
+  readonly readFile: (file: Omit<ChunkFileTask, 'kind' | 'sealUnasked'>) => Promise<ChunkFileResult>;
   /** Hands sealed blobs on (data to the worker's spool if claimed, trees to the main thread) and waits until they are taken. */
   readonly store: (blobs: readonly StoredBlobMessage[]) => Promise<void>;
   /** Hashes and seals an encoded tree. */
@@ -59,7 +60,7 @@ class BlobBatch {
 export async function scanDir(request: ScanDirTask, deps: ScanDeps): Promise<{ result: ScanDirResult; transfer: ArrayBuffer[] }> {
   const batch = new BlobBatch();
   const budget = { entries: request.descendUpTo };
-  const { listing } = await listDir(Buffer.from(request.path), request.dev, request, budget, batch, deps, false);
+  const { listing } = await listDir({ path: Buffer.from(request.path), fd: request.dirFd }, request.dev, request, budget, batch, deps, false);
   await batch.send(deps);
   return { result: { kind: 'scan-dir', ...listing }, transfer: [] };
 }
@@ -70,9 +71,15 @@ export async function scanDir(request: ScanDirTask, deps: ScanDeps): Promise<{ r
  * this is cheaper than a message to a worker, and a backup in which nothing changed never
  * starts the workers at all.
  */
-export async function listDirHere(dir: Buffer, excludes: readonly string[]): Promise<ScannedDir> {
-  const request: ScanDirTask = { kind: 'scan-dir', path: dir, dev: 0n, excludes, readUpTo: -1, withAtime: false, descendUpTo: 0 };
+export async function listDirHere(dir: OpenDir, excludes: readonly string[]): Promise<ScannedDir> {
+  const request: ScanDirTask = { kind: 'scan-dir', path: dir.path, dirFd: dir.fd, dev: 0n, excludes, readUpTo: -1, withAtime: false, descendUpTo: 0 };
   return (await listDir(dir, 0n, request, { entries: 0 }, new BlobBatch(), undefined, false)).listing;
+}
+
+/** A directory being listed: its path (for excludes and messages) and the handle it is read through. */
+export interface OpenDir {
+  readonly path: Buffer;
+  readonly fd: number;
 }
 
 /**
@@ -83,6 +90,13 @@ export async function listDirHere(dir: Buffer, excludes: readonly string[]): Pro
 interface Listed {
   readonly listing: ScannedDir;
   readonly complete: { readonly nodes: TreeNode[]; readonly counts: SavedCounts } | undefined;
+}
+
+/** An entry of a directory being listed: its path for messages, and where it is through the directory's handle. */
+interface Entry {
+  readonly path: Buffer;
+  readonly dirFd: number;
+  readonly name: Buffer;
 }
 
 /** A tree node without the metadata every node has (metaOf): what is particular to its type. */
@@ -96,10 +110,10 @@ interface Scanned {
 }
 
 async function listDir(
-  dir: Buffer, dev: bigint, request: ScanDirTask, budget: { entries: number }, batch: BlobBatch, deps: ScanDeps | undefined, keepNodes: boolean,
+  dir: OpenDir, dev: bigint, request: ScanDirTask, budget: { entries: number }, batch: BlobBatch, deps: ScanDeps | undefined, keepNodes: boolean,
 ): Promise<Listed> {
-  const prefix = dir.at(-1) === 0x2f ? dir : Buffer.concat([dir, Buffer.from('/')]);
-  const names = readdirSync(dir, { encoding: 'buffer' }).filter((name) => !isExcluded(Buffer.concat([prefix, name]), request.excludes));
+  const prefix = dir.path.at(-1) === 0x2f ? dir.path : Buffer.concat([dir.path, Buffer.from('/')]);
+  const names = readdirSync(atPath(dir.fd), { encoding: 'buffer' }).filter((name) => !isExcluded(Buffer.concat([prefix, name]), request.excludes));
   budget.entries -= names.length;
   const stats = new BigInt64Array(names.length * STAT_SLOTS);
   const outcomes: ScannedOutcome[] = [];
@@ -107,17 +121,16 @@ async function listDir(
   let nodes: TreeNode[] | undefined = keepNodes ? [] : undefined;
   const counts = { dirs: 1, files: 0, bytes: 0 };
   for (const [i, name] of names.entries()) {
-    const full = Buffer.concat([prefix, name]);
     let st: BigIntStats;
     try {
-      st = lstatSync(full, { bigint: true });
+      st = lstatSync(atPath(dir.fd, name), { bigint: true });
     } catch (err) {
       outcomes.push({ kind: 'stat-failed', failure: failureOf(err) });
       nodes = undefined;
       continue;
     }
     packStat(st, stats, i);
-    const scanned = await scanEntry(full, st, dev, request, budget, batch, deps);
+    const scanned = await scanEntry({ path: Buffer.concat([prefix, name]), dirFd: dir.fd, name }, st, dev, request, budget, batch, deps);
     outcomes.push(scanned.outcome);
     if (scanned.node === undefined) nodes = undefined;
     else nodes?.push({ ...metaOf(name, st, request.withAtime), ...scanned.node });
@@ -142,19 +155,19 @@ async function listDir(
  * holds only the type-specific fields: listDir adds the metadata.
  */
 async function scanEntry(
-  full: Buffer, st: BigIntStats, dev: bigint, request: ScanDirTask, budget: { entries: number }, batch: BlobBatch, deps: ScanDeps | undefined,
+  entry: Entry, st: BigIntStats, dev: bigint, request: ScanDirTask, budget: { entries: number }, batch: BlobBatch, deps: ScanDeps | undefined,
 ): Promise<Scanned> {
   const type = nodeTypeOf(st);
   switch (type) {
     case 'symlink':
       try {
-        const target = readlinkSync(full, { encoding: 'buffer' });
+        const target = readlinkSync(atPath(entry.dirFd, entry.name), { encoding: 'buffer' });
         return { outcome: { kind: 'symlink', target }, node: { type, linkTarget: target } };
       } catch (err) {
         return { outcome: { kind: 'read-failed', failure: failureOf(err) } };
       }
     case 'dir':
-      return scanSubdir(full, st, dev, request, budget, batch, deps);
+      return scanSubdir(entry, st, dev, request, budget, batch, deps);
     case 'chardev':
     case 'blockdev':
       return { outcome: null, node: { type, rdev: st.rdev } };
@@ -166,7 +179,7 @@ async function scanEntry(
   }
   if (!deps || st.size > BigInt(request.readUpTo) || st.nlink > 1n) return { outcome: null };
   try {
-    const result = await deps.readFile(full);
+    const result = await deps.readFile({ path: atPath(entry.dirFd, entry.name), dev: st.dev, ino: st.ino, size: Number(st.size) });
     batch.add(result.blobs);
     return {
       outcome: { kind: 'read', content: result.content, size: result.size },
@@ -183,15 +196,23 @@ async function scanEntry(
  * with here, its tree is saved here too, and the main thread gets just the tree's ID.
  */
 async function scanSubdir(
-  full: Buffer, st: BigIntStats, dev: bigint, request: ScanDirTask, budget: { entries: number }, batch: BlobBatch, deps: ScanDeps | undefined,
+  entry: Entry, st: BigIntStats, dev: bigint, request: ScanDirTask, budget: { entries: number }, batch: BlobBatch, deps: ScanDeps | undefined,
 ): Promise<Scanned> {
   // Another file system (a mount point) and unreadable directories are left to the main thread.
   if (!deps || budget.entries <= 0 || st.dev !== dev) return { outcome: null };
   let listed: Listed;
+  let fd: number;
   try {
-    listed = await listDir(full, dev, request, budget, batch, deps, true);
+    fd = openDirAt(entry.dirFd, entry.name, st);
   } catch {
     return { outcome: null };
+  }
+  try {
+    listed = await listDir({ path: entry.path, fd }, dev, request, budget, batch, deps, true);
+  } catch {
+    return { outcome: null };
+  } finally {
+    closeSync(fd);
   }
   if (!listed.complete) return { outcome: { kind: 'dir', listing: listed.listing } };
   const tree = deps.sealTree(encodeTree({ nodes: listed.complete.nodes }));

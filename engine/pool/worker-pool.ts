@@ -4,7 +4,7 @@ import { ArcaError } from '../../repository/errors.ts';
 import type { RepoConfig } from '../../repository/config.ts';
 import type { BlobKeys } from '../../repository/crypto/master-key.ts';
 import {
-  transferable, type ChunkFileResult, type FromWorker, type FsBatchResult, type FsBatchTask, type ScanDirResult, type ScanDirTask, type TaskAnswer,
+  transferable, type ChunkFileResult, type ChunkFileTask, type FromWorker, type FsBatchResult, type FsBatchTask, type ScanDirResult, type ScanDirTask, type TaskAnswer,
   type TaskQuestion, type TaskRequest, type TaskResult, type ToWorker, type WorkerFailure, type WorkerSetup, type WriteBlobsResult, type WriteBlobsTask,
 } from './messages.ts';
 
@@ -103,8 +103,9 @@ export class WorkerPool {
     return this.slots;
   }
 
-  chunkFile(path: Buffer, sealUnasked: boolean, onQuestion: QuestionHandler): Promise<ChunkFileResult> {
-    return this.run({ kind: 'chunk-file', path: exact(path), sealUnasked }, [], onQuestion) as Promise<ChunkFileResult>;
+  /** Chunks a file opened through its directory's handle (see ChunkFileTask). */
+  chunkFile(request: Omit<ChunkFileTask, 'kind'>, onQuestion: QuestionHandler): Promise<ChunkFileResult> {
+    return this.run({ kind: 'chunk-file', ...request, path: exact(request.path) }, [], onQuestion) as Promise<ChunkFileResult>;
   }
 
   /** Lists a directory for a backup in a worker (see ScanDirTask); its small files' blobs come as `store` questions and with the result. */

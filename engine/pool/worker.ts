@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ChunkSplitter, chunkBuffer, FastCdc } from '../../chunker/index.ts';
 import { blobId, type BlobKeys } from '../../repository/crypto/master-key.ts';
@@ -6,6 +6,7 @@ import { decodeBlobTransient, sealBlob, type SealedBlob } from '../../repository
 import { releaseBuffer } from '../../repository/util/release-buffer.ts';
 import { applyMetadata } from '../fs/metadata.ts';
 import { createFile, ensureDirectory, openNewFile } from '../fs/safe-fs.ts';
+import { openFileChecked } from '../fs/handles.ts';
 import { scanDir } from './scan-dir.ts';
 import { WorkerSpool } from './worker-spool.ts';
 import {
@@ -94,12 +95,23 @@ function fill(fd: number, buffer: Buffer): number {
 /** Read buffers are reused across tasks: allocating 8 MiB per small file costs more than reading it. */
 const freeBuffers: Buffer[] = [];
 
+/**
+ * A file at least this large with no block allocated is all holes (`truncate -s 1P`): its size is
+ * recorded with no content, which a restore makes a hole again, instead of reading zeros for ever.
+ * Smaller files are read all the same (some file systems report no blocks for data they hold).
+ */
+const HOLE_ONLY_FROM = 16 << 20;
+
 async function chunkFile(task: number, request: ChunkFileTask): Promise<{ result: ChunkFileResult; transfer: ArrayBuffer[] }> {
-  const fd = openSync(Buffer.from(request.path), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  const { fd, st } = openFileChecked(Buffer.from(request.path), { dev: request.dev, ino: request.ino });
   const buffer = freeBuffers.pop() ?? Buffer.allocUnsafe(READ_SIZE);
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw Object.assign(new Error('no longer a regular file'), { code: 'ARCA_ERR_FILE_CHANGED' });
+    // Read no further than the size listed: a file that grows meanwhile is cut there.
+    const limit = Math.min(request.size, Number(st.size));
+    if (st.blocks === 0n && limit >= HOLE_ONLY_FROM) {
+      const content = packIds([]);
+      return { result: { kind: 'chunk-file', content, size: limit, blobs: [] }, transfer: [content.buffer] };
+    }
     const splitter = new ChunkSplitter(cdc);
     const ids: Buffer[] = [];
     let size = 0;
@@ -108,8 +120,8 @@ async function chunkFile(task: number, request: ChunkFileTask): Promise<{ result
     let heldFresh: StoredBlobMessage[] = [];
     let heldTransfer: ArrayBuffer[] = [];
     while (!atEnd) {
-      const got = fill(fd, buffer);
-      atEnd = got < READ_SIZE;
+      const got = fill(fd, buffer.subarray(0, Math.min(READ_SIZE, limit - size)));
+      atEnd = got < READ_SIZE || size + got >= limit;
       if (got === 0) break;
       const data = buffer.subarray(0, got);
       // A file read whole in one go is chunked in place: the splitter would copy what it
@@ -121,7 +133,7 @@ async function chunkFile(task: number, request: ChunkFileTask): Promise<{ result
       ({ fresh: heldFresh, transfer: heldTransfer } = await sealChunks(task, chunks, ids, buffer.buffer, request.sealUnasked));
       // Only the batch that is expected to be the last is held: a read error later must not
       // leave claimed blobs undelivered.
-      if (size < st.size && heldFresh.length > 0) {
+      if (!atEnd && heldFresh.length > 0) {
         await ask(task, { kind: 'store', blobs: heldFresh }, heldTransfer);
         heldFresh = [];
       }
@@ -269,7 +281,7 @@ function runTask(task: number, request: TaskRequest): Promise<{ result: TaskResu
   switch (request.kind) {
     case 'chunk-file': return chunkFile(task, request);
     case 'scan-dir': return scanDir(request, {
-      readFile: async (path) => (await chunkFile(task, { kind: 'chunk-file', path, sealUnasked: true })).result,
+      readFile: async (file) => (await chunkFile(task, { kind: 'chunk-file', ...file, sealUnasked: true })).result,
       store: (blobs) => handOver(task, blobs),
       sealTree: (bytes) => sealBlob(keys, blobId(keys.idKey, bytes), bytes, setup.compressionLevel),
     });
