@@ -1,4 +1,5 @@
-import { Restorer } from '../../engine/restore/restorer.ts';
+import { DEFAULT_OVERWRITE, Restorer } from '../../engine/restore/restorer.ts';
+import { OVERWRITE_CHOICES, type Overwrite } from '../../engine/fs/safe-fs.ts';
 import { UsageError } from '../../repository/errors.ts';
 import { checkDirectoryTarget, checkPathPattern, flag, SNAPSHOT_FILTER_OPTIONS, str, strs, type Command } from '../command.ts';
 import { openRepository } from '../context.ts';
@@ -26,6 +27,11 @@ export const restoreCommand: Command = {
       description: 'leave out what matches GLOB (same rules as --include; applies inside what --include selects too); repeatable',
     },
     verify: { type: 'boolean', description: 'read every restored file back and check its content' },
+    overwrite: {
+      type: 'string', value: 'WHEN', complete: OVERWRITE_CHOICES, check: checkOverwrite,
+      description: `existing files: always rewritten, if-changed (their chunks differ), if-newer (the snapshot's is newer) or never (default ${DEFAULT_OVERWRITE})`,
+    },
+    delete: { type: 'boolean', description: 'replace a directory by a file (or the reverse) and remove what the snapshot does not have; not with --include/--exclude' },
     ...SNAPSHOT_FILTER_OPTIONS,
   },
   async run(values, positionals, global) {
@@ -37,7 +43,10 @@ export const restoreCommand: Command = {
     const { id, snapshot } = await repo.resolveSnapshot(ref, snapshotFilter(values));
     const reporter = cliReporter(global);
     const summary = await withPool(repo, (pool) =>
-      new Restorer(repo, pool, reporter).run(snapshot, { target, includes: strs(values, 'include'), excludes: strs(values, 'exclude'), verify: flag(values, 'verify') }));
+      new Restorer(repo, pool, reporter).run(snapshot, {
+        target, includes: strs(values, 'include'), excludes: strs(values, 'exclude'), verify: flag(values, 'verify'),
+        overwrite: str(values, 'overwrite') as Overwrite | undefined, delete: flag(values, 'delete'),
+      }));
     reporter.done();
     const duration = (performance.now() - started) / 1000;
     if (global.json) printJson({ message_type: 'summary', snapshot_id: id, ...summary, total_duration: duration });
@@ -47,3 +56,7 @@ export const restoreCommand: Command = {
     return summary.errors > 0 ? 1 : 0;
   },
 };
+
+function checkOverwrite(value: string, option: string): void {
+  if (!OVERWRITE_CHOICES.includes(value as Overwrite)) throw new UsageError(`${option} must be one of ${OVERWRITE_CHOICES.join(', ')}; got "${value}".`);
+}

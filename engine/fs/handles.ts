@@ -39,7 +39,7 @@ export interface Identity {
 /** An entry that is no longer what its directory's listing named (a rename or swap in between). */
 export class EntryChangedError extends ArcaError {
   constructor(what: string) {
-    super('ARCA_ERR_ENTRY_CHANGED', `${what} was replaced while it was read (renamed or swapped); it is left out of this snapshot`);
+    super('ARCA_ERR_ENTRY_CHANGED', `${what} was replaced by another process (renamed or swapped) while Arca worked on it; it was skipped`);
   }
 }
 

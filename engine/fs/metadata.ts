@@ -1,5 +1,7 @@
-import { chmodSync, lchownSync, lutimesSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, fstatSync, lchownSync, lutimesSync, openSync, utimesSync } from 'node:fs';
 import type { TreeNode } from '../../repository/tree/tree.ts';
+import { EntryChangedError } from './handles.ts';
+import type { TargetDirs } from './target-dirs.ts';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 const NS_PER_S = 1_000_000_000n;
@@ -34,6 +36,7 @@ export function utimeSeconds(ns: bigint): string {
 
 /** What a restore sets on one node, in a form that can be sent to a worker thread. */
 export interface NodeMetadata {
+  /** Path below the restore target (TargetDirs). */
   readonly path: Uint8Array;
   /** Symlinks get ownership and times of their own, never their target's, and no mode. */
   readonly symlink: boolean;
@@ -52,11 +55,31 @@ export function metadataOf(local: Buffer, node: TreeNode): NodeMetadata {
   };
 }
 
-/** Ownership (as root), mode and times, never through a symlink. */
-export function applyMetadata(meta: NodeMetadata): void {
-  const p = Buffer.from(meta.path.buffer, meta.path.byteOffset, meta.path.byteLength);
-  if (isRoot) lchownSync(p, meta.uid, meta.gid);
-  if (!meta.symlink) chmodSync(p, meta.mode);
-  // Numeric strings: Node turns negative numbers (before 1970) into "now", but passes these on.
-  lutimesSync(p, meta.atime, meta.mtime);
+/** Linux's O_PATH: a handle on the node itself (a device is not opened), for the calls below. */
+const O_PATH = 0o10000000;
+
+/**
+ * Ownership (as root), mode and times, never through a symlink. A symlink gets lchown and
+ * lutimes by its name in its directory's handle; anything else is first pinned with an
+ * O_PATH|O_NOFOLLOW handle and changed through /proc/self/fd/N, which names that very node
+ * (glibc's lchmod does the same), so a swap after the check cannot redirect chmod or chown.
+ */
+export function applyMetadata(dirs: TargetDirs, meta: NodeMetadata): void {
+  const { at } = dirs.entry(Buffer.from(meta.path.buffer, meta.path.byteOffset, meta.path.byteLength));
+  if (meta.symlink) {
+    if (isRoot) lchownSync(at, meta.uid, meta.gid);
+    lutimesSync(at, meta.atime, meta.mtime);
+    return;
+  }
+  const fd = openSync(at, O_PATH | constants.O_NOFOLLOW);
+  try {
+    if (fstatSync(fd).isSymbolicLink()) throw new EntryChangedError('the restored entry');
+    const node = `/proc/self/fd/${fd}`;
+    if (isRoot) chownSync(node, meta.uid, meta.gid);
+    chmodSync(node, meta.mode);
+    // Numeric strings: Node turns negative numbers (before 1970) into "now", but passes these on.
+    utimesSync(node, meta.atime, meta.mtime);
+  } finally {
+    closeSync(fd);
+  }
 }

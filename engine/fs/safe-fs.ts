@@ -1,64 +1,133 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, promises as fsp, rmSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, symlinkSync, unlinkSync, type BigIntStats } from 'node:fs';
 import { promisify } from 'node:util';
+import { ArcaError } from '../../repository/errors.ts';
+import type { NodeType } from '../../repository/tree/tree.ts';
+import { atPath } from './handles.ts';
+import { removeEntry, type TargetDirs } from './target-dirs.ts';
 
 /**
- * File-system steps of a restore that never follow a symlink found in the target: whatever is
- * already at a path we restore is replaced, not written through. Directories are created top-down
- * by us and checked with lstat, files are opened with O_NOFOLLOW.
- * Node has no openat(2), so a process racing us inside the target between the check and the open
- * is out of scope; the agent restores before the pod's containers start.
+ * File-system steps of a restore, every one through the target's directory handles
+ * (TargetDirs): nothing found in the target (a planted symlink, a directory swapped for one
+ * meanwhile) is ever followed, so a restore into a volume a running pod shares writes nothing
+ * outside it. What already stands where the snapshot puts something is dealt with by the
+ * rules (Conflicts): a directory is never replaced by a non-directory, nor a regular file by a
+ * directory, unless `delete` allows it.
  *
- * Directories and files are made with synchronous calls: each takes microseconds on a local disk,
- * where a promise round trip through libuv's thread pool cost the restore's main thread several
- * times that per call, for tens of thousands of calls. Files are created by the pool's workers.
+ * The steps are synchronous: each takes microseconds on a local disk, where a promise round trip
+ * through libuv's thread pool cost several times that, for tens of thousands of calls. Most run
+ * in the pool's workers.
  */
 const run = promisify(execFile);
+
+/** restic 0.17's choices for existing regular files (see docs/cli.md, restore). */
+export type Overwrite = 'always' | 'if-changed' | 'if-newer' | 'never';
+export const OVERWRITE_CHOICES: readonly Overwrite[] = ['always', 'if-changed', 'if-newer', 'never'];
+
+export interface Conflicts {
+  readonly overwrite: Overwrite;
+  /** Replace a directory by a non-directory or a regular file by a directory, and remove what the snapshot does not have. */
+  readonly delete: boolean;
+}
+
+/** A directory where the snapshot has something else, or a regular file where it has a directory. */
+export class TypeConflictError extends ArcaError {
+  constructor(rel: Buffer, found: string, wanted: string) {
+    super('ARCA_ERR_TYPE_CONFLICT', `${rel.toString()} is ${found} in the target where the snapshot has ${wanted}; it was left alone (restore with --delete to replace it)`);
+  }
+}
 
 function errnoOf(err: unknown): string | undefined {
   return err instanceof Error ? (err as NodeJS.ErrnoException).code : undefined;
 }
 
-/** Removes whatever non-directory is at `p` (a planted symlink, a file), leaving directories alone. */
-async function clearNonDirectory(p: Buffer): Promise<void> {
-  const st = await fsp.lstat(p).catch(() => undefined);
-  if (st && !st.isDirectory()) await fsp.unlink(p);
+function lstatOrNone(at: Buffer): BigIntStats | undefined {
+  try {
+    return lstatSync(at, { bigint: true });
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return undefined;
+    throw err;
+  }
 }
 
-/** Makes `p` a real directory (not a symlink to one). */
-export function ensureDirectory(p: Buffer): void {
+const ARTICLE: Readonly<Record<NodeType, string>> = {
+  file: 'a file', dir: 'a directory', symlink: 'a symlink', fifo: 'a FIFO', socket: 'a socket', chardev: 'a device', blockdev: 'a device',
+};
+
+/**
+ * Makes `rel` a real directory; whether it was there already. A symlink or special file in its
+ * place is replaced (unless overwrite is never); a regular file only with `delete`.
+ */
+export function ensureDirectory(dirs: TargetDirs, rel: Buffer, rules: Conflicts): 'made' | 'existed' {
+  const { dirFd, name, at } = dirs.entry(rel);
   try {
-    mkdirSync(p, { mode: 0o700 });
-    return;
+    mkdirSync(at, { mode: 0o700 });
+    return 'made';
   } catch (err) {
     if (errnoOf(err) !== 'EEXIST') throw err;
   }
-  if (lstatSync(p).isDirectory()) return;
-  unlinkSync(p);
-  mkdirSync(p, { mode: 0o700 });
+  const st = lstatSync(at);
+  if (st.isDirectory()) return 'existed';
+  if ((st.isFile() && !rules.delete) || rules.overwrite === 'never') throw new TypeConflictError(rel, st.isFile() ? 'a file' : 'something else', 'a directory');
+  removeEntry(dirFd, name);
+  mkdirSync(at, { mode: 0o700 });
+  return 'made';
+}
+
+/** What a restore does with what stands where a node goes, in a directory that existed before. */
+export type Verdict = 'absent' | 'replace' | 'unchanged' | 'leave';
+
+/**
+ * Decides, by the rules, what happens to whatever stands at `rel` where the snapshot has a
+ * node of type `want` (not a directory): a directory there is removed only with `delete`; a
+ * regular file where a file goes follows `overwrite` (`sameContent` tells if-changed whether it
+ * already holds the snapshot's content); anything else is replaced unless overwrite is never.
+ */
+export function inspectExisting(
+  dirs: TargetDirs, rel: Buffer, want: { type: NodeType; size: number; mtimeNs: bigint }, rules: Conflicts, sameContent: (at: Buffer) => boolean,
+): Verdict {
+  const { dirFd, name, at } = dirs.entry(rel);
+  const st = lstatOrNone(at);
+  if (st === undefined) return 'absent';
+  if (st.isDirectory()) {
+    if (!rules.delete) throw new TypeConflictError(rel, 'a directory', ARTICLE[want.type]);
+    removeEntry(dirFd, name);
+    dirs.forget(rel);
+    return 'absent';
+  }
+  if (rules.overwrite === 'never') return 'leave';
+  if (want.type !== 'file' || !st.isFile()) return 'replace';
+  switch (rules.overwrite) {
+    case 'always': return 'replace';
+    case 'if-newer': return st.mtimeNs < want.mtimeNs ? 'replace' : 'leave';
+    case 'if-changed': return st.size === BigInt(want.size) && sameContent(at) ? 'unchanged' : 'replace';
+  }
 }
 
 /** O_NONBLOCK: a FIFO planted where a file goes must fail the open (ENXIO), not hang it. */
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /**
- * Opens `p` for writing as a new, empty regular file: whatever was there (a planted symlink, a
- * device, a file, a directory) is replaced, never written through. Returns the descriptor.
+ * Opens `rel` for writing as a new, empty regular file: a non-directory standing there (a
+ * planted symlink, a device, an older file) is unlinked first, so nothing is written through it
+ * (nor through a hard link to a file elsewhere). Returns the descriptor.
  */
-export function openNewFile(p: Buffer): number {
+export function openNewFile(dirs: TargetDirs, rel: Buffer): number {
+  const { at } = dirs.entry(rel);
+  const create = (): number => openSync(at, WRITE_FLAGS | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
-    // The common case, an empty target: O_EXCL makes a new regular file or fails, nothing else.
-    return openSync(p, WRITE_FLAGS | constants.O_CREAT | constants.O_EXCL, 0o600);
+    return create();
   } catch (err) {
     if (errnoOf(err) !== 'EEXIST') throw err;
-    return replaceExisting(p);
   }
+  clearNonDirectory(at, rel, 'a file');
+  return create();
 }
 
-/** Creates (or truncates) a regular file of `size` bytes, holes included, replacing any symlink. */
-export function createFile(p: Buffer, size: number): void {
-  const fd = openNewFile(p);
+/** Creates a regular file of `size` bytes, holes included (see openNewFile). */
+export function createFile(dirs: TargetDirs, rel: Buffer, size: number): void {
+  const fd = openNewFile(dirs, rel);
   try {
     if (size > 0) ftruncateSync(fd, size);
   } finally {
@@ -66,58 +135,60 @@ export function createFile(p: Buffer, size: number): void {
   }
 }
 
-/** Something is already at `p`: a file is truncated; anything else (a planted link or device) goes. */
-function replaceExisting(p: Buffer): number {
-  const existing = lstatSync(p);
-  if (existing.isDirectory()) rmSync(p, { recursive: true });
-  else if (!existing.isFile()) unlinkSync(p);
-  const fd = openSync(p, WRITE_FLAGS | constants.O_CREAT | constants.O_TRUNC, 0o600);
-  // Between the lstat and the open the path could have been swapped; O_NOFOLLOW covers links, this the rest.
-  if (!fstatSync(fd).isFile()) {
-    closeSync(fd);
-    throw new Error('not a regular file');
-  }
-  return fd;
+/** Unlinks the non-directory at `at`; a directory there (one that appeared meanwhile) is a conflict. */
+function clearNonDirectory(at: Buffer, rel: Buffer, wanted: string): void {
+  const st = lstatOrNone(at);
+  if (st?.isDirectory()) throw new TypeConflictError(rel, 'a directory', wanted);
+  if (st) unlinkSync(at);
 }
 
-export async function createSymlink(p: Buffer, target: Buffer): Promise<void> {
-  await clearNonDirectory(p);
-  await fsp.symlink(target, p);
-}
-
-export async function createHardlink(existing: Buffer, p: Buffer): Promise<void> {
-  await clearNonDirectory(p);
-  await fsp.link(existing, p);
-}
-
-/** FIFOs and device files: Node has no mknod(2), so the coreutils commands do it. */
-export async function createSpecial(p: Buffer, type: 'fifo' | 'chardev' | 'blockdev', rdev: bigint): Promise<void> {
-  await clearNonDirectory(p);
-  const name = p.toString('utf8');
-  if (Buffer.from(name).equals(p)) {
-    await makeSpecial(name, type, rdev);
-    return;
-  }
-  // Command arguments are strings: a path that is not UTF-8 is made under a temporary name in
-  // the nearest directory on it whose path is (at worst the target), then renamed into place.
-  let dir = p.subarray(0, Math.max(p.lastIndexOf(0x2f), 0));
-  while (dir.length > 0 && !Buffer.from(dir.toString('utf8')).equals(dir)) dir = dir.subarray(0, Math.max(dir.lastIndexOf(0x2f), 0));
-  const temporary = `${dir.toString('utf8')}/.arca-special-${randomBytes(8).toString('hex')}`;
-  await makeSpecial(temporary, type, rdev);
+/** Runs `make(at)`, which fails with EEXIST when something stands there; that is then replaced once. */
+function replacing(dirs: TargetDirs, rel: Buffer, wanted: string, make: (at: Buffer) => void): void {
+  const { at } = dirs.entry(rel);
   try {
-    await fsp.rename(temporary, p);
+    make(at);
+    return;
   } catch (err) {
-    await fsp.unlink(temporary).catch(() => undefined);
+    if (errnoOf(err) !== 'EEXIST') throw err;
+  }
+  clearNonDirectory(at, rel, wanted);
+  make(at);
+}
+
+export function createSymlink(dirs: TargetDirs, rel: Buffer, target: Buffer): void {
+  replacing(dirs, rel, 'a symlink', (at) => { symlinkSync(target, at); });
+}
+
+/** A hard link at `rel` to the restored file at `existing`; link(2) never follows a symlink at `existing`. */
+export function createHardlink(dirs: TargetDirs, existing: Buffer, rel: Buffer): void {
+  const from = dirs.entry(existing).at;
+  replacing(dirs, rel, 'a file', (at) => { linkSync(from, at); });
+}
+
+/**
+ * FIFOs and device files: Node has no mknod(2), so the coreutils commands make one under a
+ * temporary name in the right directory, reached by the child through this process's handle,
+ * and it is renamed into place.
+ */
+export async function createSpecial(dirs: TargetDirs, rel: Buffer, type: 'fifo' | 'chardev' | 'blockdev', rdev: bigint): Promise<void> {
+  const { dirFd, at } = dirs.entry(rel);
+  const temporary = Buffer.from(`.arca-special-${randomBytes(8).toString('hex')}`);
+  const forChild = `/proc/${process.pid}/fd/${dirFd}/${temporary.toString()}`;
+  if (type === 'fifo') await run('mkfifo', ['-m', '600', '--', forChild]);
+  else {
+    const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
+    const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
+    await run('mknod', ['-m', '600', '--', forChild, type === 'chardev' ? 'c' : 'b', major.toString(), minor.toString()]);
+  }
+  try {
+    clearNonDirectory(at, rel, ARTICLE[type]);
+    renameSync(atPath(dirFd, temporary), at);
+  } catch (err) {
+    try {
+      unlinkSync(atPath(dirFd, temporary));
+    } catch {
+      // Gone already.
+    }
     throw err;
   }
-}
-
-async function makeSpecial(name: string, type: 'fifo' | 'chardev' | 'blockdev', rdev: bigint): Promise<void> {
-  if (type === 'fifo') {
-    await run('mkfifo', ['-m', '600', '--', name]);
-    return;
-  }
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
-  await run('mknod', ['-m', '600', '--', name, type === 'chardev' ? 'c' : 'b', major.toString(), minor.toString()]);
 }

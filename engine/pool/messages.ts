@@ -1,4 +1,6 @@
 import type { NodeMetadata } from '../fs/metadata.ts';
+import type { Conflicts, Verdict } from '../fs/safe-fs.ts';
+import type { NodeType } from '../../repository/tree/tree.ts';
 
 /**
  * Messages between the main thread and pool workers. Every message names the task it belongs to;
@@ -68,6 +70,8 @@ export interface ScanDirTask {
  */
 export interface WriteBlobsTask {
   readonly kind: 'write-blobs';
+  /** The restore target, open in this process: every path below is relative to it (TargetDirs). */
+  readonly rootFd: number;
   readonly data: Uint8Array;
   /** Per blob: offset and length inside `data`, its ID, and its plaintext length (a size hint). */
   readonly blobs: ReadonlyArray<{ readonly offset: number; readonly length: number; readonly id: Uint8Array; readonly rawLength: number }>;
@@ -90,22 +94,46 @@ export interface WriteBlobsTask {
 /** Create regular files of the given sizes for a restore (safe-fs.ts createFile), in one batch. */
 export interface CreateFilesTask {
   readonly kind: 'create-files';
+  readonly rootFd: number;
   readonly files: ReadonlyArray<{ readonly path: Uint8Array; readonly size: number }>;
 }
 
 /** Make directories whose parents exist (safe-fs.ts ensureDirectory), in one batch. */
 export interface MakeDirsTask {
   readonly kind: 'make-dirs';
+  readonly rootFd: number;
+  readonly rules: Conflicts;
   readonly paths: readonly Uint8Array[];
 }
 
 /** Apply restored nodes' metadata (metadata.ts applyMetadata), in one batch. */
 export interface ApplyMetadataTask {
   readonly kind: 'apply-metadata';
+  readonly rootFd: number;
   readonly nodes: readonly NodeMetadata[];
 }
 
-export type FsBatchTask = CreateFilesTask | MakeDirsTask | ApplyMetadataTask;
+/**
+ * Decide what happens to what stands where nodes (not directories) go, in directories that
+ * existed before the restore (safe-fs.ts inspectExisting); for if-changed, an existing file of
+ * the right size is read and its chunks hashed against `content`, whose lengths are `lengths`.
+ */
+export interface InspectTask {
+  readonly kind: 'inspect';
+  readonly rootFd: number;
+  readonly rules: Conflicts;
+  readonly nodes: ReadonlyArray<{
+    readonly path: Uint8Array;
+    readonly type: NodeType;
+    readonly size: number;
+    readonly mtimeNs: bigint;
+    /** Chunk IDs, packed, and their plaintext lengths (files only). */
+    readonly content: Uint8Array;
+    readonly lengths: Uint32Array;
+  }>;
+}
+
+export type FsBatchTask = CreateFilesTask | MakeDirsTask | ApplyMetadataTask | InspectTask;
 
 /** Finish the worker's spooled pack, if it holds anything (a `pack` question), at the end of a backup. */
 export interface FlushSpoolTask {
@@ -185,6 +213,8 @@ export interface WriteBlobsResult {
 export interface FsBatchResult {
   readonly kind: 'fs-batch';
   readonly failures: ReadonlyArray<WorkerFailure | undefined>;
+  /** Per item that succeeded, for make-dirs whether it was made or existed, for inspect the verdict. */
+  readonly outcomes: ReadonlyArray<'made' | 'existed' | Verdict | undefined>;
 }
 
 export type TaskResult = ChunkFileResult | ScanDirResult | WriteBlobsResult | FsBatchResult | { readonly kind: 'flush-spool' };

@@ -113,21 +113,22 @@ export class WorkerPool {
     return this.run({ kind: 'scan-dir', ...request, path: exact(request.path) }, [], onQuestion) as Promise<ScanDirResult>;
   }
 
-  /** Decodes blobs of one pack range and writes them into files; `data` is moved to the worker. */
-  writeBlobs(data: Buffer, blobs: WriteBlobsTask['blobs'], writes: WriteBlobsTask['writes']): Promise<WriteBlobsResult> {
+  /** Decodes blobs of one pack range and writes them into files below the target `rootFd`; `data` is moved to the worker. */
+  writeBlobs(rootFd: number, data: Buffer, blobs: WriteBlobsTask['blobs'], writes: WriteBlobsTask['writes']): Promise<WriteBlobsResult> {
     return this.run({
-      kind: 'write-blobs', data,
+      kind: 'write-blobs', rootFd, data,
       blobs: blobs.map((blob) => ({ ...blob, id: exact(blob.id) })),
       writes: writes.map((write) => ({ ...write, path: exact(write.path) })),
     }, transferable(data), undefined) as Promise<WriteBlobsResult>;
   }
 
-  /** Runs a batch of restore file-system steps (making directories and files, applying metadata) in a worker. */
+  /** Runs a batch of restore file-system steps (making directories and files, applying metadata, inspecting what exists) in a worker. */
   fsBatch(request: FsBatchTask): Promise<FsBatchResult> {
     switch (request.kind) {
-      case 'create-files': return this.runFsBatch({ kind: request.kind, files: request.files.map((file) => ({ ...file, path: exact(file.path) })) });
-      case 'make-dirs': return this.runFsBatch({ kind: request.kind, paths: request.paths.map(exact) });
-      case 'apply-metadata': return this.runFsBatch({ kind: request.kind, nodes: request.nodes.map((node) => ({ ...node, path: exact(node.path) })) });
+      case 'create-files': return this.runFsBatch({ ...request, files: request.files.map((file) => ({ ...file, path: exact(file.path) })) });
+      case 'make-dirs': return this.runFsBatch({ ...request, paths: request.paths.map(exact) });
+      case 'apply-metadata': return this.runFsBatch({ ...request, nodes: request.nodes.map((node) => ({ ...node, path: exact(node.path) })) });
+      case 'inspect': return this.runFsBatch({ ...request, nodes: request.nodes.map((node) => ({ ...node, path: exact(node.path) })) });
     }
   }
 

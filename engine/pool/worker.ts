@@ -1,12 +1,15 @@
-import { closeSync, constants, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ChunkSplitter, chunkBuffer, FastCdc } from '../../chunker/index.ts';
 import { blobId, type BlobKeys } from '../../repository/crypto/master-key.ts';
 import { decodeBlobTransient, sealBlob, type SealedBlob } from '../../repository/blob/blob-codec.ts';
 import { releaseBuffer } from '../../repository/util/release-buffer.ts';
 import { applyMetadata } from '../fs/metadata.ts';
-import { createFile, ensureDirectory, openNewFile } from '../fs/safe-fs.ts';
-import { openFileChecked } from '../fs/handles.ts';
+import { createFile, ensureDirectory, inspectExisting, openNewFile } from '../fs/safe-fs.ts';
+import { EntryChangedError, openFileChecked } from '../fs/handles.ts';
+import { TargetDirs } from '../fs/target-dirs.ts';
+import { descriptorBudget } from '../fs/fd-limit.ts';
+import { retryWhenExhausted } from '../fs/exhaustion.ts';
 import { scanDir } from './scan-dir.ts';
 import { WorkerSpool } from './worker-spool.ts';
 import {
@@ -195,16 +198,33 @@ function isAllZero(buf: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * Files one write-blobs task holds open at once: each is closed after its last write in the
+ * task, and past this many the oldest is closed early (a range of a pack can hold thousands of
+ * small files). With the directory handles below, a worker's descriptors stay bounded.
+ */
+const OPEN_FILES_PER_TASK = 16;
+/** Directory handles one task keeps (TargetDirs), from RLIMIT_NOFILE. */
+const DIRS_PER_TASK = descriptorBudget(1 / 16, 32);
+
 /** Decodes each blob once and writes it to every place it goes; an all-zero blob stays a hole. */
 function writeBlobs(request: WriteBlobsTask): { result: TaskResult; transfer: ArrayBuffer[] } {
   const data = Buffer.from(request.data.buffer, request.data.byteOffset, request.data.byteLength);
+  const dirs = new TargetDirs(request.rootFd, DIRS_PER_TASK);
   const failures: Array<WorkerFailure | undefined> = [];
   const fds = new Map<string, number>();
+  const lastWrite = new Map<string, number>();
+  request.writes.forEach((write, i) => { lastWrite.set(asBuffer(write.path).toString('latin1'), i); });
+  const close = (key: string): void => {
+    const fd = fds.get(key);
+    fds.delete(key);
+    if (fd !== undefined) closeSync(fd);
+  };
   let bytes = 0;
   let current = -1;
   let decoded: { readonly plain: Buffer } | { readonly failure: WorkerFailure } = { failure: { message: 'no blob' } };
   try {
-    for (const write of request.writes) {
+    for (const [i, write] of request.writes.entries()) {
       if (write.blob !== current) {
         current = write.blob;
         const blob = request.blobs[write.blob];
@@ -215,66 +235,112 @@ function writeBlobs(request: WriteBlobsTask): { result: TaskResult; transfer: Ar
           decoded = { failure: { message: failureOf(err).message, code: BLOB_DAMAGED } };
         }
       }
-      if ('failure' in decoded) {
-        failures.push(decoded.failure);
-        continue;
-      }
-      const { plain } = decoded;
-      try {
-        const zeros = isAllZero(plain);
-        const path = asBuffer(write.path);
-        const key = path.toString('latin1');
-        let fd = fds.get(key);
-        if (write.create) {
-          // A new file whose only blob this is: made here, a hole if the blob is all zeros.
-          fd = openNewFile(path);
-          fds.set(key, fd);
-          if (zeros) ftruncateSync(fd, plain.length);
+      const path = asBuffer(write.path);
+      const key = path.toString('latin1');
+      if ('failure' in decoded) failures.push(decoded.failure);
+      else {
+        try {
+          bytes += writeOne(dirs, fds, key, path, write, decoded.plain);
+          failures.push(undefined);
+        } catch (err) {
+          failures.push(failureOf(err));
         }
-        if (!zeros) {
-          if (fd === undefined) {
-            fd = openSync(path, constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-            fds.set(key, fd);
-          }
-          for (let done = 0; done < plain.length;) done += writeSync(fd, plain, done, plain.length - done, write.offset + done);
-        }
-        bytes += plain.length;
-        failures.push(undefined);
-      } catch (err) {
-        failures.push(failureOf(err));
       }
+      if (lastWrite.get(key) === i) close(key);
+      const oldest = fds.size > OPEN_FILES_PER_TASK ? fds.keys().next().value : undefined;
+      if (oldest !== undefined) close(oldest);
     }
   } finally {
     for (const fd of fds.values()) closeSync(fd);
+    dirs.close();
     // This thread's collector never counted the range (the main thread allocated it): free it now.
     releaseBuffer(request.data);
   }
   return { result: { kind: 'write-blobs', failures, bytes }, transfer: [] };
 }
 
+/** One positioned write of a decoded blob; returns the bytes it stands for. */
+function writeOne(dirs: TargetDirs, fds: Map<string, number>, key: string, path: Buffer, write: WriteBlobsTask['writes'][number], plain: Buffer): number {
+  const zeros = isAllZero(plain);
+  let fd = fds.get(key);
+  if (write.create) {
+    // A new file whose only blob this is: made here, a hole if the blob is all zeros.
+    fd = retryWhenExhausted(() => openNewFile(dirs, path));
+    fds.set(key, fd);
+    if (zeros) ftruncateSync(fd, plain.length);
+  }
+  if (!zeros) {
+    if (fd === undefined) {
+      const opened = retryWhenExhausted(() => openSync(dirs.entry(path).at, constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK));
+      fds.set(key, opened);
+      // The restore made it a regular file; anything else now stands there by another's hand.
+      if (!fstatSync(opened).isFile()) throw new EntryChangedError('the restored file');
+      fd = opened;
+    }
+    for (let done = 0; done < plain.length;) done += writeSync(fd, plain, done, plain.length - done, write.offset + done);
+  }
+  return plain.length;
+}
+
+/** Whether the regular file at `at` holds exactly the chunks `ids` of `lengths` (restore --overwrite if-changed). */
+function holdsContent(at: Buffer, ids: Uint8Array, lengths: Uint32Array): boolean {
+  const fd = retryWhenExhausted(() => openSync(at, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK));
+  const buffer = freeBuffers.pop() ?? Buffer.allocUnsafe(READ_SIZE);
+  try {
+    if (!fstatSync(fd).isFile()) return false;
+    let at = 0;
+    for (const [i, length] of lengths.entries()) {
+      const chunk = length <= buffer.length ? buffer.subarray(0, length) : Buffer.allocUnsafe(length);
+      for (let got = 0; got < length;) {
+        const n = readSync(fd, chunk, got, length - got, at + got);
+        if (n === 0) return false;
+        got += n;
+      }
+      if (!blobId(keys.idKey, chunk).equals(ids.subarray(i * 32, i * 32 + 32))) return false;
+      at += length;
+    }
+    return true;
+  } finally {
+    freeBuffers.push(buffer);
+    closeSync(fd);
+  }
+}
+
 /** Each item on its own: one failure (a planted device, a full disk) does not stop the rest. */
 function fsBatch(request: FsBatchTask): { result: FsBatchResult; transfer: ArrayBuffer[] } {
-  const attempt = (step: () => void): WorkerFailure | undefined => {
+  const dirs = new TargetDirs(request.rootFd, DIRS_PER_TASK);
+  const failures: Array<WorkerFailure | undefined> = [];
+  const outcomes: FsBatchResult['outcomes'][number][] = [];
+  const attempt = (step: () => FsBatchResult['outcomes'][number]): void => {
     try {
-      step();
-      return undefined;
+      outcomes.push(retryWhenExhausted(step));
+      failures.push(undefined);
     } catch (err) {
-      return failureOf(err);
+      outcomes.push(undefined);
+      failures.push(failureOf(err));
     }
   };
-  let failures: Array<WorkerFailure | undefined>;
-  switch (request.kind) {
-    case 'create-files':
-      failures = request.files.map(({ path, size }) => attempt(() => { createFile(asBuffer(path), size); }));
-      break;
-    case 'make-dirs':
-      failures = request.paths.map((path) => attempt(() => { ensureDirectory(asBuffer(path)); }));
-      break;
-    case 'apply-metadata':
-      failures = request.nodes.map((meta) => attempt(() => { applyMetadata(meta); }));
-      break;
+  try {
+    switch (request.kind) {
+      case 'create-files':
+        for (const { path, size } of request.files) attempt(() => { createFile(dirs, asBuffer(path), size); return undefined; });
+        break;
+      case 'make-dirs':
+        for (const path of request.paths) attempt(() => ensureDirectory(dirs, asBuffer(path), request.rules));
+        break;
+      case 'apply-metadata':
+        for (const meta of request.nodes) attempt(() => { applyMetadata(dirs, meta); return undefined; });
+        break;
+      case 'inspect':
+        for (const node of request.nodes) {
+          attempt(() => inspectExisting(dirs, asBuffer(node.path), node, request.rules, (at) => holdsContent(at, node.content, node.lengths)));
+        }
+        break;
+    }
+  } finally {
+    dirs.close();
   }
-  return { result: { kind: 'fs-batch', failures }, transfer: [] };
+  return { result: { kind: 'fs-batch', failures, outcomes }, transfer: [] };
 }
 
 function runTask(task: number, request: TaskRequest): Promise<{ result: TaskResult; transfer: ArrayBuffer[] }> {
@@ -289,7 +355,8 @@ function runTask(task: number, request: TaskRequest): Promise<{ result: TaskResu
     case 'flush-spool': return flushSpool(task);
     case 'create-files':
     case 'make-dirs':
-    case 'apply-metadata': return Promise.resolve().then(() => fsBatch(request));
+    case 'apply-metadata':
+    case 'inspect': return Promise.resolve().then(() => fsBatch(request));
   }
 }
 

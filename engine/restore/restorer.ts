@@ -1,9 +1,9 @@
-import { promises as fsp } from 'node:fs';
+import { closeSync, constants, promises as fsp, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { blobId } from '../../repository/crypto/master-key.ts';
 import { isExcluded } from '../fs/exclude.ts';
 import type { Reporter } from '../progress.ts';
-import { ArcaError, CorruptObjectError } from '../../repository/errors.ts';
+import { ArcaError, CorruptObjectError, UsageError } from '../../repository/errors.ts';
 import { packName } from '../../repository/object-names.ts';
 import { coalesceSpans, rangeOf, type RangeLimits } from '../../repository/pack/read-ranges.ts';
 import type { Repository } from '../../repository/repository.ts';
@@ -12,8 +12,10 @@ import { isSafeName, type FileNode, type TreeNode } from '../../repository/tree/
 import { mapLimit } from '../../repository/repository.ts';
 import { ObjectNotFoundError } from '../../repository/storage/storage.ts';
 import type { WorkerPool } from '../pool/worker-pool.ts';
-import { BLOB_DAMAGED, type ApplyMetadataTask, type FsBatchResult, type FsBatchTask, type WriteBlobsResult } from '../pool/messages.ts';
-import { createHardlink, createSpecial, createSymlink } from '../fs/safe-fs.ts';
+import { BLOB_DAMAGED, packIds, type ApplyMetadataTask, type FsBatchResult, type FsBatchTask, type InspectTask, type WriteBlobsResult } from '../pool/messages.ts';
+import { createHardlink, createSpecial, createSymlink, type Conflicts, type Overwrite } from '../fs/safe-fs.ts';
+import { atPath, openDirPath } from '../fs/handles.ts';
+import { removeEntry, TargetDirs } from '../fs/target-dirs.ts';
 import { metadataOf } from '../fs/metadata.ts';
 
 export interface RestoreOptions {
@@ -23,7 +25,20 @@ export interface RestoreOptions {
   readonly excludes?: readonly string[];
   /** Re-read every restored file and check its chunks' hashes. */
   readonly verify?: boolean;
+  /** What happens to existing regular files where the snapshot has files (default DEFAULT_OVERWRITE). */
+  readonly overwrite?: Overwrite | undefined;
+  /**
+   * Replace a directory by a non-directory (or a regular file by a directory), and remove from
+   * the restored directories whatever the snapshot does not have. Not with includes or excludes.
+   */
+  readonly delete?: boolean | undefined;
 }
+
+/**
+ * if-changed: the target ends as with always, but a file that already holds the snapshot's
+ * content (verified by hashing its chunks) is not rewritten; in an empty target it costs nothing.
+ */
+export const DEFAULT_OVERWRITE: Overwrite = 'if-changed';
 
 export interface RestoreSummary {
   files_restored: number;
@@ -32,11 +47,17 @@ export interface RestoreSummary {
   bytes_restored: number;
   errors: number;
   files_verified: number;
+  /** Existing files found to hold the snapshot's content already (--overwrite if-changed). */
+  files_unchanged: number;
+  /** Existing entries left as they were (--overwrite never or if-newer). */
+  entries_left_alone: number;
+  /** Entries the snapshot does not have, removed (--delete). */
+  entries_deleted: number;
 }
 
 interface PlannedNode {
   readonly node: TreeNode;
-  /** Path under the target, from validated names only. */
+  /** Path below the target (names joined by "/"), from validated names only. */
   readonly local: Buffer;
   /** Path inside the snapshot, for --include/--exclude and messages. */
   readonly snapshotPath: string;
@@ -62,6 +83,7 @@ interface NeededBlob {
 interface ContentFile {
   readonly node: FileNode;
   readonly local: Buffer;
+  readonly snapshotPath: string;
   readonly create: boolean;
 }
 
@@ -79,6 +101,8 @@ interface DirToPlan {
 
 interface FileState {
   readonly local: Buffer;
+  /** Path inside the snapshot, for messages. */
+  readonly snapshotPath: string;
   /** Not created yet: its one blob's write creates it (see WriteBlobsTask). */
   readonly create: boolean;
   /** Set once a write failed: the file is reported once and gets no more writes. */
@@ -90,6 +114,9 @@ const PACK_CONCURRENCY = 4;
 const TREES_PER_BATCH = 256;
 const TREE_BATCHES_IN_FLIGHT = 2;
 const SLASH = Buffer.from('/');
+const below = (dir: Buffer, name: Buffer): Buffer => (dir.length === 0 ? name : Buffer.concat([dir, SLASH, name]));
+/** The key of the directory holding `local` ('' for the target). */
+const parentKey = (local: Buffer): string => local.subarray(0, Math.max(0, local.lastIndexOf(0x2f))).toString('latin1');
 /** File-system calls (links, special files) in flight at once: they wait on the disk, not the CPU. */
 const FS_OPS_IN_FLIGHT = 32;
 /** Files created, or nodes given their metadata, per worker task. */
@@ -127,11 +154,23 @@ export class Restorer {
   private readonly repo: Repository;
   private readonly pool: WorkerPool;
   private readonly reporter: Reporter;
-  readonly summary: RestoreSummary = { files_restored: 0, dirs_restored: 0, other_restored: 0, bytes_restored: 0, errors: 0, files_verified: 0 };
+  readonly summary: RestoreSummary = {
+    files_restored: 0, dirs_restored: 0, other_restored: 0, bytes_restored: 0, errors: 0, files_verified: 0,
+    files_unchanged: 0, entries_left_alone: 0, entries_deleted: 0,
+  };
   private started = 0;
   /** Local paths (latin1) of files whose content failed: they get no metadata. */
   private readonly failedFiles = new Set<string>();
   private filesTotal: number | undefined;
+  /** The target, open for the restore: everything below it is reached through it (TargetDirs). */
+  private rootFd = -1;
+  private rules: Conflicts = { overwrite: DEFAULT_OVERWRITE, delete: false };
+  /** Directories (keys: local in latin1, '' the target) that existed before: what is in them is inspected first. */
+  private readonly existedDirs = new Set<string>();
+  /** Directories that could not be made (a conflict): nothing below them is tried. */
+  private readonly skippedDirs = new Set<string>();
+  /** Existing files that hold the snapshot's content already (Verdict unchanged): only their metadata is set. */
+  private readonly unchanged = new Set<string>();
   private bytesTotal: number | undefined;
 
   constructor(repo: Repository, pool: WorkerPool, reporter: Reporter = {}) {
@@ -142,13 +181,28 @@ export class Restorer {
 
   async run(snapshot: Snapshot, options: RestoreOptions): Promise<RestoreSummary> {
     this.started = performance.now();
-    const target = Buffer.from(path.resolve(options.target));
+    this.rules = { overwrite: options.overwrite ?? DEFAULT_OVERWRITE, delete: options.delete ?? false };
+    if (this.rules.delete && ((options.includes ?? []).length > 0 || (options.excludes ?? []).length > 0)) {
+      throw new UsageError('--delete restores a whole snapshot: it cannot be combined with --include or --exclude.');
+    }
+    const target = path.resolve(options.target);
     await fsp.mkdir(target, { recursive: true });
     if (!(await fsp.lstat(target)).isDirectory()) throw new RestoreError(`The restore target ${options.target} is not a directory.`);
+    this.rootFd = openDirPath(target, undefined);
+    try {
+      if (readdirSync(atPath(this.rootFd)).length > 0) this.existedDirs.add('');
+      return await this.restoreInto(snapshot, options);
+    } finally {
+      closeSync(this.rootFd);
+    }
+  }
+
+  private async restoreInto(snapshot: Snapshot, options: RestoreOptions): Promise<RestoreSummary> {
     // Without --include every directory is restored, so each is made as soon as its tree is
     // read, by the workers, while the main thread goes on reading trees.
     const madeEarly = (options.includes ?? []).length === 0;
-    const plan = await this.planTree(Buffer.from(snapshot.tree, 'hex'), target, options, madeEarly);
+    const planned = await this.planTree(Buffer.from(snapshot.tree, 'hex'), options, madeEarly);
+    const plan = await this.inspectExisting(planned.filter((entry) => !this.isSkipped(entry)));
     const files = await this.createNodes(plan, { dirsMade: madeEarly });
     this.filesTotal = plan.filter((p) => p.node.type === 'file').length;
     this.bytesTotal = plan.reduce((sum, p) => sum + (p.node.type === 'file' ? p.node.size : 0), 0);
@@ -159,6 +213,7 @@ export class Restorer {
       clearInterval(timer);
     }
     if (options.verify) await this.verify(plan);
+    if (this.rules.delete) this.deleteExtras(plan);
     await this.applyAllMetadata(plan);
     this.reportProgress();
     return this.summary;
@@ -185,12 +240,12 @@ export class Restorer {
    * trees). With `makeDirs`, each level's directories are made by the workers, after the level
    * above, while the main thread reads the next level's trees; without, createNodes makes them.
    */
-  private async planTree(rootTree: Buffer, target: Buffer, options: RestoreOptions, makeDirs: boolean): Promise<PlannedNode[]> {
+  private async planTree(rootTree: Buffer, options: RestoreOptions, makeDirs: boolean): Promise<PlannedNode[]> {
     const includes = options.includes ?? [];
     const excludes = options.excludes ?? [];
     /** Every candidate node; `keep` is settled once all levels are read. */
     const found: Array<{ entry: PlannedNode; parent: number; keep: boolean }> = [];
-    let level: DirToPlan[] = [{ treeId: rootTree, local: target, snapPath: '', depth: 0, selected: false, index: -1 }];
+    let level: DirToPlan[] = [{ treeId: rootTree, local: Buffer.alloc(0), snapPath: '', depth: 0, selected: false, index: -1 }];
     let made = Promise.resolve();
     while (level.length > 0) {
       const next: DirToPlan[] = [];
@@ -207,7 +262,7 @@ export class Restorer {
             const pathBytes = Buffer.from(snapshotPath);
             if (isExcluded(pathBytes, excludes)) continue;
             const selected = dir.selected || includes.length === 0 || isExcluded(pathBytes, includes);
-            const entry: PlannedNode = { node, local: Buffer.concat([dir.local, SLASH, node.name]), snapshotPath, depth: dir.depth + 1 };
+            const entry: PlannedNode = { node, local: below(dir.local, node.name), snapshotPath, depth: dir.depth + 1 };
             found.push({ entry, parent: dir.index, keep: selected });
             if (node.type !== 'dir') continue;
             next.push({ treeId: node.subtree, local: entry.local, snapPath: snapshotPath, depth: entry.depth, selected, index: found.length - 1 });
@@ -215,7 +270,7 @@ export class Restorer {
           }
         });
       });
-      if (makeDirs) made = made.then(() => this.inBatches(dirs, (batch) => ({ kind: 'make-dirs', paths: batch.map(({ local }) => local) }), () => { this.summary.dirs_restored++; }));
+      if (makeDirs) made = made.then(() => this.makeDirs(dirs.filter((entry) => !this.isSkipped(entry))));
       level = next;
     }
     await made;
@@ -245,6 +300,7 @@ export class Restorer {
     const files: PlannedNode[] = [];
     for (const entry of plan) {
       const { node } = entry;
+      if (this.unchanged.has(entry.local.toString('latin1'))) continue;
       if (node.type === 'dir') {
         if (!dirsMade) dirs.push(entry);
       } else if (node.type === 'file' && node.links > 1) {
@@ -255,31 +311,35 @@ export class Restorer {
           firstPathOfInode.set(inodeKey, entry.local);
           files.push(entry);
         }
-      } else if (node.type === 'file' && node.content.length === 1) withContent.push({ node, local: entry.local, create: true });
+      } else if (node.type === 'file' && node.content.length === 1) withContent.push({ node, local: entry.local, snapshotPath: entry.snapshotPath, create: true });
       else if (node.type === 'file') files.push(entry);
       else others.push(entry);
     }
     // A level at a time, parents before children; within a level, in parallel batches.
-    for (const level of byDepth(dirs, 'shallowest first')) {
-      await this.inBatches(level, (batch) => ({ kind: 'make-dirs', paths: batch.map(({ local }) => local) }), () => { this.summary.dirs_restored++; });
-    }
-    await this.inBatches(files, (batch) => ({ kind: 'create-files', files: batch.map(({ node, local }) => ({ path: local, size: node.type === 'file' ? node.size : 0 })) }), (entry) => {
-      const { node, local } = entry;
-      if (node.type === 'file' && node.content.length > 0) withContent.push({ node, local, create: false });
+    for (const level of byDepth(dirs, 'shallowest first')) await this.makeDirs(level.filter((entry) => !this.isSkipped(entry)));
+    await this.inBatches(files, (batch) => ({ kind: 'create-files', rootFd: this.rootFd, files: batch.map(({ node, local }) => ({ path: local, size: node.type === 'file' ? node.size : 0 })) }), (entry) => {
+      const { node, local, snapshotPath } = entry;
+      if (node.type === 'file' && node.content.length > 0) withContent.push({ node, local, snapshotPath, create: false });
       this.summary.files_restored++;
     });
+    const here = new TargetDirs(this.rootFd);
     await mapLimit(others, FS_OPS_IN_FLIGHT, ({ node, local, snapshotPath }) => this.attempt(snapshotPath, async () => {
       switch (node.type) {
         case 'symlink':
-          await createSymlink(local, node.linkTarget);
+          createSymlink(here, local, node.linkTarget);
           break;
         case 'fifo':
-          await createSpecial(local, 'fifo', 0n);
-          break;
         case 'chardev':
-        case 'blockdev':
-          await createSpecial(local, node.type, node.rdev);
+        case 'blockdev': {
+          // Its own handles: they stay open while the child process makes the node.
+          const dirsOfChild = new TargetDirs(this.rootFd, 4);
+          try {
+            await createSpecial(dirsOfChild, local, node.type, 'rdev' in node ? node.rdev : 0n);
+          } finally {
+            dirsOfChild.close();
+          }
           break;
+        }
         case 'socket':
           return; // A socket belongs to a running process; there is nothing to restore.
         case 'file':
@@ -288,11 +348,94 @@ export class Restorer {
       }
       this.summary.other_restored++;
     }));
-    await mapLimit(links, FS_OPS_IN_FLIGHT, ({ first, entry }) => this.attempt(entry.snapshotPath, async () => {
-      await createHardlink(first, entry.local);
+    await mapLimit(links, FS_OPS_IN_FLIGHT, ({ first, entry }) => this.attempt(entry.snapshotPath, () => {
+      createHardlink(here, first, entry.local);
       this.summary.files_restored++;
+      return Promise.resolve();
     }));
+    here.close();
     return withContent;
+  }
+
+  /** Whether `entry` lies in a directory that could not be made; if it is a directory itself, so is what lies in it. */
+  private isSkipped(entry: PlannedNode): boolean {
+    if (!this.skippedDirs.has(parentKey(entry.local))) return false;
+    if (entry.node.type === 'dir') this.skippedDirs.add(entry.local.toString('latin1'));
+    return true;
+  }
+
+  /** Makes directories whose parents exist, noting which existed before (their entries are inspected) and which could not be made. */
+  private async makeDirs(entries: readonly PlannedNode[]): Promise<void> {
+    await this.inBatches(entries, (batch) => ({ kind: 'make-dirs', rootFd: this.rootFd, rules: this.rules, paths: batch.map(({ local }) => local) }), (entry, outcome) => {
+      if (outcome === 'existed') this.existedDirs.add(entry.local.toString('latin1'));
+      this.summary.dirs_restored++;
+    }, (entry) => { this.skippedDirs.add(entry.local.toString('latin1')); });
+  }
+
+  /**
+   * Decides, in the workers, what happens to whatever already stands where the plan puts a
+   * non-directory, in directories that existed before (safe-fs.ts inspectExisting); returns the
+   * plan without the entries left alone or in conflict. In an empty target there is nothing to do.
+   */
+  private async inspectExisting(plan: PlannedNode[]): Promise<PlannedNode[]> {
+    const candidates = plan.filter((entry) => entry.node.type !== 'dir' && this.existedDirs.has(parentKey(entry.local)));
+    if (candidates.length === 0) return plan;
+    const dropped = new Set<string>();
+    const withContent = this.rules.overwrite === 'if-changed';
+    const request = (batch: readonly PlannedNode[]): InspectTask => ({
+      kind: 'inspect', rootFd: this.rootFd, rules: this.rules,
+      nodes: batch.map(({ node, local }) => {
+        const content = withContent && node.type === 'file' ? node.content : [];
+        return {
+          path: local, type: node.type, size: node.type === 'file' ? node.size : 0, mtimeNs: node.mtimeNs,
+          content: packIds(content), lengths: Uint32Array.from(content, (id) => this.repo.locate(id)?.rawLength ?? 0),
+        };
+      }),
+    });
+    await this.inBatches(candidates, request, (entry, verdict) => {
+      const key = entry.local.toString('latin1');
+      if (verdict === 'leave') {
+        dropped.add(key);
+        this.summary.entries_left_alone++;
+      } else if (verdict === 'unchanged') {
+        this.unchanged.add(key);
+        this.summary.files_unchanged++;
+      }
+    }, (entry) => { dropped.add(entry.local.toString('latin1')); });
+    return dropped.size === 0 ? plan : plan.filter((entry) => !dropped.has(entry.local.toString('latin1')));
+  }
+
+  /**
+   * --delete: removes from every restored directory that existed before whatever the snapshot
+   * does not have there, through the target's handles (a directory with all it holds).
+   */
+  private deleteExtras(plan: readonly PlannedNode[]): void {
+    const keep = new Map<string, Set<string>>();
+    for (const { local } of plan) {
+      const dir = parentKey(local);
+      let names = keep.get(dir);
+      if (!names) keep.set(dir, (names = new Set()));
+      names.add(local.subarray(local.lastIndexOf(0x2f) + 1).toString('latin1'));
+    }
+    const dirs = new TargetDirs(this.rootFd);
+    try {
+      for (const dir of this.existedDirs) {
+        if (this.skippedDirs.has(dir)) continue;
+        const names = keep.get(dir) ?? new Set<string>();
+        try {
+          const fd = dirs.dir(Buffer.from(dir, 'latin1'));
+          for (const name of readdirSync(atPath(fd), { encoding: 'buffer' })) {
+            if (names.has(name.toString('latin1'))) continue;
+            removeEntry(fd, name);
+            this.summary.entries_deleted++;
+          }
+        } catch (err) {
+          this.fail(dir === '' ? '/' : `/${Buffer.from(dir, 'latin1').toString()}`, err);
+        }
+      }
+    } finally {
+      dirs.close();
+    }
   }
 
   /**
@@ -302,22 +445,30 @@ export class Restorer {
   private async inBatches(
     entries: readonly PlannedNode[],
     request: (batch: readonly PlannedNode[]) => FsBatchTask,
-    done: (entry: PlannedNode) => void = () => undefined,
+    done: (entry: PlannedNode, outcome: FsBatchResult['outcomes'][number]) => void = () => undefined,
+    failed: (entry: PlannedNode) => void = () => undefined,
   ): Promise<void> {
     const batches: PlannedNode[][] = [];
     for (let i = 0; i < entries.length; i += FS_BATCH) batches.push(entries.slice(i, i + FS_BATCH));
     await Promise.all(batches.map(async (batch) => {
       let failures: FsBatchResult['failures'];
+      let outcomes: FsBatchResult['outcomes'];
       try {
-        failures = (await this.pool.fsBatch(request(batch))).failures;
+        ({ failures, outcomes } = await this.pool.fsBatch(request(batch)));
       } catch (err) {
-        for (const entry of batch) this.fail(entry.snapshotPath, err);
+        for (const entry of batch) {
+          failed(entry);
+          this.fail(entry.snapshotPath, err);
+        }
         return;
       }
       batch.forEach((entry, i) => {
         const failure = failures[i];
-        if (failure === undefined) done(entry);
-        else this.fail(entry.snapshotPath, new RestoreError(failure.message));
+        if (failure === undefined) done(entry, outcomes[i]);
+        else {
+          failed(entry);
+          this.fail(entry.snapshotPath, new RestoreError(failure.message));
+        }
       });
     }));
   }
@@ -334,12 +485,12 @@ export class Restorer {
 
   private async writeContent(files: readonly ContentFile[]): Promise<void> {
     const byPack = new Map<string, Map<string, NeededBlob>>();
-    for (const { node, local, create } of files) {
-      const state: FileState = { local, create, failed: false };
+    for (const { node, local, snapshotPath, create } of files) {
+      const state: FileState = { local, snapshotPath, create, failed: false };
       let offset = 0;
       for (const id of node.content) {
         const loc = this.repo.locate(id);
-        if (!loc) throw new RestoreError(`Blob ${id.toString('hex')} of ${local.toString()} is in no index; run "arca check".`);
+        if (!loc) throw new RestoreError(`Blob ${id.toString('hex')} of ${snapshotPath} is in no index; run "arca check".`);
         const packHex = loc.packId.toString('hex');
         let blobs = byPack.get(packHex);
         if (!blobs) byPack.set(packHex, (blobs = new Map<string, NeededBlob>()));
@@ -371,6 +522,7 @@ export class Restorer {
     try {
       const data = await this.repo.storage.get(name, range);
       const result = await this.pool.writeBlobs(
+        this.rootFd,
         data,
         blobs.map((b) => ({ offset: b.offset - start, length: b.length, id: b.id, rawLength: b.rawLength })),
         targets.map(({ blob, target }) => ({ blob, path: target.file.local, offset: target.offset, create: target.file.create })),
@@ -402,15 +554,25 @@ export class Restorer {
     } else if (!file.failed) {
       file.failed = true;
       this.failedFiles.add(file.local.toString('latin1'));
-      this.fail(file.local.toString(), err);
+      this.fail(file.snapshotPath, err);
     }
   }
 
   private async verify(plan: readonly PlannedNode[]): Promise<void> {
-    for (const { node, local, snapshotPath } of plan) {
-      if (node.type !== 'file' || node.content.length === 0) continue;
+    const dirs = new TargetDirs(this.rootFd);
+    try {
+      for (const entry of plan) await this.verifyOne(dirs, entry);
+    } finally {
+      dirs.close();
+    }
+  }
+
+  private async verifyOne(dirs: TargetDirs, { node, local, snapshotPath }: PlannedNode): Promise<void> {
+    if (node.type !== 'file' || node.content.length === 0) return;
+    {
       try {
-        const handle = await fsp.open(local, 'r');
+        // One file at a time: the handle `at` goes through stays open until it is opened.
+        const handle = await fsp.open(dirs.entry(local).at, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
         try {
           let offset = 0;
           for (const id of node.content) {
@@ -432,7 +594,7 @@ export class Restorer {
 
   /** Metadata last: files and links at once, then directories deepest first (a level at a time). */
   private async applyAllMetadata(plan: readonly PlannedNode[]): Promise<void> {
-    const metadataOfBatch = (batch: readonly PlannedNode[]): ApplyMetadataTask => ({ kind: 'apply-metadata', nodes: batch.map(({ node, local }) => metadataOf(local, node)) });
+    const metadataOfBatch = (batch: readonly PlannedNode[]): ApplyMetadataTask => ({ kind: 'apply-metadata', rootFd: this.rootFd, nodes: batch.map(({ node, local }) => metadataOf(local, node)) });
     const settable = plan.filter((p) => p.node.type !== 'dir' && p.node.type !== 'socket' && !this.failedFiles.has(p.local.toString('latin1')));
     await this.inBatches(settable, metadataOfBatch);
     for (const level of byDepth(plan.filter((p) => p.node.type === 'dir'), 'deepest first')) await this.inBatches(level, metadataOfBatch);

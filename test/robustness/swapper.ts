@@ -11,15 +11,15 @@ const quiet = (fn: () => void): void => { try { fn(); } catch { /* the tree unde
 while (!fs.existsSync(stopFile) && Date.now() < until) {
   for (let i = 0; i < 200; i++) {
     if (mode === 'symlink') {
-      quiet(() => fs.renameSync(victim, aside));
-      quiet(() => fs.symlinkSync(other, victim));
-      quiet(() => fs.unlinkSync(victim));
-      quiet(() => fs.renameSync(aside, victim));
+      quiet(() => { fs.renameSync(victim, aside); });
+      quiet(() => { fs.symlinkSync(other, victim); });
+      quiet(() => { fs.unlinkSync(victim); });
+      quiet(() => { fs.renameSync(aside, victim); });
     } else {
       // Exchange two entries of the tree by renames.
-      quiet(() => fs.renameSync(victim, aside));
-      quiet(() => fs.renameSync(other, victim));
-      quiet(() => fs.renameSync(aside, other));
+      quiet(() => { fs.renameSync(victim, aside); });
+      quiet(() => { fs.renameSync(other, victim); });
+      quiet(() => { fs.renameSync(aside, other); });
     }
     swaps++;
   }
