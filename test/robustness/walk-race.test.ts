@@ -106,3 +106,70 @@ describe('a backup raced by renames and symlink swaps', () => {
     });
   }
 });
+
+describe('a restore into a target shared with a process racing it', () => {
+  let base: string;
+  let cleanup: () => Promise<void>;
+  let repoDir: string;
+  let src: string;
+  let outside: string;
+  const env = (): Record<string, string> => cliEnv(path.join(base, 'cache'));
+
+  beforeAll(async () => {
+    ({ dir: base, cleanup } = await tempDir('arca-restore-race-'));
+    repoDir = path.join(base, 'repo');
+    src = path.join(base, 'src');
+    outside = path.join(base, 'outside');
+    for (const mid of ['m0', 'm1', 'm2']) {
+      for (const leaf of ['x', 'y']) await fill(path.join(src, 'top', mid, leaf), 60, INSIDE);
+    }
+    await fsp.mkdir(path.join(outside, 'dir'), { recursive: true });
+    await fsp.writeFile(path.join(outside, 'dir', 'keep'), 'outside\n');
+    await fsp.writeFile(path.join(outside, 'file'), 'outside file\n');
+    expect((await runArca(['init', '--repo', repoDir], { env: env() })).code).toBe(0);
+    expect((await runArca(['backup', '--repo', repoDir, src], { env: env() })).code).toBe(0);
+  });
+  afterAll(async () => cleanup());
+
+  /** Everything under `outside`, with content and modes: a restore must change none of it. */
+  async function outsideState(): Promise<string[]> {
+    const lines: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      for (const name of (await fsp.readdir(dir)).sort()) {
+        const full = path.join(dir, name);
+        const st = await fsp.lstat(full);
+        lines.push(`${full} ${st.mode} ${st.uid} ${st.mtimeMs}`);
+        if (st.isDirectory()) await walk(full);
+        else if (st.isFile()) lines.push(await fsp.readFile(full, 'utf8'));
+      }
+    };
+    await walk(outside);
+    return lines;
+  }
+
+  const swaps: ReadonlyArray<[string, (target: string) => string, () => string]> = [
+    ['the top folder', (t) => path.join(t, src, 'top'), () => path.join(outside, 'dir')],
+    ['a middle folder', (t) => path.join(t, src, 'top', 'm1'), () => path.join(outside, 'dir')],
+    ['a leaf folder', (t) => path.join(t, src, 'top', 'm2', 'x'), () => path.join(outside, 'dir')],
+    ['a file', (t) => path.join(t, src, 'top', 'm0', 'y', 'f007'), () => path.join(outside, 'file')],
+  ];
+
+  for (const [label, victim, other] of swaps) {
+    it(`swapping ${label} for a symlink out of the target writes nothing outside it`, async () => {
+      const before = await outsideState();
+      for (let round = 0; round < 3; round++) {
+        const target = path.join(base, `target-${label.replaceAll(' ', '-')}-${round}`);
+        // Half the rounds into a target that holds the tree already (inspected, then written).
+        if (round % 2 === 1) expect((await runArca(['restore', 'latest', '--repo', repoDir, '--target', target], { env: env() })).code).toBe(0);
+        const stop = startSwapper('symlink', victim(target), other(), path.join(base, 'stop'));
+        try {
+          const r = await runArca(['restore', 'latest', '--repo', repoDir, '--target', target, '--overwrite', 'always'], { env: env() });
+          expect([0, 1]).toContain(r.code);
+        } finally {
+          await stop();
+        }
+        expect(await outsideState()).toEqual(before);
+      }
+    });
+  }
+});
