@@ -114,6 +114,8 @@ async function listDir(
 ): Promise<Listed> {
   const prefix = dir.path.at(-1) === 0x2f ? dir.path : Buffer.concat([dir.path, Buffer.from('/')]);
   const names = readdirSync(atPath(dir.fd), { encoding: 'buffer' }).filter((name) => !isExcluded(Buffer.concat([prefix, name]), request.excludes));
+  // The handle's path, made once for all entries.
+  const at = atPath(dir.fd, Buffer.alloc(0));
   budget.entries -= names.length;
   const stats = new BigInt64Array(names.length * STAT_SLOTS);
   const outcomes: ScannedOutcome[] = [];
@@ -123,7 +125,7 @@ async function listDir(
   for (const [i, name] of names.entries()) {
     let st: BigIntStats;
     try {
-      st = lstatSync(atPath(dir.fd, name), { bigint: true });
+      st = lstatSync(Buffer.concat([at, name]), { bigint: true });
     } catch (err) {
       outcomes.push({ kind: 'stat-failed', failure: failureOf(err) });
       nodes = undefined;
