@@ -42,8 +42,11 @@ export interface ControllerOptions {
   registry: Registry;
 }
 
+/** A watch as the process frame sees it: started, synced, stopped. */
+export type WatchedCollection = Pick<Watcher<unknown>, 'name' | 'isSynced' | 'start' | 'stop'>;
+
 export interface Controller {
-  readonly watchers: readonly Watcher<unknown>[];
+  readonly watchers: readonly WatchedCollection[];
   readonly webhookUrl: string;
   /** Runs the reconcilers until `lost` aborts (leadership ended). */
   lead(lost: AbortSignal): void;
@@ -66,7 +69,8 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const { kc, namespace, log, registry, resyncMs } = options;
   const clients = makeClients(kc);
   const queues: WorkQueue[] = [];
-  const enqueue = { backup: (_: string) => undefined as void, restore: (_: string) => undefined as void, schedule: (_: string) => undefined as void };
+  // Filled in once the queues exist; until then (and while not leading) events need no work.
+  const enqueue: Record<'backup' | 'restore' | 'schedule', (name: string) => void> = { backup: () => undefined, restore: () => undefined, schedule: () => undefined };
   const common = { kc, namespace, resyncMs, log, registry };
   const caches: Caches = {
     repositories: watchKind({ ...common, client: clients.repositories, handlers: { onUpsert: () => undefined } }),
@@ -84,8 +88,9 @@ export async function startController(options: ControllerOptions): Promise<Contr
       parse: (raw) => raw as V1Pod,
     }, { onUpsert: (pod) => { enqueue.restore(pod.metadata?.labels?.[RESTORE_NAMESPACE_LABEL] ?? ''); } }),
   };
-  const watchers = Object.values(caches) as Watcher<unknown>[];
-  registerWatchedObjects(registry, Object.values(caches).filter((w) => w !== caches.restorePods) as Watcher<{ status?: object }>[]);
+  const kindWatchers = [caches.repositories, caches.schedules, caches.backups, caches.podVolumeBackups, caches.restores, caches.podVolumeRestores];
+  registerWatchedObjects(registry, kindWatchers);
+  const watchers: WatchedCollection[] = [...kindWatchers, caches.restorePods];
   await Promise.all(watchers.map((w) => w.start()));
 
   const ctx: ControllerContext = {
@@ -99,7 +104,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     webhook = await startAdmissionServer({
       address: options.webhook.address, tls: tls.serving, log,
       mutatePod: (request) => (request.operation === 'CREATE' && request.namespace !== undefined && typeof request.object === 'object' && request.object !== null
-        ? admitPod(request.object as V1Pod, request.namespace, {
+        ? admitPod(request.object, request.namespace, {
           restores: () => caches.restores.cached(),
           backupsOfSet: (set) => caches.podVolumeBackups.cached().filter((b) => b.spec.backupSet === set),
         }, options.webhook.restoreWaitImage)
@@ -136,7 +141,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     },
     async stop() {
       await Promise.all(queues.map((q) => q.stop()));
-      await webhook?.close();
+      await webhook.close();
       await Promise.all(watchers.map((w) => w.stop()));
     },
   };

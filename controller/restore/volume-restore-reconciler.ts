@@ -4,7 +4,7 @@
 import type { PodVolumeBackup, PodVolumeRestore, VolumeRestore } from '../../kube/api/kinds.ts';
 import { RESTORE_NAMESPACE_LABEL } from '../../kube/api/labels.ts';
 import { updateStatus } from '../../kube/status.ts';
-import { cancelPodVolumes, createIfMissing, FINAL_POD_VOLUME_PHASES, type ControllerContext } from '../context.ts';
+import { cancelPodVolumes, createIfMissing, type ControllerContext } from '../context.ts';
 import { addFinalizer, removeFinalizer } from '../finalizer.ts';
 import type { ReconcileResult } from '../work-queue.ts';
 import { labelForRestore, unlabelForRestore } from './namespace-labels.ts';

@@ -33,11 +33,11 @@ export async function reconcileSchedule(ctx: ControllerContext, name: string): P
   const change: Status = { message: undefined, nextScheduleTime: next?.toISOString() };
   if (latest !== undefined && latest.getTime() > last && latest.getTime() >= created - 1_000) {
     const backupName = slotBackupName(name, latest);
-    const { retention: _retention, paused: _paused, schedule: _cron, timeZone: _tz, ...selection } = schedule.spec;
+    const { repository, includedNamespaces, excludedNamespaces, labelSelector, defaultVolumesToBackup, tags } = schedule.spec;
     await createIfMissing(() => ctx.clients.backups.create(ctx.namespace, {
       // No owner reference: a backup set outlives the schedule that made it.
       metadata: { name: backupName, labels: { [SCHEDULE_LABEL]: name } },
-      spec: selection,
+      spec: { repository, includedNamespaces, excludedNamespaces, labelSelector, defaultVolumesToBackup, tags },
     }));
     Object.assign(change, { lastScheduleTime: latest.toISOString(), lastBackup: backupName });
     ctx.log.info({ schedule: name, backup: backupName, slot: latest.toISOString() }, 'scheduled a backup');
