@@ -8,7 +8,9 @@ import { BACKUP_SET_LABEL, RESTORE_NAMESPACE_LABEL, RESTORE_VOLUMES_ANNOTATION }
 import { ResourceClient } from '../../kube/resources.ts';
 import { installCrds } from '../support/arca-kube.ts';
 import { stopChild } from '../support/child-process.ts';
-import { freePort, startControllerProcess, until, type ControllerProcess } from '../support/controller-process.ts';
+import {
+  controllerArgs, createWebhookConfiguration, deleteWebhookConfiguration, freePort, startControllerProcess, until, type ControllerProcess,
+} from '../support/controller-process.ts';
 import { adminKubeConfig, createTestNamespace, kubeAvailable, kubeTestEnv } from '../support/control-plane.ts';
 
 // The controller against the real API server: the test plays the kubelet (pods are created bound
@@ -45,12 +47,6 @@ describe.skipIf(!kubeAvailable)('arca controller: backups and restores', () => {
     pvrs: ResourceClient<typeof PodVolumeRestoreKind>;
   };
 
-  const controllerArgs = (port: number) => [
-    '--kubeconfig', kubeTestEnv().kubeconfig, '--namespace', controllerNs,
-    '--webhook-address', `127.0.0.1:${port}`, '--webhook-configuration', webhookConfig, '--webhook-host', '127.0.0.1',
-    '--restore-wait-image', 'arca:test',
-    '--leader-election-id', 'arca-controller', '--retry-period', '200ms', '--renew-deadline', '1s', '--lease-duration', '2s',
-  ];
 
   async function runningPod(namespace: string, body: V1Pod): Promise<V1Pod> {
     const created = await core.createNamespacedPod({ namespace, body });
@@ -90,28 +86,16 @@ describe.skipIf(!kubeAvailable)('arca controller: backups and restores', () => {
     // runs in pods here. Only this one may act on restore namespaces (the manifests' one has no
     // Service behind it in this cluster).
     webhookPort = await freePort();
-    webhookConfig = `arca-restore-${randomBytes(4).toString('hex')}`;
-    const admission = admin.makeApiClient(AdmissionregistrationV1Api);
-    await admission.deleteMutatingWebhookConfiguration({ name: 'arca-restore' }).catch(() => undefined);
-    await admission.createMutatingWebhookConfiguration({
-      body: {
-        metadata: { name: webhookConfig },
-        webhooks: [{
-          name: 'restore.pods.arca.dev', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Fail', timeoutSeconds: 10,
-          clientConfig: { url: `https://127.0.0.1:${webhookPort}/mutate-pods` },
-          namespaceSelector: { matchExpressions: [{ key: RESTORE_NAMESPACE_LABEL, operator: 'Exists' }] },
-          rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
-        }],
-      },
-    });
-    controller = await startControllerProcess(controllerArgs(webhookPort));
+    await admin.makeApiClient(AdmissionregistrationV1Api).deleteMutatingWebhookConfiguration({ name: 'arca-restore' }).catch(() => undefined);
+    webhookConfig = await createWebhookConfiguration(admin, webhookPort);
+    controller = await startControllerProcess(controllerArgs(kubeTestEnv().kubeconfig, controllerNs, webhookConfig, webhookPort));
     children.push(controller.child);
   });
 
   afterAll(async () => {
     if (process.env.DEBUG_CONTROLLER) console.log(controller.output());
     await Promise.all(children.map((c) => stopChild(c)));
-    await admin.makeApiClient(AdmissionregistrationV1Api).deleteMutatingWebhookConfiguration({ name: webhookConfig }).catch(() => undefined);
+    await deleteWebhookConfiguration(admin, webhookConfig);
   });
 
   test('a VolumeBackup makes one PodVolumeBackup per selected volume on its pod\'s node, reports pods it cannot back up, and completes with the agents\' results', async () => {

@@ -1,7 +1,10 @@
 // `arca controller` as a process against the test control plane, for the controller's kube tests.
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { AdmissionregistrationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { RESTORE_NAMESPACE_LABEL } from '../../kube/api/labels.ts';
 import { waitForLine } from './child-process.ts';
 import { startArca } from './cli.ts';
 
@@ -40,4 +43,38 @@ export async function until<T>(probe: () => Promise<T | undefined> | T | undefin
     if (value !== undefined) return value;
     await sleep(everyMs);
   }
+}
+
+/**
+ * A MutatingWebhookConfiguration like manifests/ has, but reaching a controller at
+ * https://127.0.0.1:PORT (nothing runs in pods here). Returns its name; the controller fills caBundle.
+ */
+export async function createWebhookConfiguration(admin: KubeConfig, port: number): Promise<string> {
+  const name = `arca-restore-${randomBytes(4).toString('hex')}`;
+  await admin.makeApiClient(AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
+    body: {
+      metadata: { name },
+      webhooks: [{
+        name: 'restore.pods.arca.dev', admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Fail', timeoutSeconds: 10,
+        clientConfig: { url: `https://127.0.0.1:${port}/mutate-pods` },
+        namespaceSelector: { matchExpressions: [{ key: RESTORE_NAMESPACE_LABEL, operator: 'Exists' }] },
+        rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
+      }],
+    },
+  });
+  return name;
+}
+
+export async function deleteWebhookConfiguration(admin: KubeConfig, name: string): Promise<void> {
+  await admin.makeApiClient(AdmissionregistrationV1Api).deleteMutatingWebhookConfiguration({ name }).catch(() => undefined);
+}
+
+/** Arguments for a test controller: admin credentials, its own namespace, webhook and a fast Lease. */
+export function controllerArgs(kubeconfig: string, namespace: string, webhookConfiguration: string, port: number): string[] {
+  return [
+    '--kubeconfig', kubeconfig, '--namespace', namespace,
+    '--webhook-address', `127.0.0.1:${port}`, '--webhook-configuration', webhookConfiguration, '--webhook-host', '127.0.0.1',
+    '--restore-wait-image', 'arca:test',
+    '--leader-election-id', 'arca-controller', '--retry-period', '200ms', '--renew-deadline', '1s', '--lease-duration', '2s',
+  ];
 }
