@@ -5,6 +5,7 @@ import { AdmissionregistrationV1Api, CoreV1Api, type KubeConfig, type V1Pod } fr
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { BackupRepositoryKind, PodVolumeBackupKind, PodVolumeRestoreKind, VolumeBackupKind, VolumeRestoreKind, type PodVolumeBackup } from '../../kube/api/kinds.ts';
 import { BACKUP_SET_LABEL, RESTORE_NAMESPACE_LABEL, RESTORE_VOLUMES_ANNOTATION } from '../../kube/api/labels.ts';
+import { httpStatusOf } from '../../kube/errors.ts';
 import { ResourceClient } from '../../kube/resources.ts';
 import { installCrds } from '../support/arca-kube.ts';
 import { stopChild } from '../support/child-process.ts';
@@ -229,6 +230,24 @@ describe.skipIf(!kubeAvailable)('arca controller: backups and restores', () => {
     const garbled = await post({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u-1', operation: 'CREATE', namespace: targetNs, object: { spec: 'not a pod spec' } } });
     expect(garbled).toEqual({ status: 200, body: { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'u-1', allowed: true } } });
     expect((await post({ hello: 'world' })).status).toBe(400);
+  });
+
+  test('canceling a VolumeBackup cancels its running volumes; deleting a VolumeRestore takes its namespaces out of the webhook\'s scope', async () => {
+    await clients.backups.create(controllerNs, { metadata: { name: 'to-cancel' }, spec: { repository: 'repo', includedNamespaces: [appNs] } });
+    await until(async () => ((await clients.backups.get(controllerNs, 'to-cancel')).status?.phase === 'InProgress' ? true : undefined));
+    await clients.backups.mergePatch(controllerNs, 'to-cancel', { spec: { cancel: true } });
+    const canceled = await until(async () => { const b = await clients.backups.get(controllerNs, 'to-cancel'); return b.status?.phase === 'Failed' ? b : undefined; });
+    expect(canceled.status?.message).toBe('Canceled: running volume backups were stopped.');
+    const volumes = (await clients.pvbs.list(controllerNs, { labelSelector: `${BACKUP_SET_LABEL}=to-cancel` })).items;
+    expect(volumes.map((p) => p.spec.cancel)).toEqual([true, true]);
+
+    const target = `arca-target-${randomBytes(4).toString('hex')}`;
+    await clients.restores.create(controllerNs, { metadata: { name: 'r2' }, spec: { volumeBackup: 'set1', namespaceMapping: { [appNs]: target } } });
+    await until(async () => ((await clients.restores.get(controllerNs, 'r2')).status?.phase === 'InProgress' ? true : undefined));
+    expect((await core.readNamespace({ name: target })).metadata?.labels?.[RESTORE_NAMESPACE_LABEL]).toBe('r2');
+    await clients.restores.delete(controllerNs, 'r2');
+    await until(async () => ((await clients.restores.get(controllerNs, 'r2').then(() => 200, (err: unknown) => httpStatusOf(err))) === 404 ? true : undefined));
+    expect((await core.readNamespace({ name: target })).metadata?.labels?.[RESTORE_NAMESPACE_LABEL]).toBeUndefined();
   });
 
   test('with the controller down, pods outside restore namespaces are still created; inside one they are refused', async () => {
