@@ -1,19 +1,18 @@
-// `arca controller`: the cluster-level reconcilers (Deployment, two replicas, one leader). For now it
-// connects, watches the Arca kinds in its namespace, campaigns for the Lease, reports ready, serves
-// metrics and stops cleanly; the reconcilers arrive with the controller issue.
+// `arca controller`: the cluster-level reconcilers (Deployment, two replicas, one leader). Every
+// replica watches and serves the restore webhook; the one holding the Lease reconciles.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Gauge } from 'prom-client';
-import { KINDS } from '../kube/api/kinds.ts';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../kube/client.ts';
-import { reportingSetupErrors } from '../kube/errors.ts';
+import { KubeSetupError, reportingSetupErrors } from '../kube/errors.ts';
 import { Command, Option, parseCommandLine, withDuration } from '../kube/command-line.ts';
 import { parseDuration } from '../kube/duration.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../kube/logger.ts';
-import { createRegistry, registerWatchedObjects } from '../kube/metrics.ts';
-import { ResourceClient } from '../kube/resources.ts';
-import { serve, watchersSynced, watchKind } from '../kube/service.ts';
+import { createRegistry } from '../kube/metrics.ts';
+import { serve, watchersSynced } from '../kube/service.ts';
+import { startController } from './controller.ts';
 
 interface ControllerOptions {
   namespace: string;
@@ -26,9 +25,14 @@ interface ControllerOptions {
   renewDeadline: number;
   retryPeriod: number;
   logLevel: LogLevel;
+  webhookAddress: string;
+  webhookConfiguration: string;
+  webhookSecret: string;
+  webhookService: string;
+  webhookHost: string[];
+  restoreWaitImage?: string;
 }
 
-const FIELD_MANAGER = 'arca-controller';
 const RESYNC_MS = 10 * 60_000;
 const duration = withDuration(parseDuration);
 
@@ -44,6 +48,12 @@ export async function run(argv: readonly string[], env: Readonly<Record<string, 
     .addOption(new Option('--lease-duration <duration>', 'how long a Lease holds without renewal').argParser(duration).default(15_000, '15s'))
     .addOption(new Option('--renew-deadline <duration>', 'how long the leader retries renewing before it steps down').argParser(duration).default(10_000, '10s'))
     .addOption(new Option('--retry-period <duration>', 'time between Lease attempts').argParser(duration).default(2_000, '2s'))
+    .option('--webhook-address <host:port>', 'where the restore webhook listens (TLS)', ':9443')
+    .option('--webhook-configuration <name>', 'the MutatingWebhookConfiguration whose caBundle the controller keeps', 'arca-restore')
+    .option('--webhook-secret <name>', 'Secret (in --namespace) holding the webhook CA and serving certificate', 'arca-webhook-tls')
+    .option('--webhook-service <name>', 'Service in front of the webhook: its DNS names go into the certificate', 'arca-controller')
+    .option('--webhook-host <name>', 'another DNS name or IP address for the certificate (repeatable)', (value: string, previous: string[]) => [...previous, value], [] as string[])
+    .addOption(new Option('--restore-wait-image <image>', 'image of the injected init container (default: this pod\'s own image)').env('ARCA_IMAGE'))
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'));
   const parsed = parseCommandLine<ControllerOptions>(command, argv);
   if (!parsed.ok) return parsed.exitCode;
@@ -71,24 +81,26 @@ export async function run(argv: readonly string[], env: Readonly<Record<string, 
       registry,
       metricsAddress: options.metricsAddress,
       async start(stopping) {
-        const watchers = KINDS.map((kind) => watchKind({
-          kc,
-          client: new ResourceClient(kc, kind, FIELD_MANAGER),
-          namespace: options.namespace,
-          resyncMs: RESYNC_MS,
-          log,
-          registry,
-          handlers: { onUpsert: (object) => { log.debug({ kind: object.kind, name: object.metadata.name }, 'seen'); } },
-        }));
-        registerWatchedObjects(registry, watchers);
-        await Promise.all(watchers.map((w) => w.start()));
-        // Every replica watches and is ready (both serve the webhook); only the leader will reconcile.
+        const service = `${options.webhookService}.${options.namespace}.svc`;
+        const controller = await startController({
+          kc, namespace: options.namespace, instance: identity, resyncMs: RESYNC_MS, log, registry,
+          webhook: {
+            address: options.webhookAddress,
+            configuration: options.webhookConfiguration,
+            secret: options.webhookSecret,
+            hosts: [service, `${service}.cluster.local`, ...options.webhookHost],
+            restoreWaitImage: options.restoreWaitImage ?? await ownImage(kc, options.namespace, env.POD_NAME),
+          },
+        });
+        const watchers = controller.watchers;
+        // Every replica watches and is ready (all serve the webhook); only the leader reconciles.
         const campaign = new AbortController();
         stopping.addEventListener('abort', () => { campaign.abort(); }, { once: true });
         let lostLeadership!: (code: number) => void;
         const failed = new Promise<number>((resolve) => { lostLeadership = resolve; });
+        if (elector === undefined) controller.lead(campaign.signal);
         const election = elector?.run(campaign.signal, {
-          onStartedLeading: () => undefined,
+          onStartedLeading: (lost) => { controller.lead(lost); },
           onLostLeadership: () => { lostLeadership(1); },
         });
         return {
@@ -97,10 +109,19 @@ export async function run(argv: readonly string[], env: Readonly<Record<string, 
           async stop() {
             campaign.abort();
             await election;
-            await Promise.all(watchers.map((w) => w.stop()));
+            await controller.stop();
           },
         };
       },
     });
   });
+}
+
+/** The image this controller pod runs, which also holds `arca restore-wait`. */
+async function ownImage(kc: KubeConfig, namespace: string, podName: string | undefined): Promise<string> {
+  if (podName === undefined) throw new KubeSetupError('Cannot tell which image the restore init container runs: pass --restore-wait-image or set ARCA_IMAGE (or POD_NAME in a pod).');
+  const pod = await kc.makeApiClient(CoreV1Api).readNamespacedPod({ namespace, name: podName });
+  const image = pod.spec?.containers.find((c) => c.name === 'controller')?.image ?? pod.spec?.containers[0]?.image;
+  if (image === undefined) throw new KubeSetupError(`Pod ${namespace}/${podName} names no image; pass --restore-wait-image.`);
+  return image;
 }

@@ -42,7 +42,7 @@ export class EventRecorder {
       await this.api.createNamespacedEvent({
         namespace,
         body: {
-          metadata: { generateName: `${name}.` },
+          metadata: { generateName: `${name}-` }, // a generateName must itself be a valid name: no trailing dot
           eventTime: new V1MicroTime(),
           type,
           reason,

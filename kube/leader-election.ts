@@ -97,7 +97,8 @@ export class LeaderElector {
       }
       const spec = lease.spec ?? {};
       const holder = spec.holderIdentity ?? '';
-      const renewTime = spec.renewTime?.toISOString() ?? '';
+      // client-node 2.0.1 hands MicroTime fields back as the API server's strings, not Dates.
+      const renewTime = timeText(spec.renewTime);
       if (this.observed?.holder !== holder || this.observed.renewTime !== renewTime) this.observed = { holder, renewTime, at: Date.now() };
       const heldByOther = holder !== '' && holder !== identity;
       const duration = (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
@@ -139,6 +140,11 @@ export class LeaderElector {
       this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not release the lease; it expires by itself');
     }
   }
+}
+
+function timeText(time: Date | string | undefined): string {
+  if (time === undefined) return '';
+  return time instanceof Date ? time.toISOString() : time;
 }
 
 // A call, not a property read: TypeScript would keep `signal.aborted` narrowed across awaits.

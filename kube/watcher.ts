@@ -75,6 +75,17 @@ export class Watcher<T> {
     return out;
   }
 
+  /** The cached object `name` (in `namespace` for a namespaced collection), if present and well-formed. */
+  get(name: string, namespace?: string): T | undefined {
+    const raw = this.listWatch.get(name, namespace);
+    if (raw === undefined) return undefined;
+    try {
+      return this.options.parse(raw);
+    } catch {
+      return undefined; // reported when it arrived
+    }
+  }
+
   /** Starts watching; resolves once the first list is in, retrying with backoff until then or stop(). */
   async start(): Promise<void> {
     const firstSync = new Promise<void>((resolve) => { this.running = this.run(resolve); });

@@ -29,7 +29,7 @@ export function Name(description: string) {
 
 /**
  * Five-field cron (minute hour day-of-month month day-of-week) with lists, ranges and steps, month
- * and weekday names, or one of the @-macros. Checked by the API server at admission; the controller
+ * and weekday names, or one of the @-macros; a sixth, leading field of seconds is accepted too. Checked by the API server at admission; the controller
  * still parses it with croner, which is the final word.
  */
 const names = (list: string[]): string => list.flatMap((n) => [n, n.toLowerCase()]).join('|');
@@ -44,7 +44,8 @@ const CRON_FIELDS = [
   `(1[0-2]|0?[1-9]|${names(['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'])})`, // month
   `(([0-7]|${names(['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'])})(#[1-5]|L)?)`, // day of week
 ];
-export const CRON_PATTERN = `^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|${CRON_FIELDS.map(cronField).join(' ')})$`;
+const SECONDS_FIELD = cronField('([0-5]?[0-9])');
+export const CRON_PATTERN = `^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(${SECONDS_FIELD} )?${CRON_FIELDS.map(cronField).join(' ')})$`;
 
 export function Cron(description: string) {
   return Type.String({ pattern: CRON_PATTERN, maxLength: 256, description });

@@ -2,7 +2,7 @@
 
 /** On PodVolumeBackup/PodVolumeRestore: the node whose agent handles the object (agents watch by it). */
 export const NODE_LABEL = 'arca.dev/node';
-/** On a namespace: the VolumeRestore it is a target of; the webhook only sees labelled namespaces. */
+/** On a namespace: the VolumeRestore it is a target of (the webhook only sees labelled namespaces); on a pod and its PodVolumeRestores: the VolumeRestore they belong to. */
 export const RESTORE_NAMESPACE_LABEL = 'arca.dev/restore';
 /** On PodVolumeBackups and VolumeBackups: the backup set (VolumeBackup name) they belong to. */
 export const BACKUP_SET_LABEL = 'arca.dev/backup-set';
@@ -10,3 +10,8 @@ export const BACKUP_SET_LABEL = 'arca.dev/backup-set';
 /** Opt-in list of volumes to back up, then the opt-out list; the first of each that is set wins. */
 export const BACKUP_VOLUMES_ANNOTATIONS = ['backup.arca.dev/backup-volumes', 'backup.velero.io/backup-volumes', 'backup.ark.heptio.com/backup-volumes'] as const;
 export const BACKUP_VOLUMES_EXCLUDES_ANNOTATIONS = ['backup.arca.dev/backup-volumes-excludes', 'backup.velero.io/backup-volumes-excludes', 'backup.ark.heptio.com/backup-volumes-excludes'] as const;
+
+/** On a pod the restore webhook changed: the volumes it waits for, as JSON `{ "<volume>": "<PodVolumeBackup name>" }`. */
+export const RESTORE_VOLUMES_ANNOTATION = 'arca.dev/restore-volumes';
+/** Name of the init container the restore webhook injects first. */
+export const RESTORE_INIT_CONTAINER = 'arca-restore-wait';

@@ -7,6 +7,7 @@ export const PodVolumeRestoreSpec = Type.Object({
   snapshotID: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'The snapshot to restore.' }),
   restoreUID: Type.String({ minLength: 1, description: 'Name of the done marker <volume>/.arca/<restoreUID> the init container waits for.' }),
   volumeRestore: Type.Optional(Name('The VolumeRestore this belongs to.')),
+  sourceBackup: Type.Optional(Name('The PodVolumeBackup whose snapshot this is: a VolumeRestore is done when each of its backed-up volumes is.')),
 });
 
 export const PodVolumeRestoreStatus = Type.Object({

@@ -15,7 +15,7 @@ export const RetentionPolicy = Type.Object({
 }, { description: 'Applied per volume after each run; snapshots no rule keeps are forgotten.' });
 
 export const VolumeBackupScheduleSpec = Type.Object({
-  schedule: Cron('Five-field cron expression (or @daily, @hourly, ...).'),
+  schedule: Cron('Five-field cron expression (or @daily, @hourly, ...), optionally with a leading seconds field.'),
   timeZone: Type.Optional(TimeZone()),
   ...backupSelection,
   retention: Type.Optional(RetentionPolicy),

@@ -101,6 +101,8 @@ describe.skipIf(!kubeAvailable)('arca agent and arca controller as processes', (
     const controller = await start([
       'controller', '--kubeconfig', kubeconfigs.controller, '--namespace', 'arca-system', '--metrics-address', '127.0.0.1:0',
       '--leader-election-id', lease, '--retry-period', '200ms', '--renew-deadline', '1s', '--lease-duration', '2s',
+      // No pod runs it here to read its image from; the webhook on any free port.
+      '--restore-wait-image', 'arca:test', '--webhook-address', '127.0.0.1:0',
     ], { POD_NAME: 'arca-controller-test' });
     running.push(controller.child);
     expect(await untilReady(controller.url)).toBe('ok\n');

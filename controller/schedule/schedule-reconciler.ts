@@ -1,0 +1,55 @@
+// VolumeBackupSchedule: at each cron slot, one VolumeBackup named after the slot; missed slots
+// (the controller was down) collapse into the newest one; nothing while paused.
+import type { VolumeBackupSchedule } from '../../kube/api/kinds.ts';
+import { updateStatus } from '../../kube/status.ts';
+import { createIfMissing, type ControllerContext } from '../context.ts';
+import type { ReconcileResult } from '../work-queue.ts';
+import { cronSlots, ScheduleError, slotBackupName } from './slots.ts';
+
+type Status = NonNullable<VolumeBackupSchedule['status']>;
+/** On each VolumeBackup a schedule made: the schedule's name. */
+export const SCHEDULE_LABEL = 'arca.dev/schedule';
+/** A slot's backup name must fit the 63 characters of a label value. */
+const MAX_NAME = 63 - '-yyyymmddhhmmss'.length;
+
+export async function reconcileSchedule(ctx: ControllerContext, name: string): Promise<ReconcileResult> {
+  const schedule = ctx.caches.schedules.get(name, ctx.namespace);
+  if (schedule === undefined || schedule.metadata.deletionTimestamp !== undefined) return undefined;
+  if (name.length > MAX_NAME) return writeStatus(ctx, schedule, { message: `The name is longer than ${MAX_NAME} characters, too long for its backups' names; recreate it with a shorter name.` });
+  let slots;
+  try {
+    slots = cronSlots(schedule.spec.schedule, schedule.spec.timeZone);
+  } catch (err) {
+    if (err instanceof ScheduleError) return writeStatus(ctx, schedule, { message: err.message });
+    throw err;
+  }
+  const now = ctx.now();
+  const next = slots.next(now);
+  if (schedule.spec.paused === true) return writeStatus(ctx, schedule, { message: 'Paused.', nextScheduleTime: undefined });
+
+  const latest = slots.latest(now);
+  const created = Date.parse(schedule.metadata.creationTimestamp ?? '') || 0;
+  const last = Date.parse(schedule.status?.lastScheduleTime ?? '') || 0;
+  const change: Status = { message: undefined, nextScheduleTime: next?.toISOString() };
+  if (latest !== undefined && latest.getTime() > last && latest.getTime() >= created - 1_000) {
+    const backupName = slotBackupName(name, latest);
+    const { repository, includedNamespaces, excludedNamespaces, labelSelector, defaultVolumesToBackup, tags } = schedule.spec;
+    await createIfMissing(() => ctx.clients.backups.create(ctx.namespace, {
+      // No owner reference: a backup set outlives the schedule that made it.
+      metadata: { name: backupName, labels: { [SCHEDULE_LABEL]: name } },
+      spec: { repository, includedNamespaces, excludedNamespaces, labelSelector, defaultVolumesToBackup, tags },
+    }));
+    Object.assign(change, { lastScheduleTime: latest.toISOString(), lastBackup: backupName });
+    ctx.log.info({ schedule: name, backup: backupName, slot: latest.toISOString() }, 'scheduled a backup');
+  }
+  await writeStatus(ctx, schedule, change);
+  return next === undefined ? undefined : { requeueAfterMs: Math.max(next.getTime() - now.getTime(), 0) + 50 };
+}
+
+async function writeStatus(ctx: ControllerContext, schedule: VolumeBackupSchedule, change: Status): Promise<undefined> {
+  const merge = (status: Status): Status => JSON.parse(JSON.stringify({ ...status, ...change })) as Status;
+  const current = schedule.status ?? {};
+  if (JSON.stringify(merge(current)) === JSON.stringify(current)) return undefined;
+  await updateStatus(ctx.clients.schedules, schedule, merge);
+  return undefined;
+}
