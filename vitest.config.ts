@@ -20,6 +20,8 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'kube',
+          // One API server for all: a file that removes the restore webhook must not race one that applies it.
+          fileParallelism: false,
           include: ['test/kube/**/*.test.ts'],
           globalSetup: ['test/support/global-setup.ts', 'test/support/kube-global-setup.ts'],
         },

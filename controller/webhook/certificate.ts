@@ -3,7 +3,7 @@
 // the Service's DNS names. node:crypto makes keys but no X.509 certificates; @peculiar/x509 does.
 import { createPrivateKey, KeyObject, webcrypto } from 'node:crypto';
 import { isIP } from 'node:net';
-import './reflect-metadata.ts'; // before @peculiar/x509
+import 'reflect-metadata'; // tsyringe (under @peculiar/x509) needs it loaded first
 import * as x509 from '@peculiar/x509';
 
 const ALGORITHM: webcrypto.EcKeyGenParams & webcrypto.EcdsaParams = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
