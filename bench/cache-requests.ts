@@ -16,10 +16,7 @@
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Archiver } from '../engine/backup/archiver.ts';
-import { WorkerPool, workerSetupFor } from '../engine/pool/worker-pool.ts';
-import { withSpoolDir } from '../engine/backup/spool-dir.ts';
-import { BlobWriter } from '../repository/blob-writer.ts';
+import { backupVolume } from '../engine/index.ts';
 import { CachingStorage } from '../repository/cache/caching-storage.ts';
 import { RepositoryCache } from '../repository/cache/repository-cache.ts';
 import { Repository } from '../repository/repository.ts';
@@ -27,11 +24,11 @@ import { LocalStorage } from '../repository/storage/local.ts';
 import { RetryingStorage } from '../repository/storage/retrying.ts';
 import { CountingStorage, type RequestCounts } from '../test/storage-wrappers/counting.ts';
 import { pseudoRandom } from '../test/storage-wrappers/helpers.ts';
+import { strictLogger } from '../test/support/memory-logger.ts';
 
 const DIRS = Number(process.argv[2] ?? 200);
 const FILES_PER_DIR = Number(process.argv[3] ?? 10);
 const PASSWORD = Buffer.from('bench');
-process.env.ARCA_KDF_N ??= '1024';
 
 interface Row {
   readonly label: string;
@@ -52,7 +49,7 @@ async function makeTree(root: string): Promise<void> {
   }
 }
 
-/** One `arca backup` run: open, load the index, pick the parent, back up. */
+/** One `arca backup` run: open, then back up through the door (lease, index, parent, pool). */
 async function backupOnce(repoDir: string, src: string, cacheRoot: string | undefined, label: string): Promise<Row> {
   const counting = new CountingStorage(new LocalStorage(repoDir));
   const started = performance.now();
@@ -60,23 +57,15 @@ async function backupOnce(repoDir: string, src: string, cacheRoot: string | unde
   let cache: RepositoryCache | undefined;
   let caching: CachingStorage | undefined;
   if (cacheRoot !== undefined) {
-    cache = await RepositoryCache.open({ root: cacheRoot, repoId: repo.config.id, onWarning: (m) => { throw new Error(m); } });
+    cache = await RepositoryCache.open({ root: cacheRoot, repoId: repo.config.id, logger: strictLogger() });
     if (!cache) throw new Error('no cache');
     caching = new CachingStorage(counting, cache.objects);
     repo = repo.withStorage(new RetryingStorage(caching), { blobCache: cache.trees });
   }
-  await repo.loadIndex();
-  await cache?.dropTreesNotIn((id) => repo.locate(id) !== undefined);
-  const parent = (await repo.listSnapshots({ host: 'bench' }))[0];
   try {
-    await withSpoolDir(repo.storage, async (spoolDir) => {
-      const pool = new WorkerPool(workerSetupFor(repo.keys, repo.config, { spoolDir }));
-      try {
-        await new Archiver(repo, pool, new BlobWriter(repo)).run({ paths: [src], host: 'bench', parent });
-      } finally {
-        await pool.close();
-      }
-    });
+    // The door loads the index (dropping cached trees no longer indexed) and picks the parent.
+    const outcome = await backupVolume(repo, src, { host: 'bench' });
+    if (outcome.status !== 'completed') throw new Error(`the backup ended ${outcome.status}`);
   } finally {
     await cache?.close();
   }
@@ -110,7 +99,7 @@ async function main(): Promise<void> {
     // (here, the parent of the source) would make its tree, and the trees above it, new.
     const cacheRoot = path.join(base, 'cache');
     await fsp.mkdir(cacheRoot);
-    for (const name of ['repo-plain', 'repo-cached']) await Repository.init(new LocalStorage(path.join(base, name)), PASSWORD);
+    for (const name of ['repo-plain', 'repo-cached']) await Repository.init(new LocalStorage(path.join(base, name)), PASSWORD, {}, { fixedN: 1024 });
     const rows: Row[] = [];
     for (const cached of [false, true]) {
       const repoDir = path.join(base, cached ? 'repo-cached' : 'repo-plain');

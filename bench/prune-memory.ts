@@ -123,8 +123,8 @@ interface GenerateResult {
 
 async function generate(dir: string, n: number): Promise<GenerateResult> {
   const t0 = performance.now();
-  process.env.ARCA_KDF_N = '1024';
-  const repo = await Repository.init(new LocalStorage(dir), Buffer.from(PASSWORD), { packSize: 16 << 20 });
+  process.env.ARCA_KDF_N = '1024'; // For the arca processes it starts.
+  const repo = await Repository.init(new LocalStorage(dir), Buffer.from(PASSWORD), { packSize: 16 << 20 }, { fixedN: 1024 });
   const level = repo.config.compression.level;
   const writer = new BlobWriter(repo);
   const files = Math.floor(n / CHUNKS_PER_FILE);

@@ -3,14 +3,15 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline/promises';
 import { Writable } from 'node:stream';
-import { CachingStorage } from '../repository/cache/caching-storage.ts';
-import { defaultCacheRoot, RepositoryCache } from '../repository/cache/repository-cache.ts';
-import { UsageError } from '../repository/errors.ts';
-import { Repository } from '../repository/repository.ts';
-import { LocalStorage } from '../repository/storage/local.ts';
-import { openStorage } from '../repository/storage/open.ts';
-import { RetryingStorage, retryPolicyFromEnv, type RetryingOptions } from '../repository/storage/retrying.ts';
-import type { Storage } from '../repository/storage/storage.ts';
+import { defaultCacheRoot } from '../repository/cache/repository-cache.ts';
+import type { KdfSettings } from '../repository/crypto/kdf.ts';
+import { ArcaError, OperationCanceledError, UsageError } from '../repository/errors.ts';
+import type { Logger } from '../repository/logger.ts';
+import { initRepository, openRepository as open, type RepositoryOptions } from '../repository/open-repository.ts';
+import type { InitOptions, Repository } from '../repository/repository.ts';
+import { backendOptionsFromEnv, timeoutsFromEnv } from './backend-env.ts';
+import { stderrLogger } from './stderr-logger.ts';
+import { retryPolicyFor } from '../repository/storage/retrying.ts';
 
 /** Options every command takes. */
 export interface GlobalOptions {
@@ -34,32 +35,29 @@ export function repositoryUrl(options: GlobalOptions): string {
   return url;
 }
 
-/** The repository's backend, wrapped in retries. */
-export async function storageFor(options: GlobalOptions): Promise<Storage> {
-  return withRetries(await backendFor(options), retryOptions(options));
+/** Warnings as "arca: warning: ..." lines on stderr, unless --quiet. */
+export function cliLogger(options: GlobalOptions): Logger {
+  return stderrLogger({ quiet: options.quiet, verbose: options.verbose });
 }
 
-/**
- * Remote backends get retries; a local directory does not: reading a damaged file again cannot
- * help, and retrying would only delay the error and print warnings.
- */
-function withRetries(storage: Storage, retry: RetryingOptions, backend: Storage = storage): Storage {
-  return backend instanceof LocalStorage ? storage : new RetryingStorage(storage, retry);
-}
-
-function backendFor(options: GlobalOptions): Promise<Storage> {
-  return openStorage(repositoryUrl(options), { s3Endpoint: options.s3Endpoint });
-}
-
-function warn(options: GlobalOptions, message: string): void {
-  if (!options.quiet) process.stderr.write(`arca: warning: ${message}.\n`);
-}
-
-function retryOptions(options: GlobalOptions): RetryingOptions {
+/** What the repository layer needs to reach the repository at `url`, from flags and the environment. */
+function repositoryOptions(options: GlobalOptions, url: string, password: Buffer, cache: boolean): RepositoryOptions {
+  const cacheDir = !cache || options.noCache === true ? undefined
+    : options.cacheDir !== undefined ? path.resolve(options.cacheDir) : defaultCacheRoot(process.env, os.homedir());
   return {
-    ...retryPolicyFromEnv(process.env),
-    onRetry: (e) => { warn(options, `${e.error.message.replace(/\.$/, '')}; trying again${e.delayMs > 0 ? ` in ${(e.delayMs / 1000).toFixed(1)} s` : ''}`); },
+    url,
+    password,
+    backend: backendOptionsFromEnv(url, process.env, { s3Endpoint: options.s3Endpoint }),
+    retry: retryPolicyFor(timeoutsFromEnv(process.env)),
+    cacheDir,
+    logger: cliLogger(options),
   };
+}
+
+/** Creates the repository the flags name (`arca init`). */
+export async function createRepository(options: GlobalOptions, config: InitOptions): Promise<Repository> {
+  const url = repositoryUrl(options);
+  return initRepository({ ...repositoryOptions(options, url, await readPassword(options, { confirm: true }), false), config, kdf: kdfSettings() });
 }
 
 function firstLine(text: string): string {
@@ -121,26 +119,89 @@ export function readNewPassword(file: string | undefined): Buffer {
   return readPasswordFrom(file ?? process.env.ARCA_NEW_PASSWORD_FILE, 'ARCA_NEW_PASSWORD', '--new-password-file');
 }
 
+/** ARCA_KDF_N fixes scrypt's N for new key files (tests and benchmarks skip the deliberate slowness). */
+export function kdfSettings(): KdfSettings {
+  const fixed = process.env.ARCA_KDF_N;
+  return fixed === undefined || fixed === '' ? {} : { fixedN: Number(fixed) };
+}
+
+/** ARCA_WORKERS: the worker threads of a backup or restore (default: one per core). */
+export function workerCount(): number | undefined {
+  return Number(process.env.ARCA_WORKERS ?? '') || undefined;
+}
+
+/** An error of the repository layer with what a CLI user can do about it. */
+class HintedError extends ArcaError {
+  constructor(err: ArcaError, hint: string) {
+    super(err.code, `${err.message.replace(/\.$/, '')}; ${hint}.`, { cause: err });
+  }
+}
+
+const HINTS: Readonly<Record<string, string>> = {
+  ARCA_ERR_REPO_NOT_FOUND: 'create one with "arca init"',
+  ARCA_ERR_WRONG_PASSWORD: 'check ARCA_PASSWORD or the password file',
+};
+
+/** `err` with the CLI's hint for its code, if it has one. */
+export function withCliHint(err: unknown): unknown {
+  const hint = err instanceof ArcaError ? HINTS[err.code] : undefined;
+  return hint === undefined ? err : new HintedError(err as ArcaError, hint);
+}
+
 /**
- * Opens the repository through retrying(caching(backend)), the cache keyed by the repository ID
- * (so only known once the config is read). `cache: false` is for commands that must see the
- * storage itself, such as check.
+ * Opens the repository through retrying(caching(backend)) (see openRepository in repository/).
+ * `cache: false` is for commands that must see the storage itself, such as check.
  */
 export async function openRepository(options: GlobalOptions, { withIndex, cache = true }: { withIndex: boolean; cache?: boolean }): Promise<Repository> {
-  const backend = await backendFor(options);
-  const retry = retryOptions(options);
-  const plain = await Repository.open(withRetries(backend, retry), await readPassword(options));
-  const repoCache = cache && options.noCache !== true
-    ? await RepositoryCache.open({
-      root: options.cacheDir !== undefined ? path.resolve(options.cacheDir) : defaultCacheRoot(process.env, os.homedir()),
-      repoId: plain.config.id,
-      onWarning: (message) => { warn(options, message); },
-    })
-    : undefined;
-  const repo = repoCache ? plain.withStorage(withRetries(new CachingStorage(backend, repoCache.objects), retry, backend), { blobCache: repoCache.trees }) : plain;
-  if (withIndex) {
-    await repo.loadIndex();
-    await repoCache?.dropTreesNotIn((id) => repo.locate(id) !== undefined);
+  let repo: Repository;
+  try {
+    repo = await open(repositoryOptions(options, repositoryUrl(options), await readPassword(options), cache));
+  } catch (err) {
+    throw withCliHint(err);
   }
+  if (withIndex) await repo.loadIndex();
   return repo;
+}
+
+/** A second repository (`copy --from-repo`): same flags, its own URL and password. */
+export async function openOtherRepository(options: GlobalOptions, url: string, password: Buffer): Promise<Repository> {
+  try {
+    return await open(repositoryOptions(options, url, password, false));
+  } catch (err) {
+    throw withCliHint(err);
+  }
+}
+
+/** What ended a run early: SIGINT (Ctrl-C) or SIGTERM, with the exit code the shell expects. */
+export interface Interruption {
+  readonly signal: AbortSignal;
+  /** 130 after SIGINT, 143 after SIGTERM; undefined while neither came. */
+  exitCode(): number | undefined;
+  /** Stops listening (the default handlers return). */
+  dispose(): void;
+}
+
+const SIGNAL_EXIT: Readonly<Record<'SIGINT' | 'SIGTERM', number>> = { SIGINT: 130, SIGTERM: 143 };
+
+/**
+ * SIGINT and SIGTERM cancel the run through an AbortSignal: the engine stops within seconds,
+ * releases its lease and saves nothing half-done. A second signal ends the process at once.
+ */
+export function interruptions(): Interruption {
+  const controller = new AbortController();
+  let code: number | undefined;
+  const handlers = (Object.keys(SIGNAL_EXIT) as Array<keyof typeof SIGNAL_EXIT>).map((name) => {
+    const handler = (): void => {
+      if (code !== undefined) process.exit(code);
+      code = SIGNAL_EXIT[name];
+      controller.abort(new OperationCanceledError({ cause: name }));
+    };
+    process.on(name, handler);
+    return { name, handler };
+  });
+  return {
+    signal: controller.signal,
+    exitCode: () => code,
+    dispose: () => { for (const { name, handler } of handlers) process.off(name, handler); },
+  };
 }

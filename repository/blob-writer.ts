@@ -1,4 +1,5 @@
 import type { BlobType, SealedBlob } from './blob/blob-codec.ts';
+import { silentLogger, type Logger } from './logger.ts';
 import type { IndexPack } from './index/index.ts';
 import { packName } from './object-names.ts';
 import { PackBuilder, type FinishedPack } from './pack/pack-builder.ts';
@@ -13,6 +14,8 @@ export interface BlobWriterOptions {
   readonly uploadConcurrency?: number;
   /** Write an index file after this many packs, so an interrupted backup's packs are reusable. */
   readonly packsPerIndex?: number;
+  /** Each stored pack and index file is logged at debug level. */
+  readonly logger?: Logger | undefined;
 }
 
 export interface BlobWriterStats {
@@ -34,6 +37,7 @@ export class BlobWriter {
   private readonly repo: Repository;
   private readonly uploadConcurrency: number;
   private readonly packsPerIndex: number;
+  private readonly logger: Logger;
   private readonly claimed = new Set<string>();
   private pack = new PackBuilder();
   private readonly uploads = new Set<Promise<void>>();
@@ -45,6 +49,7 @@ export class BlobWriter {
     this.repo = repo;
     this.uploadConcurrency = options.uploadConcurrency ?? 2;
     this.packsPerIndex = options.packsPerIndex ?? 8;
+    this.logger = options.logger ?? silentLogger;
   }
 
   /** True when the caller should encode and `add` this blob; false when it is stored or claimed. */
@@ -138,6 +143,7 @@ export class BlobWriter {
     }
     this.stats.bytesAdded += size;
     this.stats.packs++;
+    this.logger.debug({ pack: packId.toString('hex'), blobs: blobs.length, size }, 'stored pack');
     this.unindexed.push({ packId, blobs: [...blobs] });
     if (this.unindexed.length >= this.packsPerIndex) this.queueIndexWrite();
   }
@@ -154,15 +160,31 @@ export class BlobWriter {
     if (trees.length > 0) await cache.putMany(trees).catch(() => undefined);
   }
 
+  /**
+   * After the writer stopped (a cancelled backup): waits for the uploads under way to settle,
+   * then writes the index of every pack that was stored but is in no index file yet, through
+   * `repo` (a view of the same repository that is not cancelled). Returns how many packs.
+   */
+  async indexStored(repo: Repository): Promise<number> {
+    await Promise.allSettled(this.uploads);
+    await this.indexWrite;
+    const packs = this.unindexed;
+    this.unindexed = [];
+    if (packs.length > 0) this.logger.debug({ index: await repo.writeIndexFile(packs), packs: packs.length }, 'indexed the packs stored before the writer stopped');
+    return packs.length;
+  }
+
   private queueIndexWrite(): void {
     if (this.unindexed.length === 0) return;
     const packs = this.unindexed;
     this.unindexed = [];
     this.indexWrite = this.indexWrite
       .then(async () => {
-        await this.repo.writeIndexFile(packs);
+        this.logger.debug({ index: await this.repo.writeIndexFile(packs), packs: packs.length }, 'wrote index file');
       })
       .catch((err: unknown) => {
+        // Still unindexed: indexStored may write them yet.
+        this.unindexed = [...packs, ...this.unindexed];
         this.failure ??= err instanceof Error ? err : new Error(String(err));
       });
   }

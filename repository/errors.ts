@@ -15,7 +15,7 @@ export class ArcaError extends Error {
 /** No repository (no config object) at the given location. */
 export class RepositoryNotFoundError extends ArcaError {
   constructor(location: string) {
-    super('ARCA_ERR_REPO_NOT_FOUND', `There is no Arca repository at ${location}; create one with "arca init".`);
+    super('ARCA_ERR_REPO_NOT_FOUND', `There is no Arca repository at ${location}.`);
   }
 }
 
@@ -28,7 +28,7 @@ export class RepositoryExistsError extends ArcaError {
 /** No key file could be opened with the given password. */
 export class WrongPasswordError extends ArcaError {
   constructor() {
-    super('ARCA_ERR_WRONG_PASSWORD', 'The password does not open any key of this repository; check ARCA_PASSWORD or the password file.');
+    super('ARCA_ERR_WRONG_PASSWORD', 'The password does not open any key of this repository.');
   }
 }
 
@@ -53,6 +53,27 @@ export class SnapshotNotFoundError extends ArcaError {
   constructor(ref: string, detail = 'no snapshot matches') {
     super('ARCA_ERR_SNAPSHOT_NOT_FOUND', `Snapshot "${ref}": ${detail}.`);
   }
+}
+
+/**
+ * The caller cancelled the operation (its AbortSignal fired). Not a failure: what was stored
+ * stays valid and is reused by the next run; nothing half-done was recorded.
+ */
+export class OperationCanceledError extends ArcaError {
+  constructor(options?: ErrorOptions) {
+    super('ARCA_ERR_CANCELED', 'The operation was canceled.', options);
+  }
+}
+
+/** Throws OperationCanceledError if `signal` has fired. */
+export function throwIfCanceled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw canceledBy(signal);
+}
+
+/** The error a cancelled call ends with: the signal's reason if it is one, else a new one. */
+export function canceledBy(signal: AbortSignal | undefined): OperationCanceledError {
+  const reason: unknown = signal?.reason;
+  return reason instanceof OperationCanceledError ? reason : new OperationCanceledError({ cause: reason });
 }
 
 /** The user asked for something that cannot be done as asked (bad option, bad argument). */

@@ -1,7 +1,7 @@
 import { blake3 } from '@napi-rs/blake-hash';
 import os from 'node:os';
 import { ArcaError, CorruptObjectError, WrongPasswordError } from './errors.ts';
-import { calibrateKdf, deriveKey, type KdfParams } from './crypto/kdf.ts';
+import { calibrateKdf, deriveKey, type KdfParams, type KdfSettings } from './crypto/kdf.ts';
 import { masterKeyFrom, type MasterKey } from './crypto/master-key.ts';
 import { open, seal, SealOpenError } from './crypto/seal.ts';
 import { idOfName, keyName, KEYS_PREFIX } from './object-names.ts';
@@ -28,8 +28,8 @@ export interface KeyInfo {
   readonly username: string;
 }
 
-export async function writeKeyFile(storage: Storage, master: MasterKey, password: Buffer): Promise<KeyInfo> {
-  const kdf = await calibrateKdf();
+export async function writeKeyFile(storage: Storage, master: MasterKey, password: Buffer, settings: KdfSettings = {}): Promise<KeyInfo> {
+  const kdf = await calibrateKdf(settings);
   const wrappingKey = await deriveKey(password, kdf);
   const json: KeyFileJson = {
     version: 1,

@@ -9,12 +9,14 @@ import { newConfig, readConfig, writeConfig, type ConfigOverrides, type RepoConf
 import {
   BlobNotFoundError, CorruptObjectError, RepositoryExistsError, RepositoryNotFoundError, SnapshotNotFoundError,
 } from './errors.ts';
+import type { KdfSettings } from './crypto/kdf.ts';
 import { unlockMasterKey, writeKeyFile } from './key-file.ts';
 import {
   CONFIG_NAME, idOfName, INDEX_PREFIX, indexName, packName, SNAPSHOTS_PREFIX, snapshotName,
 } from './object-names.ts';
 import { decodeSnapshot, matchesFilter, newestFirst, type Snapshot, type SnapshotFilter, type StoredSnapshot } from './snapshot/snapshot.ts';
 import { coalesceSpans, rangeOf, type RangeLimits } from './pack/read-ranges.ts';
+import { CancelableStorage } from './storage/cancelable.ts';
 import { ObjectNotFoundError, StorageError, type Storage } from './storage/storage.ts';
 import { decodeTree, type Tree } from './tree/tree.ts';
 
@@ -30,10 +32,14 @@ export interface BlobCache {
   /** Many at once (a pack's trees): one write, where a put each took a round trip each. */
   putMany(blobs: ReadonlyArray<{ readonly id: Buffer; readonly sealed: Buffer }>): Promise<void>;
   delete(id: Buffer): Promise<void>;
+  /** Drops the entries `keep` rejects (no longer indexed, after a prune); returns how many. */
+  retain(keep: (id: Buffer) => boolean): Promise<number>;
 }
 
 export interface RepositoryHooks {
   readonly blobCache?: BlobCache | undefined;
+  /** What close() releases (the local cache); views made with withStorage or withSignal own nothing. */
+  readonly close?: (() => Promise<void>) | undefined;
 }
 
 /** How many objects of one kind are fetched at once when loading indexes or snapshots. */
@@ -65,6 +71,7 @@ export class Repository {
   readonly retired = new BlobIndex();
   /** Where tree blobs are cached between runs, if anywhere. */
   readonly blobCache: BlobCache | undefined;
+  private readonly onClose: (() => Promise<void>) | undefined;
 
   private constructor(storage: Storage, keys: MasterKey, config: RepoConfig, keyId: string, hooks: RepositoryHooks = {}) {
     this.storage = storage;
@@ -72,13 +79,14 @@ export class Repository {
     this.config = config;
     this.keyId = keyId;
     this.blobCache = hooks.blobCache;
+    this.onClose = hooks.close;
   }
 
-  static async init(storage: Storage, password: Buffer, options: InitOptions = {}): Promise<Repository> {
+  static async init(storage: Storage, password: Buffer, options: InitOptions = {}, kdf: KdfSettings = {}): Promise<Repository> {
     if (await exists(storage, CONFIG_NAME)) throw new RepositoryExistsError(storage.location);
     const keys = newMasterKey();
     const config = newConfig(options);
-    const key = await writeKeyFile(storage, keys, password);
+    const key = await writeKeyFile(storage, keys, password, kdf);
     await writeConfig(storage, keys, config);
     return new Repository(storage, keys, config, key.id);
   }
@@ -95,6 +103,19 @@ export class Repository {
    */
   withStorage(storage: Storage, hooks: RepositoryHooks = {}): Repository {
     return new Repository(storage, this.keys, this.config, this.keyId, hooks);
+  }
+
+  /**
+   * One job's view of this repository: every storage call is cancelled by `signal`; the tree
+   * cache is shared; the in-memory index starts empty (the job loads its own).
+   */
+  withSignal(signal: AbortSignal): Repository {
+    return this.withStorage(new CancelableStorage(this.storage, signal), { blobCache: this.blobCache });
+  }
+
+  /** Releases what the repository holds open (its local cache). */
+  async close(): Promise<void> {
+    await this.onClose?.();
   }
 
   /** Reads a sealed small object (index, snapshot) after checking that its name is its hash. */
@@ -128,6 +149,7 @@ export class Repository {
   async loadIndex(): Promise<number> {
     const names = await this.loadIndexFiles(this.index);
     for (const { plan } of await listPlans(this)) loadIndexFile(plan.index, this.retired);
+    await this.blobCache?.retain((id) => this.locate(id) !== undefined);
     return names.length;
   }
 

@@ -1,17 +1,11 @@
-import os from 'node:os';
-import path from 'node:path';
-import { Archiver } from '../../engine/backup/archiver.ts';
-import { withSpoolDir } from '../../engine/backup/spool-dir.ts';
-import { BlobWriter } from '../../repository/blob-writer.ts';
+import { backupVolume, type ParentChoice } from '../../engine/index.ts';
 import { UsageError } from '../../repository/errors.ts';
-import { checkPathPattern, compressionLevel, flag, str, strs, type Command, type OptionValues } from '../command.ts';
-import { openRepository, type GlobalOptions } from '../context.ts';
-import { Lease } from '../../repository/maintenance/leases.ts';
-import type { Repository } from '../../repository/repository.ts';
+import { leaseTiming } from '../../repository/maintenance/leases.ts';
+import { checkPathPattern, compressionLevel, flag, str, strs, type Command } from '../command.ts';
+import { cliLogger, interruptions, openRepository, workerCount } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
 import { formatBytes } from '../format.ts';
 import { cliReporter, printJson } from '../output.ts';
-import { withPool } from './pool.ts';
 
 export const backupCommand: Command = {
   name: 'backup',
@@ -39,63 +33,48 @@ export const backupCommand: Command = {
   },
   async run(values, positionals, global) {
     if (positionals.length === 0) throw new UsageError('Give at least one path to back up: arca backup PATH...');
-    const started = performance.now();
     const time = parseTime(str(values, 'time'));
+    const parentRef = str(values, 'parent');
+    const parent: ParentChoice | undefined = parentRef === undefined ? undefined : { kind: 'snapshot', ref: parentRef };
+    const interrupt = interruptions();
     const repo = await openRepository(global, { withIndex: false });
-    // The lease comes before the index: a prune must see this writer before it can matter.
-    const lease = await Lease.acquire(repo, 'backup');
+    const reporter = cliReporter(global);
     try {
-      await repo.loadIndex();
-      return await runBackup(repo, lease, values, positionals, global, started, time);
+      const outcome = await backupVolume(repo, positionals, {
+        host: str(values, 'host'), tags: strs(values, 'tag'), parent, excludes: strs(values, 'exclude'),
+        oneFileSystem: !flag(values, 'cross-filesystems'), withAtime: flag(values, 'with-atime'), time, compressionLevel: compressionLevel(values),
+        countTotals: process.stderr.isTTY && !global.quiet, reporter, workers: workerCount(), leaseTiming: leaseTiming(),
+        signal: interrupt.signal, logger: cliLogger(global),
+      });
+      reporter.done();
+      if (outcome.status === 'canceled') {
+        process.stderr.write('arca: interrupted; no snapshot was saved (what was uploaded is reused by the next backup).\n');
+        return interrupt.exitCode() ?? EXIT.fatal;
+      }
+      const s = outcome.summary;
+      if (global.json) {
+        printJson({ message_type: 'summary', ...s, total_duration: outcome.durationSeconds, snapshot_id: outcome.snapshotId });
+      } else if (!global.quiet) {
+        process.stdout.write([
+          `Files: ${s.files_new} new, ${s.files_changed} changed, ${s.files_unmodified} unmodified`,
+          `Dirs:  ${s.dirs_new} new, ${s.dirs_changed} changed, ${s.dirs_unmodified} unmodified`,
+          `Added to the repository: ${formatBytes(s.data_added)}`,
+          `processed ${s.total_files_processed} files, ${formatBytes(s.total_bytes_processed)} in ${outcome.durationSeconds.toFixed(2)} s`,
+          `snapshot ${outcome.snapshotId.slice(0, 8)} saved`,
+          '',
+        ].join('\n'));
+      }
+      if (s.files_unreadable > 0) {
+        process.stderr.write(`warning: ${s.files_unreadable} files or directories could not be read and are not in the snapshot.\n`);
+        return EXIT.partial;
+      }
+      return EXIT.ok;
     } finally {
-      await lease.release();
+      interrupt.dispose();
+      await repo.close();
     }
   },
 };
-
-async function runBackup(
-  repo: Repository, lease: Lease, values: OptionValues, positionals: string[], global: GlobalOptions, started: number, time: Date | undefined,
-): Promise<number> {
-  const host = str(values, 'host') ?? os.hostname();
-  const paths = positionals.map((p) => path.resolve(p)).sort();
-  const level = compressionLevel(values) ?? repo.config.compression.level;
-  const parentRef = str(values, 'parent');
-  const parent = parentRef !== undefined
-    ? await repo.resolveSnapshot(parentRef)
-    : (await repo.listSnapshots({ host })).find((s) => sameSet(s.snapshot.paths, paths));
-  const reporter = cliReporter(global);
-  const result = await withSpoolDir(repo.storage, (spoolDir) => withPool(repo, (pool) => {
-    const archiver = new Archiver(repo, pool, new BlobWriter(repo), reporter);
-    return archiver.run({
-      paths, host, parent, lease, scan: process.stderr.isTTY && !global.quiet, tags: strs(values, 'tag'), excludes: strs(values, 'exclude'), oneFileSystem: !flag(values, 'cross-filesystems'), withAtime: flag(values, 'with-atime'), time,
-      compressionLevel: level,
-    });
-  }, { spoolDir, compressionLevel: level }));
-  reporter.done();
-  const s = result.summary;
-  const duration = (performance.now() - started) / 1000;
-  if (global.json) {
-    printJson({ message_type: 'summary', ...s, total_duration: duration, snapshot_id: result.snapshotId });
-  } else if (!global.quiet) {
-    process.stdout.write([
-      `Files: ${s.files_new} new, ${s.files_changed} changed, ${s.files_unmodified} unmodified`,
-      `Dirs:  ${s.dirs_new} new, ${s.dirs_changed} changed, ${s.dirs_unmodified} unmodified`,
-      `Added to the repository: ${formatBytes(s.data_added)}`,
-      `processed ${s.total_files_processed} files, ${formatBytes(s.total_bytes_processed)} in ${duration.toFixed(2)} s`,
-      `snapshot ${result.snapshotId.slice(0, 8)} saved`,
-      '',
-    ].join('\n'));
-  }
-  if (s.files_unreadable > 0) {
-    process.stderr.write(`warning: ${s.files_unreadable} files or directories could not be read and are not in the snapshot.\n`);
-    return EXIT.partial;
-  }
-  return EXIT.ok;
-}
-
-function sameSet(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((x) => b.includes(x));
-}
 
 /** --time: an ISO 8601 time with a date, recorded as the snapshot time instead of now. */
 function parseTime(text: string | undefined): Date | undefined {

@@ -1,10 +1,9 @@
-import { BlobWriter } from '../../repository/blob-writer.ts';
+import { copySnapshots } from '../../engine/index.ts';
 import { UsageError } from '../../repository/errors.ts';
-import { SnapshotCopier } from '../../repository/maintenance/copy.ts';
-import { Lease } from '../../repository/maintenance/leases.ts';
-import { Repository } from '../../repository/repository.ts';
+import { leaseTiming } from '../../repository/maintenance/leases.ts';
 import { str, type Command } from '../command.ts';
-import { openRepository, readPasswordFrom, storageFor } from '../context.ts';
+import { cliLogger, interruptions, openOtherRepository, openRepository, readPasswordFrom } from '../context.ts';
+import { EXIT } from '../exit-codes.ts';
 import { printJson } from '../output.ts';
 
 export const copyCommand: Command = {
@@ -22,35 +21,29 @@ export const copyCommand: Command = {
   async run(values, positionals, global) {
     const fromUrl = str(values, 'from-repo') ?? process.env.ARCA_FROM_REPOSITORY;
     if (fromUrl === undefined || fromUrl === '') throw new UsageError('Give the source repository with --from-repo or ARCA_FROM_REPOSITORY.');
-    const source = await Repository.open(
-      await storageFor({ ...global, repo: fromUrl }),
-      readPasswordFrom(str(values, 'from-password-file') ?? process.env.ARCA_FROM_PASSWORD_FILE, 'ARCA_FROM_PASSWORD', '--from-password-file'),
-    );
-    await source.loadIndex();
+    const fromPassword = readPasswordFrom(str(values, 'from-password-file') ?? process.env.ARCA_FROM_PASSWORD_FILE, 'ARCA_FROM_PASSWORD', '--from-password-file');
+    const interrupt = interruptions();
+    const source = await openOtherRepository(global, fromUrl, fromPassword);
     const dest = await openRepository(global, { withIndex: false });
-    if (dest.config.id === source.config.id) throw new UsageError('The source and destination are the same repository.');
-    const lease = await Lease.acquire(dest, 'copy');
     try {
-      await dest.loadIndex();
-      const chosen = positionals.length === 0 ? await source.listSnapshots() : await Promise.all(positionals.map((ref) => source.resolveSnapshot(ref)));
-      // An index file after every pack: an interrupted copy resumes from the last pack it stored.
-      const writer = new BlobWriter(dest, { packsPerIndex: 1 });
-      const copier = new SnapshotCopier(source, dest, writer);
-      for (const stored of (await copier.pending(chosen)).reverse()) {
-        const snapshot = await copier.copyTrees(stored);
-        // Each snapshot is saved only after everything it references is packed and indexed.
-        await writer.flush();
-        lease.assertFresh();
-        const id = await dest.saveSnapshot(snapshot);
-        if (global.json) printJson({ message_type: 'copied', source_id: stored.id, snapshot_id: id });
-        else if (!global.quiet) process.stdout.write(`copied snapshot ${stored.id.slice(0, 8)} to ${id.slice(0, 8)}\n`);
+      const outcome = await copySnapshots(source, dest, {
+        snapshots: positionals.length === 0 ? undefined : positionals, leaseTiming: leaseTiming(), signal: interrupt.signal, logger: cliLogger(global),
+        onCopied: ({ sourceId, snapshotId }) => {
+          if (global.json) printJson({ message_type: 'copied', source_id: sourceId, snapshot_id: snapshotId });
+          else if (!global.quiet) process.stdout.write(`copied snapshot ${sourceId.slice(0, 8)} to ${snapshotId.slice(0, 8)}\n`);
+        },
+      });
+      if (outcome.status === 'canceled') {
+        process.stderr.write(`arca: interrupted after copying ${outcome.copied.length} snapshots; a later copy goes on from there.\n`);
+        return interrupt.exitCode() ?? EXIT.fatal;
       }
-      const s = copier.stats;
-      if (global.json) printJson({ message_type: 'summary', snapshots_copied: s.snapshotsCopied, snapshots_skipped: s.snapshotsSkipped, blobs_read: s.blobsRead, blobs_stored: s.blobsStored, data_added: writer.stats.bytesAdded });
+      const s = outcome.stats;
+      if (global.json) printJson({ message_type: 'summary', snapshots_copied: s.snapshotsCopied, snapshots_skipped: s.snapshotsSkipped, blobs_read: s.blobsRead, blobs_stored: s.blobsStored, data_added: outcome.dataAdded });
       else if (!global.quiet) process.stdout.write(`${s.snapshotsCopied} snapshots copied, ${s.snapshotsSkipped} already there; ${s.blobsStored} of ${s.blobsRead} blobs were new\n`);
-      return 0;
+      return EXIT.ok;
     } finally {
-      await lease.release();
+      interrupt.dispose();
+      await Promise.all([source.close(), dest.close()]);
     }
   },
 };

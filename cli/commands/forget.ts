@@ -1,7 +1,7 @@
 import { UsageError } from '../../repository/errors.ts';
 import { parseDuration } from '../../repository/maintenance/duration.ts';
 import {
-  applyPolicy, DEFAULT_GROUP_BY, describeGroupKey, describePolicy, EmptyPolicyError, groupSnapshots, isEmptyPolicy, parseGroupBy,
+  applyPolicy, DEFAULT_GROUP_BY, describeGroupKey, describePolicy, groupSnapshots, isEmptyPolicy, parseGroupBy,
   validatePolicy, type GroupKey, type PolicyDecision, type RetentionPolicy,
 } from '../../repository/maintenance/retention.ts';
 import { mapLimit } from '../../repository/repository.ts';
@@ -51,7 +51,7 @@ export const forgetCommand: Command = {
     const filter = snapshotFilter(values);
     const explicit = positionals.length > 0;
     if (explicit && !isEmptyPolicy(policy)) throw new UsageError('Give either SNAPSHOT arguments or --keep-* options, not both.');
-    if (!explicit && isEmptyPolicy(policy)) throw new EmptyPolicyError();
+    if (!explicit && isEmptyPolicy(policy)) throw new UsageError('No retention policy given, which would remove every snapshot: pass at least one --keep-* option, or name the snapshots to forget.');
     const groupSpec = str(values, 'group-by');
     const groupBy = groupSpec === undefined ? DEFAULT_GROUP_BY : parseGroupBy(groupSpec);
     const repo = await openRepository(global, { withIndex: false });

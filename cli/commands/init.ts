@@ -1,5 +1,4 @@
-import { Repository } from '../../repository/repository.ts';
-import { readPassword, storageFor } from '../context.ts';
+import { createRepository } from '../context.ts';
 import { printJson } from '../output.ts';
 import { compressionLevel, type Command } from '../command.ts';
 
@@ -15,7 +14,7 @@ export const initCommand: Command = {
     },
   },
   async run(values, _positionals, global) {
-    const repo = await Repository.init(await storageFor(global), await readPassword(global, { confirm: true }), { compressionLevel: compressionLevel(values) });
+    const repo = await createRepository(global, { compressionLevel: compressionLevel(values) });
     if (global.json) printJson({ id: repo.config.id, repository: repo.storage.location });
     else if (!global.quiet) process.stdout.write(`created Arca repository ${repo.config.id.slice(0, 10)} at ${repo.storage.location}\n`);
     return 0;

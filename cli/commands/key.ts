@@ -2,7 +2,7 @@ import { UsageError } from '../../repository/errors.ts';
 import { listKeys, writeKeyFile } from '../../repository/key-file.ts';
 import { keyName } from '../../repository/object-names.ts';
 import { str, type Command } from '../command.ts';
-import { openRepository, readNewPassword } from '../context.ts';
+import { kdfSettings, openRepository, readNewPassword } from '../context.ts';
 import { printJson } from '../output.ts';
 
 export const keyCommand: Command = {
@@ -25,13 +25,13 @@ export const keyCommand: Command = {
         return 0;
       }
       case 'add': {
-        const key = await writeKeyFile(repo.storage, repo.keys, readNewPassword(str(values, 'new-password-file')));
+        const key = await writeKeyFile(repo.storage, repo.keys, readNewPassword(str(values, 'new-password-file')), kdfSettings());
         if (global.json) printJson({ added: key.id });
         else process.stdout.write(`added key ${key.id.slice(0, 8)}\n`);
         return 0;
       }
       case 'passwd': {
-        const key = await writeKeyFile(repo.storage, repo.keys, readNewPassword(str(values, 'new-password-file')));
+        const key = await writeKeyFile(repo.storage, repo.keys, readNewPassword(str(values, 'new-password-file')), kdfSettings());
         await repo.storage.delete(keyName(repo.keyId));
         if (global.json) printJson({ added: key.id, removed: repo.keyId });
         else process.stdout.write(`changed password: key ${key.id.slice(0, 8)} replaces ${repo.keyId.slice(0, 8)}\n`);

@@ -1,11 +1,12 @@
-import { DEFAULT_OVERWRITE, Restorer } from '../../engine/restore/restorer.ts';
+import { restoreSnapshot } from '../../engine/index.ts';
+import { DEFAULT_OVERWRITE } from '../../engine/restore/restorer.ts';
 import { OVERWRITE_CHOICES, type Overwrite } from '../../engine/fs/safe-fs.ts';
 import { UsageError } from '../../repository/errors.ts';
 import { checkDirectoryTarget, checkPathPattern, flag, SNAPSHOT_FILTER_OPTIONS, str, strs, type Command } from '../command.ts';
-import { openRepository } from '../context.ts';
+import { cliLogger, interruptions, openRepository, workerCount } from '../context.ts';
+import { EXIT } from '../exit-codes.ts';
 import { formatBytes } from '../format.ts';
 import { cliReporter, printJson } from '../output.ts';
-import { withPool } from './pool.ts';
 import { snapshotFilter } from './snapshots.ts';
 
 export const restoreCommand: Command = {
@@ -38,22 +39,30 @@ export const restoreCommand: Command = {
     const ref = positionals[0];
     const target = str(values, 'target');
     if (ref === undefined || target === undefined) throw new UsageError('Usage: arca restore SNAPSHOT --target DIR');
-    const started = performance.now();
-    const repo = await openRepository(global, { withIndex: true });
-    const { id, snapshot } = await repo.resolveSnapshot(ref, snapshotFilter(values));
+    const interrupt = interruptions();
+    const repo = await openRepository(global, { withIndex: false });
     const reporter = cliReporter(global);
-    const summary = await withPool(repo, (pool) =>
-      new Restorer(repo, pool, reporter).run(snapshot, {
-        target, includes: strs(values, 'include'), excludes: strs(values, 'exclude'), verify: flag(values, 'verify'),
+    try {
+      const outcome = await restoreSnapshot(repo, ref, target, {
+        includes: strs(values, 'include'), excludes: strs(values, 'exclude'), verify: flag(values, 'verify'), filter: snapshotFilter(values),
         overwrite: str(values, 'overwrite') as Overwrite | undefined, delete: flag(values, 'delete'),
-      }));
-    reporter.done();
-    const duration = (performance.now() - started) / 1000;
-    if (global.json) printJson({ message_type: 'summary', snapshot_id: id, ...summary, total_duration: duration });
-    else if (!global.quiet) {
-      process.stdout.write(`restored snapshot ${id.slice(0, 8)}: ${summary.files_restored} files, ${summary.dirs_restored} dirs, ${formatBytes(summary.bytes_restored)} in ${duration.toFixed(2)} s${summary.errors > 0 ? `, ${summary.errors} errors` : ''}\n`);
+        reporter, workers: workerCount(), signal: interrupt.signal, logger: cliLogger(global),
+      });
+      reporter.done();
+      if (outcome.status === 'canceled') {
+        process.stderr.write(`arca: interrupted; ${target} holds only part of the snapshot.\n`);
+        return interrupt.exitCode() ?? EXIT.fatal;
+      }
+      const { snapshotId: id, summary, durationSeconds: duration } = outcome;
+      if (global.json) printJson({ message_type: 'summary', snapshot_id: id, ...summary, total_duration: duration });
+      else if (!global.quiet) {
+        process.stdout.write(`restored snapshot ${id.slice(0, 8)}: ${summary.files_restored} files, ${summary.dirs_restored} dirs, ${formatBytes(summary.bytes_restored)} in ${duration.toFixed(2)} s${summary.errors > 0 ? `, ${summary.errors} errors` : ''}\n`);
+      }
+      return summary.errors > 0 ? EXIT.fatal : EXIT.ok;
+    } finally {
+      interrupt.dispose();
+      await repo.close();
     }
-    return summary.errors > 0 ? 1 : 0;
   },
 };
 

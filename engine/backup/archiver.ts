@@ -5,10 +5,10 @@ import { blobId } from '../../repository/crypto/master-key.ts';
 import { sealBlob } from '../../repository/blob/blob-codec.ts';
 import { releaseBuffer } from '../../repository/util/release-buffer.ts';
 import type { BlobWriter } from '../../repository/blob-writer.ts';
-import { ArcaError, UsageError } from '../../repository/errors.ts';
+import { ArcaError, throwIfCanceled, UsageError } from '../../repository/errors.ts';
 import type { Lease } from '../../repository/maintenance/leases.ts';
 import type { Repository } from '../../repository/repository.ts';
-import type { BackupSummary, Snapshot, StoredSnapshot } from '../../repository/snapshot/snapshot.ts';
+import type { BackupSummary, Snapshot, SnapshotLabels, StoredSnapshot } from '../../repository/snapshot/snapshot.ts';
 import { encodeTree, type FileNode, type NodeMeta, type Tree, type TreeNode } from '../../repository/tree/tree.ts';
 import { Semaphore } from '../../repository/util/semaphore.ts';
 import { SPOOL_FAILED, splitIds, type SavedCounts, type ScanDirResult, type ScannedDir, type SpooledPackMessage, type StoredBlobMessage, type TaskAnswer, type TaskQuestion } from '../pool/messages.ts';
@@ -42,6 +42,13 @@ export interface BackupOptions {
   readonly lease?: Lease | undefined;
   /** zstd level of the trees written here (the pool's setup has the workers'); default: the repository's. */
   readonly compressionLevel?: number;
+  /** Arbitrary key/value metadata recorded in the snapshot (e.g. the Kubernetes volume it is of). */
+  readonly labels?: SnapshotLabels | undefined;
+  /**
+   * Cancels the walk: checked between directories and files (the pool and the storage calls
+   * are cancelled by whoever owns them, see backupVolume).
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface BackupResult {
@@ -138,6 +145,7 @@ export class Archiver {
   private oneFileSystem = true;
   private withAtime = false;
   private compressionLevel = 0;
+  private signal: AbortSignal | undefined;
   private started = 0;
   /** Bytes of files read so far or found unchanged: what progress shows as done. */
   private bytesDone = 0;
@@ -162,6 +170,7 @@ export class Archiver {
     this.oneFileSystem = options.oneFileSystem ?? true;
     this.withAtime = options.withAtime ?? false;
     this.compressionLevel = options.compressionLevel ?? this.repo.config.compression.level;
+    this.signal = options.signal;
     const paths = [...new Set(options.paths.map((p) => path.resolve(p)))].sort();
     for (const p of paths) {
       await fsp.lstat(p).catch((err: unknown) => {
@@ -172,7 +181,8 @@ export class Archiver {
     const progressTimer = setInterval(() => { this.reportProgress(); }, 1000);
     const stopScan = new AbortController();
     if (options.scan === true) {
-      void scanTotals(paths, { excludes: this.excludes, oneFileSystem: this.oneFileSystem, signal: stopScan.signal }).then((totals) => { this.totals = totals; });
+      const signal = options.signal === undefined ? stopScan.signal : AbortSignal.any([stopScan.signal, options.signal]);
+      void scanTotals(paths, { excludes: this.excludes, oneFileSystem: this.oneFileSystem, signal }).then((totals) => { this.totals = totals; });
     }
     let root: Buffer;
     try {
@@ -200,14 +210,21 @@ export class Archiver {
       hostname: options.host ?? os.hostname(),
       username: os.userInfo().username,
       tags: [...(options.tags ?? [])],
+      ...(options.labels !== undefined && Object.keys(options.labels).length > 0 ? { labels: { ...options.labels } } : {}),
       parent: options.parent?.id,
       program_version: PROGRAM_VERSION,
       summary,
     };
+    throwIfCanceled(this.signal);
     options.lease?.assertFresh();
     const snapshotId = await this.repo.saveSnapshot(snapshot);
     this.reportProgress();
     return { snapshotId, snapshot, summary };
+  }
+
+  /** Files and bytes looked at so far (all of them once run() has returned). */
+  get processed(): { readonly files: number; readonly bytes: number } {
+    return { files: this.counters.total_files_processed, bytes: this.counters.total_bytes_processed };
   }
 
   private reportProgress(): void {
@@ -308,6 +325,7 @@ export class Archiver {
   private async saveEntry(
     dir: OpenDir, name: Buffer, st: EntryStat, parent: TreeNode | undefined, rootDev: bigint, scanned?: ScannedDir,
   ): Promise<TreeNode | undefined> {
+    throwIfCanceled(this.signal);
     const full = join(dir.path, name);
     const meta = metaOf(name, st, this.withAtime);
     const type = nodeTypeOf(st);
@@ -356,6 +374,7 @@ export class Archiver {
 
   /** Saves a directory's tree; `scanned` is its listing when the parent's scan took it along. */
   private async saveDir(dir: OpenDir, parentTree: Buffer | undefined, rootDev: bigint, dev: bigint, scanned?: ScannedDir): Promise<Buffer | undefined> {
+    throwIfCanceled(this.signal);
     const parentNodes = await this.loadParentNodes(parentTree);
     const listing = scanned ?? await this.scanDir(dir, dev, parentTree);
     if (listing === undefined) return undefined;
@@ -365,6 +384,7 @@ export class Archiver {
     const subdirSlots = new Semaphore(SUBDIRS_IN_FLIGHT);
     let nameStart = 0;
     for (const [i, outcome] of listing.outcomes.entries()) {
+      throwIfCanceled(this.signal);
       const nameEnd = listing.nameEnds[i] ?? nameStart;
       const name = Buffer.from(listing.names.buffer, listing.names.byteOffset + nameStart, nameEnd - nameStart);
       nameStart = nameEnd;
@@ -420,6 +440,7 @@ export class Archiver {
       pending.push(node);
     }
     const nodes = (await Promise.all(pending)).filter((n): n is TreeNode => n !== undefined);
+    throwIfCanceled(this.signal);
     // An unchanged directory has the parent's tree already: skip encoding and hashing it again.
     if (parentTree !== undefined && this.repo.index.has(parentTree) && parentNodes.size === nodes.length
       && nodes.every((n) => sameNode(n, parentNodes.get(n.name.toString('hex'))))) return parentTree;

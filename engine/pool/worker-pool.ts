@@ -159,6 +159,16 @@ export class WorkerPool {
     await Promise.all((this.slots ?? []).map((slot) => slot.worker.terminate()));
   }
 
+  /**
+   * Cancels the pool: every task running or queued fails with `reason` at once, no new task
+   * starts, and the workers are terminated (a task may hold a file open or be mid-read; nothing
+   * it leaves is visible in the repository: a spooled pack is a temporary file).
+   */
+  abort(reason: Error): void {
+    this.failAll(reason);
+    void this.close();
+  }
+
   private run(request: TaskRequest, transfer: ArrayBuffer[], onQuestion: QuestionHandler | undefined): Promise<TaskResult> {
     return new Promise((resolve, reject) => {
       if (this.fatal) {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { blobId } from '../../repository/crypto/master-key.ts';
 import { isExcluded } from '../fs/exclude.ts';
 import type { Reporter } from '../progress.ts';
-import { ArcaError, CorruptObjectError, UsageError } from '../../repository/errors.ts';
+import { ArcaError, CorruptObjectError, throwIfCanceled, UsageError } from '../../repository/errors.ts';
 import { packName } from '../../repository/object-names.ts';
 import { coalesceSpans, rangeOf, type RangeLimits } from '../../repository/pack/read-ranges.ts';
 import type { Repository } from '../../repository/repository.ts';
@@ -21,10 +21,10 @@ import { metadataOf } from '../fs/metadata.ts';
 export interface RestoreOptions {
   readonly target: string;
   /** Restore only paths (snapshot paths, e.g. "/srv/data/x") matching one of these, with their contents. */
-  readonly includes?: readonly string[];
-  readonly excludes?: readonly string[];
+  readonly includes?: readonly string[] | undefined;
+  readonly excludes?: readonly string[] | undefined;
   /** Re-read every restored file and check its chunks' hashes. */
-  readonly verify?: boolean;
+  readonly verify?: boolean | undefined;
   /** What happens to existing regular files where the snapshot has files (default DEFAULT_OVERWRITE). */
   readonly overwrite?: Overwrite | undefined;
   /**
@@ -32,6 +32,8 @@ export interface RestoreOptions {
    * the restored directories whatever the snapshot does not have. Not with includes or excludes.
    */
   readonly delete?: boolean | undefined;
+  /** Cancels the restore: checked between levels, batches and ranges (the pool and storage are cancelled by their owner). */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /**
@@ -172,6 +174,7 @@ export class Restorer {
   /** Existing files that hold the snapshot's content already (Verdict unchanged): only their metadata is set. */
   private readonly unchanged = new Set<string>();
   private bytesTotal: number | undefined;
+  private signal: AbortSignal | undefined;
 
   constructor(repo: Repository, pool: WorkerPool, reporter: Reporter = {}) {
     this.repo = repo;
@@ -181,6 +184,7 @@ export class Restorer {
 
   async run(snapshot: Snapshot, options: RestoreOptions): Promise<RestoreSummary> {
     this.started = performance.now();
+    this.signal = options.signal;
     this.rules = { overwrite: options.overwrite ?? DEFAULT_OVERWRITE, delete: options.delete ?? false };
     if (this.rules.delete && ((options.includes ?? []).length > 0 || (options.excludes ?? []).length > 0)) {
       throw new UsageError('--delete restores a whole snapshot: it cannot be combined with --include or --exclude.');
@@ -203,7 +207,9 @@ export class Restorer {
     const madeEarly = (options.includes ?? []).length === 0;
     const planned = await this.planTree(Buffer.from(snapshot.tree, 'hex'), options, madeEarly);
     const plan = await this.inspectExisting(planned.filter((entry) => !this.isSkipped(entry)));
+    throwIfCanceled(this.signal);
     const files = await this.createNodes(plan, { dirsMade: madeEarly });
+    throwIfCanceled(this.signal);
     this.filesTotal = plan.filter((p) => p.node.type === 'file').length;
     this.bytesTotal = plan.reduce((sum, p) => sum + (p.node.type === 'file' ? p.node.size : 0), 0);
     const timer = setInterval(() => { this.reportProgress(); }, 1000);
@@ -212,7 +218,9 @@ export class Restorer {
     } finally {
       clearInterval(timer);
     }
-    if (options.verify) await this.verify(plan);
+    throwIfCanceled(this.signal);
+    if (options.verify === true) await this.verify(plan);
+    throwIfCanceled(this.signal);
     if (this.rules.delete) this.deleteExtras(plan);
     await this.applyAllMetadata(plan);
     this.reportProgress();
@@ -229,7 +237,9 @@ export class Restorer {
     });
   }
 
+  /** Reports one item that failed; once cancelled, nothing is an item's failure (run() ends as cancelled). */
   private fail(where: string, err: unknown): void {
+    throwIfCanceled(this.signal);
     this.summary.errors++;
     this.reporter.error?.({ path: where, message: err instanceof Error ? err.message : String(err) });
   }
@@ -248,6 +258,7 @@ export class Restorer {
     let level: DirToPlan[] = [{ treeId: rootTree, local: Buffer.alloc(0), snapPath: '', depth: 0, selected: false, index: -1 }];
     let made = Promise.resolve();
     while (level.length > 0) {
+      throwIfCanceled(this.signal);
       const next: DirToPlan[] = [];
       const dirs: PlannedNode[] = [];
       const batches: DirToPlan[][] = [];
@@ -514,6 +525,7 @@ export class Restorer {
   private async restoreRange(packHex: string, blobs: readonly NeededBlob[]): Promise<void> {
     const first = blobs[0];
     if (!first) return;
+    throwIfCanceled(this.signal);
     const range = rangeOf(blobs);
     const start = range.offset;
     const name = packName(packHex);
@@ -569,6 +581,7 @@ export class Restorer {
 
   private async verifyOne(dirs: TargetDirs, { node, local, snapshotPath }: PlannedNode): Promise<void> {
     if (node.type !== 'file' || node.content.length === 0) return;
+    throwIfCanceled(this.signal);
     {
       try {
         // One file at a time: the handle `at` goes through stays open until it is opened.

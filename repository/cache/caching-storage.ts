@@ -1,6 +1,7 @@
 import { blake3 } from '@napi-rs/blake-hash';
 import { idOfName, INDEX_PREFIX, SNAPSHOTS_PREFIX } from '../object-names.ts';
-import { contentParts, type ByteRange, type ObjectContent, type ObjectInfo, type Storage } from '../storage/storage.ts';
+import { throwIfCanceled } from '../errors.ts';
+import { contentParts, type ByteRange, type CallOptions, type ObjectContent, type ObjectInfo, type Storage } from '../storage/storage.ts';
 import type { ObjectCache } from './repository-cache.ts';
 
 /** Prefixes whose objects are cached: small, immutable, and read by almost every command. */
@@ -43,16 +44,17 @@ export class CachingStorage implements Storage {
     this.putFile = inner.putFile;
   }
 
-  async put(name: string, data: ObjectContent): Promise<void> {
-    await this.inner.put(name, data);
+  async put(name: string, data: ObjectContent, options?: CallOptions): Promise<void> {
+    await this.inner.put(name, data, options);
     if (!isCached(name)) return;
     const parts = contentParts(data);
     const bytes = parts.length === 1 && parts[0] !== undefined ? Buffer.from(parts[0]) : Buffer.concat(parts);
     if (hashMatches(name, bytes)) await this.cache.put(name, bytes);
   }
 
-  async get(name: string, range?: ByteRange): Promise<Buffer> {
-    if (range !== undefined || !isCached(name)) return this.inner.get(name, range);
+  async get(name: string, range?: ByteRange, options?: CallOptions): Promise<Buffer> {
+    if (range !== undefined || !isCached(name)) return this.inner.get(name, range, options);
+    throwIfCanceled(options?.signal);
     const cached = await this.cache.get(name);
     if (cached !== undefined) {
       if (hashMatches(name, cached)) {
@@ -63,25 +65,25 @@ export class CachingStorage implements Storage {
       await this.cache.delete(name);
     }
     this.stats.misses++;
-    const bytes = await this.inner.get(name);
+    const bytes = await this.inner.get(name, undefined, options);
     if (hashMatches(name, bytes)) await this.cache.put(name, bytes);
     return bytes;
   }
 
-  stat(name: string): Promise<ObjectInfo> {
-    return this.inner.stat(name);
+  stat(name: string, options?: CallOptions): Promise<ObjectInfo> {
+    return this.inner.stat(name, options);
   }
 
-  async delete(name: string): Promise<void> {
-    await this.inner.delete(name);
+  async delete(name: string, options?: CallOptions): Promise<void> {
+    await this.inner.delete(name, options);
     if (isCached(name)) await this.cache.delete(name);
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options?: CallOptions): AsyncIterable<ObjectInfo> {
     // The cached kinds this listing covers completely, e.g. "index/" for "index/" or "".
     const covered = CACHED_PREFIXES.filter((p) => p.startsWith(prefix));
     const listed = new Set<string>();
-    for await (const info of this.inner.list(prefix)) {
+    for await (const info of this.inner.list(prefix, options)) {
       if (covered.length > 0) listed.add(info.name);
       yield info;
     }

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
+import { silentLogger, type Logger } from '../logger.ts';
 import type { BlobCache } from '../repository.ts';
 
 /**
@@ -12,14 +13,14 @@ import type { BlobCache } from '../repository.ts';
  *
  * Nothing here is trusted: readers verify every entry as if it came from storage and drop the
  * entries that fail. The cache is an optimisation only, so its own failures never fail a
- * command: the first one is reported through `onWarning` and the cache is switched off.
+ * command: the first one is logged as a warning and the cache is switched off.
  */
 export interface RepositoryCacheOptions {
   /** The directory holding one cache per repository, e.g. ~/.cache/arca. */
   readonly root: string;
   /** The repository ID from its config (64 hex digits). */
   readonly repoId: string;
-  readonly onWarning?: (message: string) => void;
+  readonly logger?: Logger | undefined;
 }
 
 /** What the caching storage wrapper needs: sealed objects by name. */
@@ -59,13 +60,13 @@ export class RepositoryCache {
   readonly objects: ObjectCache;
   readonly trees: BlobCache;
   private readonly db: Db;
-  private readonly onWarning: (message: string) => void;
+  private readonly logger: Logger;
   private broken = false;
 
-  private constructor(dir: string, db: Db, onWarning: (message: string) => void) {
+  private constructor(dir: string, db: Db, logger: Logger) {
     this.dir = dir;
     this.db = db;
-    this.onWarning = onWarning;
+    this.logger = logger;
     const objects = db.sublevel<string, Buffer>('o', { valueEncoding: 'buffer' });
     const trees = db.sublevel<string, Buffer>('t', { valueEncoding: 'buffer' });
     this.objects = {
@@ -78,6 +79,7 @@ export class RepositoryCache {
       getMany: (ids) => this.guard(ids.map(() => undefined), () => trees.getMany(ids.map((id) => id.toString('hex')))),
       putMany: (blobs) => this.guard(undefined, () => trees.batch(blobs.map(({ id, sealed }) => ({ type: 'put' as const, key: id.toString('hex'), value: sealed })))),
       delete: (id) => this.guard(undefined, () => trees.del(id.toString('hex'))),
+      retain: (keep) => this.dropTreesNotIn(keep),
     };
   }
 
@@ -87,7 +89,8 @@ export class RepositoryCache {
    * A database that does not open because it is damaged is deleted and made anew.
    */
   static async open(options: RepositoryCacheOptions): Promise<RepositoryCache | undefined> {
-    const warn = options.onWarning ?? ((): void => undefined);
+    const logger = (options.logger ?? silentLogger).child({ cache: options.root });
+    const warn = (text: string): void => { logger.warn({}, text); };
     if (!REPO_ID.test(options.repoId)) {
       warn(`the repository ID "${options.repoId}" is not 64 hex digits, so no cache is used`);
       return undefined;
@@ -113,7 +116,7 @@ export class RepositoryCache {
         await db.close().catch(() => undefined);
         throw err;
       }
-      return new RepositoryCache(dir, db, warn);
+      return new RepositoryCache(dir, db, logger);
     } catch (err) {
       if (levelCode(err) === 'LEVEL_LOCKED') warn(`the cache ${dir} is in use by another arca process; going on without it`);
       else warn(`cannot use the cache ${dir} (${message(err)}); going on without it`);
@@ -151,7 +154,7 @@ export class RepositoryCache {
   private switchOff(err: unknown): void {
     if (this.broken) return;
     this.broken = true;
-    this.onWarning(`the cache ${this.dir} failed (${message(err)}); going on without it`);
+    this.logger.warn({}, `the cache ${this.dir} failed (${message(err)}); going on without it`);
   }
 }
 

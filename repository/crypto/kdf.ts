@@ -1,4 +1,5 @@
 import { createHash, randomBytes, scrypt, type ScryptOptions } from 'node:crypto';
+import { UsageError } from '../errors.ts';
 
 /** scrypt parameters, stored in each key file so a key opens on any machine. */
 export interface KdfParams {
@@ -60,18 +61,30 @@ export async function deriveKey(password: Buffer, params: KdfParams): Promise<Bu
  */
 export const KDF_MAX_N = 1 << 15;
 
+/** How new key files derive their keys. */
+export interface KdfSettings {
+  /** Time one core may spend (default 500 ms): calibrateKdf picks the lanes to fill it. */
+  readonly targetMs?: number | undefined;
+  /**
+   * A fixed N (a power of two >= 1024) and one lane instead: tests and benchmarks skip the
+   * deliberate slowness with it. Only ever given explicitly, so nothing inherited can weaken a key.
+   */
+  readonly fixedN?: number | undefined;
+}
+
 /**
  * Picks as many lanes of N = KDF_MAX_N (r = 8, p = 1) as one core runs in about `targetMs`
- * here, in pairs; on two cores the derivation then waits about half that. ARCA_KDF_N fixes N
- * instead (a power of two >= 1024, one lane): tests and benchmarks use it to skip the
- * deliberate slowness; the parameters are stored in the key file either way.
+ * here, in pairs; on two cores the derivation then waits about half that. `fixedN` fixes N
+ * instead; the parameters are stored in the key file either way.
  */
-export async function calibrateKdf(targetMs = 500): Promise<KdfParams> {
+export async function calibrateKdf(settings: KdfSettings = {}): Promise<KdfParams> {
   const salt = randomBytes(32);
-  const fixed = Number(process.env.ARCA_KDF_N ?? '');
-  if (Number.isInteger(fixed) && fixed >= 1024 && (fixed & (fixed - 1)) === 0) {
+  const fixed = settings.fixedN;
+  if (fixed !== undefined) {
+    if (!Number.isInteger(fixed) || fixed < 1024 || (fixed & (fixed - 1)) !== 0) throw new UsageError(`The scrypt N ${fixed} is not a power of two of at least 1024.`);
     return { algorithm: 'scrypt', N: fixed, r: 8, p: 1, lanes: 1, salt };
   }
+  const targetMs = settings.targetMs ?? 500;
   const probeN = 1 << 14;
   const started = performance.now();
   await scryptAsync(Buffer.from('calibration'), salt, { N: probeN, r: 8, p: 1 });

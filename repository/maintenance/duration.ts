@@ -29,7 +29,7 @@ export function parseDuration(text: string): RetentionDuration {
     const m = part.exec(s);
     const [, minus = '', digits = '', unit = ''] = m ?? [];
     if (digits === '') throw new UsageError(`The duration "${text}" has no number where one is expected; write it like 1y2m3d4h.`);
-    if (minus !== '') throw new UsageError(`The duration "${text}" is negative; durations for --keep-within must not be.`);
+    if (minus !== '') throw new UsageError(`The duration "${text}" is negative; a retention duration must not be.`);
     if (unit === '') throw new UsageError(`The duration "${text}" has no unit after ${digits}; use y, m, d or h.`);
     if (!isUnit(unit)) throw new UsageError(`The duration "${text}" has the unknown unit "${unit}"; use y (years), m (months), d (days) or h (hours).`);
     if (seen.has(unit)) throw new UsageError(`The duration "${text}" gives "${unit}" twice.`);

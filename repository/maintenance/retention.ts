@@ -85,15 +85,15 @@ export function validatePolicy(policy: RetentionPolicy): void {
     const n = policy[key];
     if (n === undefined) continue;
     if (!Number.isSafeInteger(n) || n < UNLIMITED) {
-      throw new UsageError(`--keep-${key} must be a whole number of snapshots, or -1 (unlimited); got ${n}.`);
+      throw new UsageError(`The retention count "${key}" must be a whole number of snapshots, or -1 (unlimited); got ${n}.`);
     }
   }
   const w = policy.within;
   if (w && [w.years, w.months, w.days, w.hours].some((v) => !Number.isSafeInteger(v) || v < 0)) {
-    throw new UsageError('--keep-within must not contain negative or fractional values.');
+    throw new UsageError('The retention duration must not contain negative or fractional values.');
   }
   for (const list of policy.tags ?? []) {
-    if (list.length === 0 || list.some((t) => t === '')) throw new UsageError('--keep-tag needs a tag (or a comma list of tags), not an empty one.');
+    if (list.length === 0 || list.some((t) => t === '')) throw new UsageError('A retention tag list needs a tag (or several), not an empty one.');
   }
 }
 
@@ -106,7 +106,7 @@ export function isEmptyPolicy(policy: RetentionPolicy): boolean {
 
 export class EmptyPolicyError extends UsageError {
   constructor() {
-    super('No retention policy given, which would remove every snapshot: pass at least one --keep-* option, or name the snapshots to forget.');
+    super('The retention policy keeps nothing, which would remove every snapshot.');
   }
 }
 
@@ -205,7 +205,7 @@ export function parseGroupBy(spec: string): GroupBy {
       const key = item.slice(4);
       if (!tagKeys.includes(key)) tagKeys.push(key);
     } else {
-      throw new UsageError(`--group-by does not know "${item}"; use a comma list of host, paths, tags and tag:KEY.`);
+      throw new UsageError(`Snapshots cannot be grouped by "${item}"; use a comma list of host, paths, tags and tag:KEY.`);
     }
   }
   return { host, paths, tags, tagKeys };

@@ -14,6 +14,12 @@ export interface BackupSummary {
   readonly files_unreadable: number;
 }
 
+/**
+ * A caller's metadata about what a snapshot is of, e.g. the Kubernetes namespace, pod, volume
+ * and PVC. Keys and values are strings; readers that predate labels ignore them.
+ */
+export type SnapshotLabels = Readonly<Record<string, string>>;
+
 export interface Snapshot {
   readonly version: 1;
   readonly time: string;
@@ -23,6 +29,8 @@ export interface Snapshot {
   readonly hostname: string;
   readonly username: string;
   readonly tags: readonly string[];
+  /** Absent when the backup was given none. */
+  readonly labels?: SnapshotLabels | undefined;
   readonly parent?: string | undefined;
   /** For a snapshot made by `copy` or `repair snapshots`: the ID of the snapshot it came from. */
   readonly original?: string | undefined;
@@ -51,6 +59,8 @@ export class SnapshotFormatError extends Error {
 }
 
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+const isLabels = (v: unknown): v is SnapshotLabels => typeof v === 'object' && v !== null && !Array.isArray(v)
+  && Object.values(v).every((value) => typeof value === 'string');
 
 export function decodeSnapshot(bytes: Buffer): Snapshot {
   let json: unknown;
@@ -65,6 +75,7 @@ export function decodeSnapshot(bytes: Buffer): Snapshot {
   if (typeof s.tree !== 'string' || !/^[0-9a-f]{64}$/.test(s.tree)) throw new SnapshotFormatError('bad tree ID');
   if (!isStringArray(s.paths) || !isStringArray(s.tags)) throw new SnapshotFormatError('bad paths or tags');
   if (typeof s.hostname !== 'string' || typeof s.username !== 'string') throw new SnapshotFormatError('bad hostname or username');
+  if (s.labels !== undefined && !isLabels(s.labels)) throw new SnapshotFormatError('bad labels');
   return s as Snapshot;
 }
 
@@ -73,10 +84,13 @@ export interface SnapshotFilter {
   readonly host?: string | undefined;
   readonly tags?: readonly string[] | undefined;
   readonly paths?: readonly string[] | undefined;
+  /** Every one of these labels, with these values. */
+  readonly labels?: SnapshotLabels | undefined;
 }
 
 export function matchesFilter(s: Snapshot, filter: SnapshotFilter): boolean {
   if (filter.host !== undefined && s.hostname !== filter.host) return false;
+  if (filter.labels && !Object.entries(filter.labels).every(([key, value]) => s.labels?.[key] === value)) return false;
   if (filter.tags && !filter.tags.every((t) => s.tags.includes(t))) return false;
   if (filter.paths && !filter.paths.every((p) => s.paths.includes(p))) return false;
   return true;

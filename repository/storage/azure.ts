@@ -4,28 +4,32 @@ import {
 import { UsageError } from '../errors.ts';
 import {
   compactCause, contentLength, DEFAULT_TIMEOUTS, forEachLimited, isTransientNetworkError, isTransientStatus, joinParts, normalizePrefix,
-  alreadyTyped, attemptOnce, readBody, splitParts, timeoutsFromEnv, type RequestTimeouts,
+  alreadyTyped, attemptOnce, readBody, splitParts, type RequestTimeouts,
 } from './remote.ts';
 import {
   assertObjectName, contentParts, ObjectNotFoundError, ShortReadError, StorageAuthError, StorageError,
-  type ByteRange, type ObjectContent, type ObjectInfo, type Storage,
+  type ByteRange, type CallOptions, type ObjectContent, type ObjectInfo, type Storage,
 } from './storage.ts';
 
 const MiB = 1024 * 1024;
 /** A block blob holds at most this many committed blocks. */
 const MAX_BLOCKS = 50_000;
 
+/** `endpoint` replaces the account's https://ACCOUNT.blob.core.windows.net (e.g. Azurite's http://127.0.0.1:10000/ACCOUNT). */
 export type AzureCredential =
   | { readonly kind: 'connection-string'; readonly connectionString: string }
-  | { readonly kind: 'shared-key'; readonly account: string; readonly key: string; readonly endpoint: string }
-  | { readonly kind: 'sas'; readonly account: string; readonly sasToken: string; readonly endpoint: string };
+  | { readonly kind: 'shared-key'; readonly account: string; readonly key: string; readonly endpoint?: string | undefined }
+  | { readonly kind: 'sas'; readonly account: string; readonly sasToken: string; readonly endpoint?: string | undefined };
 
-/** Everything an AzureBlobStorage needs; `azureConfigFromUrl` builds it from a URL and the environment. */
+/** An account's credential with its endpoint settled, as the client needs it. */
+type ResolvedCredential = Exclude<AzureCredential, { kind: 'connection-string' }> & { readonly endpoint: string } | Extract<AzureCredential, { kind: 'connection-string' }>;
+
+/** Everything an AzureBlobStorage needs; `azureConfigFromUrl` builds it from a URL and AzureOptions. */
 export interface AzureConfig {
   readonly container: string;
   /** Blob name prefix of the repository: "" or "a/b/" (always with a trailing slash). */
   readonly prefix: string;
-  readonly credential: AzureCredential;
+  readonly credential: ResolvedCredential;
   readonly timeouts?: RequestTimeouts;
   /** Objects larger than this are staged in blocks and committed (default 64 MiB). */
   readonly singleShotLimit?: number;
@@ -35,44 +39,41 @@ export interface AzureConfig {
   readonly blockConcurrency?: number;
   /** Blobs per list request (default 5,000, the service maximum). */
   readonly listPageSize?: number;
+  /** Where the credentials came from, named in messages when they are refused (the entry point knows). */
+  readonly credentialsHint?: string | undefined;
+}
+
+/** How to reach an azure:// repository, from whatever the entry point reads (flags, environment, a Secret). */
+export interface AzureOptions {
+  readonly credential?: AzureCredential | undefined;
+  readonly timeouts?: RequestTimeouts | undefined;
+  readonly credentialsHint?: string | undefined;
 }
 
 const CONTAINER = /^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/;
 
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value === '' ? undefined : value;
-}
-
-/**
- * "azure://container/prefix" with AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with
- * AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN; ARCA_AZURE_ENDPOINT replaces the account's
- * https://ACCOUNT.blob.core.windows.net (for Azurite: http://127.0.0.1:10000/devstoreaccount1).
- */
-export function azureConfigFromUrl(url: string, options: { readonly env?: NodeJS.ProcessEnv } = {}): AzureConfig {
-  const env = options.env ?? process.env;
+/** "azure://container/prefix" with the given credential (required). */
+export function azureConfigFromUrl(url: string, options: AzureOptions = {}): AzureConfig {
   const match = /^azure:\/\/([^/?#]*)(\/[^?#]*)?$/.exec(url);
   const container = match?.[1] ?? '';
   if (!CONTAINER.test(container)) {
     throw new UsageError(`"${url}" is not a valid repository URL; use azure://CONTAINER/PREFIX with a container name of 3 to 63 lowercase letters, digits and single hyphens.`);
   }
   const prefix = normalizePrefix(match?.[2] ?? '');
-  const timeouts = timeoutsFromEnv(env);
-  const connectionString = nonEmpty(env.AZURE_STORAGE_CONNECTION_STRING);
-  if (connectionString !== undefined) return { container, prefix, timeouts, credential: { kind: 'connection-string', connectionString } };
-  const account = nonEmpty(env.AZURE_STORAGE_ACCOUNT);
-  const key = nonEmpty(env.AZURE_STORAGE_KEY);
-  const sasToken = nonEmpty(env.AZURE_STORAGE_SAS_TOKEN);
-  if (account === undefined || (key === undefined && sasToken === undefined)) {
-    throw new UsageError('An azure:// repository needs credentials: set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN.');
+  const credential = options.credential;
+  if (credential === undefined) throw new UsageError(`The azure:// repository ${url} needs credentials: a connection string, or an account with a key or a SAS token.`);
+  let normalized: ResolvedCredential;
+  if (credential.kind === 'connection-string') normalized = credential;
+  else {
+    const endpoint = credential.endpoint ?? `https://${credential.account}.blob.core.windows.net`;
+    if (!/^https?:\/\/[^/]+/i.test(endpoint)) throw new UsageError(`The Azure endpoint "${endpoint}" must be an http:// or https:// URL.`);
+    normalized = credential.kind === 'shared-key' ? { ...credential, endpoint: endpoint.replace(/\/+$/, '') }
+      : { ...credential, endpoint: endpoint.replace(/\/+$/, ''), sasToken: credential.sasToken.replace(/^\?/, '') };
   }
-  const rawEndpoint = nonEmpty(env.ARCA_AZURE_ENDPOINT) ?? `https://${account}.blob.core.windows.net`;
-  if (!/^https?:\/\/[^/]+/i.test(rawEndpoint)) throw new UsageError(`ARCA_AZURE_ENDPOINT "${rawEndpoint}" must be an http:// or https:// URL.`);
-  const endpoint = rawEndpoint.replace(/\/+$/, '');
-  if (key !== undefined) return { container, prefix, timeouts, credential: { kind: 'shared-key', account, key, endpoint } };
-  return { container, prefix, timeouts, credential: { kind: 'sas', account, sasToken: (sasToken ?? '').replace(/^\?/, ''), endpoint } };
+  return { container, prefix, timeouts: options.timeouts ?? DEFAULT_TIMEOUTS, credential: normalized, credentialsHint: options.credentialsHint };
 }
 
-function serviceClient(credential: AzureCredential): BlobServiceClient {
+function serviceClient(credential: ResolvedCredential): BlobServiceClient {
   // One attempt per call: retries belong to the retrying wrapper, which sees StorageError.transient.
   const options: StoragePipelineOptions = { retryOptions: { maxTries: 1 }, keepAliveOptions: { enable: true } };
   switch (credential.kind) {
@@ -80,7 +81,7 @@ function serviceClient(credential: AzureCredential): BlobServiceClient {
       try {
         return BlobServiceClient.fromConnectionString(credential.connectionString, options);
       } catch (err) {
-        throw new UsageError(`AZURE_STORAGE_CONNECTION_STRING is not a valid connection string (${err instanceof Error ? err.message : String(err)}).`);
+        throw new UsageError(`The Azure connection string is not valid (${err instanceof Error ? err.message : String(err)}).`);
       }
     case 'shared-key':
       return new BlobServiceClient(credential.endpoint, new StorageSharedKeyCredential(credential.account, credential.key), options);
@@ -112,8 +113,10 @@ export class AzureBlobStorage implements Storage {
   private readonly blockSize: number;
   private readonly blockConcurrency: number;
   private readonly listPageSize: number;
+  private readonly credentialHint: string;
 
   constructor(config: AzureConfig) {
+    this.credentialHint = config.credentialsHint ?? 'the connection string, account key or SAS token';
     this.containerName = config.container;
     this.prefix = config.prefix;
     this.location = `azure://${config.container}${config.prefix === '' ? '' : `/${config.prefix.slice(0, -1)}`}`;
@@ -130,7 +133,8 @@ export class AzureBlobStorage implements Storage {
     return this.prefix + name;
   }
 
-  async put(name: string, data: ObjectContent): Promise<void> {
+  async put(name: string, data: ObjectContent, options?: CallOptions): Promise<void> {
+    const cancel = options?.signal;
     const blob = this.container.getBlockBlobClient(this.blobOf(name));
     const parts = contentParts(data);
     const size = contentLength(parts);
@@ -138,7 +142,7 @@ export class AzureBlobStorage implements Storage {
     const action = `write ${name}`;
     if (size <= this.singleShotLimit) {
       const body = joinParts(parts);
-      await this.call(action, name, this.timeouts.dataMs, (abortSignal) => blob.upload(body, body.length, { abortSignal, blobHTTPHeaders }));
+      await this.call(action, name, this.timeouts.dataMs, cancel, (abortSignal) => blob.upload(body, body.length, { abortSignal, blobHTTPHeaders }));
       return;
     }
     // Staged blocks stay invisible until the commit, which makes the blob appear whole at once;
@@ -147,20 +151,20 @@ export class AzureBlobStorage implements Storage {
     const ids = pieces.map((_, i) => Buffer.from(`arca-block-${String(i).padStart(6, '0')}`).toString('base64'));
     await forEachLimited(pieces, this.blockConcurrency, async (piece, index) => {
       const body = joinParts(piece);
-      await this.call(`${action} (block ${index + 1} of ${pieces.length})`, name, this.timeouts.dataMs,
+      await this.call(`${action} (block ${index + 1} of ${pieces.length})`, name, this.timeouts.dataMs, cancel,
         (abortSignal) => blob.stageBlock(ids[index] ?? '', body, body.length, { abortSignal }));
     });
-    await this.call(action, name, this.timeouts.dataMs, (abortSignal) => blob.commitBlockList(ids, { abortSignal, blobHTTPHeaders }));
+    await this.call(action, name, this.timeouts.dataMs, cancel, (abortSignal) => blob.commitBlockList(ids, { abortSignal, blobHTTPHeaders }));
   }
 
-  async get(name: string, range?: ByteRange): Promise<Buffer> {
+  async get(name: string, range?: ByteRange, options?: CallOptions): Promise<Buffer> {
     const blob = this.container.getBlobClient(this.blobOf(name));
     if (range?.length === 0) {
-      const { size } = await this.stat(name);
+      const { size } = await this.stat(name, options);
       if (range.offset > size) throw new ShortReadError(this.location, name, range, 0);
       return Buffer.alloc(0);
     }
-    const bytes = await this.call(`read ${name}`, name, this.timeouts.dataMs, async (abortSignal) => {
+    const bytes = await this.call(`read ${name}`, name, this.timeouts.dataMs, options?.signal, async (abortSignal) => {
       const out = await blob.download(range?.offset ?? 0, range?.length, { abortSignal, maxRetryRequests: 0 });
       return out.readableStreamBody === undefined ? Buffer.alloc(0) : readBody(out.readableStreamBody, abortSignal);
     }, range);
@@ -168,17 +172,17 @@ export class AzureBlobStorage implements Storage {
     return range !== undefined && bytes.length > range.length ? bytes.subarray(0, range.length) : bytes;
   }
 
-  async stat(name: string): Promise<ObjectInfo> {
+  async stat(name: string, options?: CallOptions): Promise<ObjectInfo> {
     const blob = this.container.getBlobClient(this.blobOf(name));
-    const props = await this.call(`stat ${name}`, name, this.timeouts.metadataMs, (abortSignal) => blob.getProperties({ abortSignal }));
+    const props = await this.call(`stat ${name}`, name, this.timeouts.metadataMs, options?.signal, (abortSignal) => blob.getProperties({ abortSignal }));
     return { name, size: props.contentLength ?? 0 };
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options?: CallOptions): AsyncIterable<ObjectInfo> {
     let token: string | undefined;
     do {
       const continuationToken = token;
-      const page = await this.call(`list ${prefix === '' ? '/' : prefix}`, undefined, this.timeouts.metadataMs, async (abortSignal) => {
+      const page = await this.call(`list ${prefix === '' ? '/' : prefix}`, undefined, this.timeouts.metadataMs, options?.signal, async (abortSignal) => {
         const pages = this.container.listBlobsFlat({ prefix: this.prefix + prefix, abortSignal })
           .byPage({ maxPageSize: this.listPageSize, continuationToken });
         const next = await pages.next();
@@ -193,14 +197,14 @@ export class AzureBlobStorage implements Storage {
     } while (token !== undefined);
   }
 
-  async delete(name: string): Promise<void> {
+  async delete(name: string, options?: CallOptions): Promise<void> {
     const blob = this.container.getBlobClient(this.blobOf(name));
-    await this.call(`delete ${name}`, name, this.timeouts.metadataMs, (abortSignal) => blob.deleteIfExists({ abortSignal, deleteSnapshots: 'include' }));
+    await this.call(`delete ${name}`, name, this.timeouts.metadataMs, options?.signal, (abortSignal) => blob.deleteIfExists({ abortSignal, deleteSnapshots: 'include' }));
   }
 
-  /** One attempt of one request with a time limit; failures come back typed. */
-  private call<T>(action: string, name: string | undefined, ms: number, run: (signal: AbortSignal) => Promise<T>, range?: ByteRange): Promise<T> {
-    return attemptOnce(ms, run, (err) => this.mapError(err, action, name, range));
+  /** One attempt of one request with a time limit, until `cancel` fires; failures come back typed. */
+  private call<T>(action: string, name: string | undefined, ms: number, cancel: AbortSignal | undefined, run: (signal: AbortSignal) => Promise<T>, range?: ByteRange): Promise<T> {
+    return attemptOnce(ms, run, (err) => this.mapError(err, action, name, range), cancel);
   }
 
   private mapError(err: unknown, action: string, name: string | undefined, range: ByteRange | undefined): Error {
@@ -218,7 +222,7 @@ export class AzureBlobStorage implements Storage {
     if (TRANSIENT_CODES.has(code) || isTransientStatus(status)) return new StorageError(this.location, action, { cause: compactCause(err), transient: true });
     if (status === 401 || status === 403 || AUTH_CODES.has(code)) {
       return new StorageAuthError(this.location, code === '' ? `HTTP ${status ?? '?'}` : code,
-        'AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN', { cause: compactCause(err) });
+        this.credentialHint, { cause: compactCause(err) });
     }
     const transient = isTransientNetworkError(err)
       || (code === 'REQUEST_SEND_ERROR' && err instanceof Error && TRANSIENT_SEND_ERROR.test(err.message));

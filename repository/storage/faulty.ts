@@ -1,6 +1,7 @@
+import { canceledBy, throwIfCanceled } from '../errors.ts';
 import { idOfName } from '../object-names.ts';
 import {
-  StorageError, type ByteRange, type ObjectContent, type ObjectInfo, type Storage,
+  StorageError, type ByteRange, type CallOptions, type ObjectContent, type ObjectInfo, type Storage,
 } from './storage.ts';
 
 /**
@@ -98,18 +99,18 @@ export class FaultyStorage implements Storage {
     return this.outage !== undefined;
   }
 
-  async put(name: string, data: ObjectContent): Promise<void> {
-    await this.before(`write ${name}`);
-    await this.inner.put(name, data);
+  async put(name: string, data: ObjectContent, options?: CallOptions): Promise<void> {
+    await this.before(`write ${name}`, options?.signal);
+    await this.inner.put(name, data, options);
     if (this.roll(this.rates.lostPut)) {
       this.injected.lostPuts++;
       throw this.transientError(`write ${name}`, 'ECONNRESET');
     }
   }
 
-  async get(name: string, range?: ByteRange): Promise<Buffer> {
-    await this.before(`read ${name}`);
-    const bytes = await this.inner.get(name, range);
+  async get(name: string, range?: ByteRange, options?: CallOptions): Promise<Buffer> {
+    await this.before(`read ${name}`, options?.signal);
+    const bytes = await this.inner.get(name, range, options);
     const checkable = range !== undefined || idOfName(name) !== undefined;
     if (checkable && bytes.length > 0 && this.roll(this.rates.truncate)) {
       this.injected.truncated++;
@@ -118,23 +119,24 @@ export class FaultyStorage implements Storage {
     return bytes;
   }
 
-  async stat(name: string): Promise<ObjectInfo> {
-    await this.before(`look up ${name}`);
-    return this.inner.stat(name);
+  async stat(name: string, options?: CallOptions): Promise<ObjectInfo> {
+    await this.before(`look up ${name}`, options?.signal);
+    return this.inner.stat(name, options);
   }
 
-  async delete(name: string): Promise<void> {
-    await this.before(`delete ${name}`);
-    await this.inner.delete(name);
+  async delete(name: string, options?: CallOptions): Promise<void> {
+    await this.before(`delete ${name}`, options?.signal);
+    await this.inner.delete(name, options);
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options?: CallOptions): AsyncIterable<ObjectInfo> {
     const action = `list ${prefix}`;
-    await this.before(action);
+    const signal = options?.signal;
+    await this.before(action, signal);
     const breakAfter = this.roll(this.rates.fail) ? Math.floor(this.random() * 8) : -1;
     let delivered = 0;
-    for await (const info of this.inner.list(prefix)) {
-      if (this.outage !== undefined) await this.outageFault(action);
+    for await (const info of this.inner.list(prefix, options)) {
+      if (this.outage !== undefined) await this.outageFault(action, signal);
       if (delivered === breakAfter) {
         this.injected.brokenLists++;
         throw this.transientError(action, 'ECONNRESET');
@@ -144,16 +146,17 @@ export class FaultyStorage implements Storage {
     }
   }
 
-  /** The faults that strike before a request reaches the storage. */
-  private async before(action: string): Promise<void> {
-    if (this.outage !== undefined) await this.outageFault(action);
+  /** The faults that strike before a request reaches the storage; `signal` ends a delay or a hang. */
+  private async before(action: string, signal: AbortSignal | undefined): Promise<void> {
+    throwIfCanceled(signal);
+    if (this.outage !== undefined) await this.outageFault(action, signal);
     if (this.roll(this.rates.delay)) {
       this.injected.delayed++;
-      await new Promise((resolve) => setTimeout(resolve, Math.floor(this.random() * (this.rates.maxDelayMs ?? 100))));
+      await this.wait(Math.floor(this.random() * (this.rates.maxDelayMs ?? 100)), signal);
     }
     if (this.roll(this.rates.hang)) {
       this.injected.hung++;
-      await this.hang();
+      await this.hang(signal);
     }
     if (this.roll(this.rates.fail)) {
       this.injected.failed++;
@@ -161,13 +164,37 @@ export class FaultyStorage implements Storage {
     }
   }
 
-  private async outageFault(action: string): Promise<never> {
-    if (this.outage === 'hang') return this.hang();
+  private async outageFault(action: string, signal: AbortSignal | undefined): Promise<never> {
+    if (this.outage === 'hang') return this.hang(signal);
     throw this.transientError(action, 'ECONNREFUSED');
   }
 
-  private hang(): Promise<never> {
-    return new Promise<never>((_resolve, reject) => { this.hanging.add(reject); });
+  /** Never answers until the storage comes back or `signal` fires. */
+  private hang(signal: AbortSignal | undefined): Promise<never> {
+    return new Promise<never>((_resolve, reject) => {
+      const fail = (err: Error): void => {
+        this.hanging.delete(fail);
+        signal?.removeEventListener('abort', onAbort);
+        reject(err);
+      };
+      const onAbort = (): void => { fail(canceledBy(signal)); };
+      this.hanging.add(fail);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(canceledBy(signal));
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   private roll(rate: number | undefined): boolean {

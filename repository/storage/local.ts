@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { throwIfCanceled } from '../errors.ts';
 import {
   assertObjectName, contentParts, ObjectNotFoundError, ShortReadError, StorageError,
-  type ByteRange, type ObjectContent, type ObjectInfo, type Storage,
+  type ByteRange, type CallOptions, type ObjectContent, type ObjectInfo, type Storage,
 } from './storage.ts';
 
 const TEMP_SUFFIX = '.arca-tmp';
@@ -31,7 +32,12 @@ export class LocalStorage implements Storage {
     return path.join(this.root, ...name.split('/'));
   }
 
-  async put(name: string, data: ObjectContent): Promise<void> {
+  /**
+   * A cancelled write stops before its rename (the only step that makes the object appear), so
+   * the object is either whole or absent; reads and listings stop between their steps.
+   */
+  async put(name: string, data: ObjectContent, options?: CallOptions): Promise<void> {
+    throwIfCanceled(options?.signal);
     const temp = `${this.pathOf(name)}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`;
     await this.land(name, temp, async () => {
       const handle = await fsp.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
@@ -41,7 +47,7 @@ export class LocalStorage implements Storage {
       } finally {
         await handle.close();
       }
-    });
+    }, options?.signal);
   }
 
   /** Inside the repository's data directory, where listings skip its temporary names. */
@@ -49,15 +55,15 @@ export class LocalStorage implements Storage {
     return path.join(this.root, 'data');
   }
 
-  readonly putFile = async (name: string, file: string): Promise<void> => {
-    await this.land(name, file, () => syncPath(file, 'r+'));
+  readonly putFile = async (name: string, file: string, options?: CallOptions): Promise<void> => {
+    await this.land(name, file, () => syncPath(file, 'r+'), options?.signal);
   };
 
   /**
    * Makes object `name` from `file`: once its directory exists, `prepare` writes (or syncs) the
    * file, which is then renamed into place and the directory synced. On failure the file goes.
    */
-  private async land(name: string, file: string, prepare: () => Promise<void>): Promise<void> {
+  private async land(name: string, file: string, prepare: () => Promise<void>, signal: AbortSignal | undefined): Promise<void> {
     const target = this.pathOf(name);
     const dir = path.dirname(target);
     try {
@@ -66,18 +72,22 @@ export class LocalStorage implements Storage {
         this.knownDirs.add(dir);
       }
       await prepare();
+      throwIfCanceled(signal);
       await fsp.rename(file, target);
       await syncPath(dir, 'r');
     } catch (err) {
       await fsp.rm(file, { force: true });
+      throwIfCanceled(signal);
       throw new StorageError(this.location, `write ${name}`, { cause: err });
     }
   }
 
-  async get(name: string, range?: ByteRange): Promise<Buffer> {
+  async get(name: string, range?: ByteRange, options?: CallOptions): Promise<Buffer> {
     const file = this.pathOf(name);
+    const signal = options?.signal;
+    throwIfCanceled(signal);
     try {
-      if (range === undefined) return await fsp.readFile(file);
+      if (range === undefined) return await fsp.readFile(file, { signal });
       const handle = await fsp.open(file, 'r');
       try {
         const buf = Buffer.allocUnsafe(range.length);
@@ -92,11 +102,13 @@ export class LocalStorage implements Storage {
         await handle.close();
       }
     } catch (err) {
+      throwIfCanceled(signal);
       throw this.mapError(err, name, 'read');
     }
   }
 
-  async stat(name: string): Promise<ObjectInfo> {
+  async stat(name: string, options?: CallOptions): Promise<ObjectInfo> {
+    throwIfCanceled(options?.signal);
     try {
       const st = await fsp.stat(this.pathOf(name));
       return { name, size: st.size };
@@ -105,15 +117,16 @@ export class LocalStorage implements Storage {
     }
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options?: CallOptions): AsyncIterable<ObjectInfo> {
     // Walk only the directory that can hold the prefix, e.g. "data/" or "index/".
     const slash = prefix.lastIndexOf('/');
     const baseName = slash < 0 ? '' : prefix.slice(0, slash);
     const base = baseName === '' ? this.root : this.pathOf(baseName);
-    yield* this.walk(base, baseName, prefix);
+    yield* this.walk(base, baseName, prefix, options?.signal);
   }
 
-  private async *walk(dir: string, dirName: string, prefix: string): AsyncIterable<ObjectInfo> {
+  private async *walk(dir: string, dirName: string, prefix: string, signal: AbortSignal | undefined): AsyncIterable<ObjectInfo> {
+    throwIfCanceled(signal);
     let entries;
     try {
       entries = await fsp.readdir(dir, { withFileTypes: true });
@@ -125,7 +138,7 @@ export class LocalStorage implements Storage {
       const name = dirName === '' ? entry.name : `${dirName}/${entry.name}`;
       if (entry.name.endsWith(TEMP_SUFFIX)) continue;
       if (entry.isDirectory()) {
-        if (prefix.startsWith(`${name}/`) || name.startsWith(prefix)) yield* this.walk(path.join(dir, entry.name), name, prefix);
+        if (prefix.startsWith(`${name}/`) || name.startsWith(prefix)) yield* this.walk(path.join(dir, entry.name), name, prefix, signal);
       } else if (entry.isFile() && name.startsWith(prefix)) {
         const st = await fsp.stat(path.join(dir, entry.name)).catch(() => undefined);
         if (st) yield { name, size: st.size };
@@ -133,7 +146,8 @@ export class LocalStorage implements Storage {
     }
   }
 
-  async delete(name: string): Promise<void> {
+  async delete(name: string, options?: CallOptions): Promise<void> {
+    throwIfCanceled(options?.signal);
     try {
       await fsp.rm(this.pathOf(name), { force: true });
     } catch (err) {

@@ -1,13 +1,27 @@
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.ts';
+import type { AzureOptions } from './azure.ts';
 import { LocalStorage } from './local.ts';
+import type { RequestTimeouts } from './remote.ts';
+import type { S3Options } from './s3.ts';
 import type { Storage } from './storage.ts';
 
-export interface OpenStorageOptions {
-  /** The --s3-endpoint flag: an S3-compatible server for s3:// URLs (wins over ARCA_S3_ENDPOINT). */
-  readonly s3Endpoint?: string | undefined;
-  /** Where credentials and settings are read from; process.env unless a test passes its own. */
-  readonly env?: NodeJS.ProcessEnv;
+/**
+ * How to reach a repository's backend, whatever the entry point read it from (flags and the
+ * environment for the CLI; a Secret for the agent). Only the part for the URL's scheme is used.
+ */
+export interface BackendOptions {
+  /** For s3:// and gs:// (for gs://, `credentials` is the HMAC key). */
+  readonly s3?: S3Options | undefined;
+  readonly azure?: AzureOptions | undefined;
+  /** Per-request time limits of the remote backends (default DEFAULT_TIMEOUTS). */
+  readonly timeouts?: RequestTimeouts | undefined;
+}
+
+/** The scheme of a repository URL: "local" for a path or file:// URL. */
+export function schemeOf(url: string): string {
+  if (url.startsWith('file://')) return 'local';
+  return /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase() ?? 'local';
 }
 
 /**
@@ -17,27 +31,27 @@ export interface OpenStorageOptions {
  * loaded only for their own schemes: together they would add some 80 MB and a tenth of a second to
  * every command.
  */
-export async function openStorage(url: string, options: OpenStorageOptions = {}): Promise<Storage> {
-  if (url === '') throw new UsageError('No repository given: pass --repo or set ARCA_REPOSITORY.');
-  if (url.startsWith('file://')) return new LocalStorage(localPathOf(url));
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
-  switch (scheme) {
-    case undefined:
-      return new LocalStorage(url);
+export async function openStorage(url: string, options: BackendOptions = {}): Promise<Storage> {
+  if (url === '') throw new UsageError('The repository URL is empty.');
+  const timeouts = options.timeouts;
+  const s3 = { ...options.s3, timeouts: options.s3?.timeouts ?? timeouts };
+  switch (schemeOf(url)) {
+    case 'local':
+      return new LocalStorage(url.startsWith('file://') ? localPathOf(url) : url);
     case 's3': {
       const { S3Storage, s3ConfigFromUrl } = await import('./s3.ts');
-      return new S3Storage(s3ConfigFromUrl(url, options));
+      return new S3Storage(s3ConfigFromUrl(url, s3));
     }
     case 'gs': {
       const { S3Storage, gcsConfigFromUrl } = await import('./s3.ts');
-      return new S3Storage(gcsConfigFromUrl(url, options));
+      return new S3Storage(gcsConfigFromUrl(url, s3));
     }
     case 'azure': {
       const { AzureBlobStorage, azureConfigFromUrl } = await import('./azure.ts');
-      return new AzureBlobStorage(azureConfigFromUrl(url, options));
+      return new AzureBlobStorage(azureConfigFromUrl(url, { ...options.azure, timeouts: options.azure?.timeouts ?? timeouts }));
     }
     default:
-      throw new UsageError(`Repository scheme "${scheme}://" is not supported; use a local path, s3://, gs:// or azure://.`);
+      throw new UsageError(`Repository scheme "${schemeOf(url)}://" is not supported; use a local path, s3://, gs:// or azure://.`);
   }
 }
 

@@ -3,7 +3,7 @@
  * another try, and cutting an object's content into upload parts without copying it.
  */
 import { Readable } from 'node:stream';
-import { ArcaError, UsageError } from '../errors.ts';
+import { ArcaError, canceledBy, throwIfCanceled, UsageError } from '../errors.ts';
 import { StorageError } from './storage.ts';
 
 export interface RequestTimeouts {
@@ -15,14 +15,9 @@ export interface RequestTimeouts {
 
 export const DEFAULT_TIMEOUTS: RequestTimeouts = { dataMs: 60_000, metadataMs: 30_000 };
 
-/** ARCA_STORAGE_TIMEOUT (seconds) sets the data limit; metadata requests get at most 30 s of it. */
-export function timeoutsFromEnv(env: NodeJS.ProcessEnv): RequestTimeouts {
-  const raw = env.ARCA_STORAGE_TIMEOUT;
-  if (raw === undefined || raw === '') return DEFAULT_TIMEOUTS;
-  const seconds = Number(raw);
-  if (!Number.isFinite(seconds) || seconds <= 0) {
-    throw new UsageError(`ARCA_STORAGE_TIMEOUT must be a positive number of seconds, not "${raw}".`);
-  }
+/** Timeouts for a data limit of `seconds`; metadata requests get at most 30 s of it. */
+export function timeoutsOf(seconds: number): RequestTimeouts {
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`A storage request time limit must be a positive number of seconds, not ${seconds}.`);
   const dataMs = Math.round(seconds * 1000);
   return { dataMs, metadataMs: Math.min(dataMs, DEFAULT_TIMEOUTS.metadataMs) };
 }
@@ -39,19 +34,25 @@ export class RequestTimeoutError extends Error {
 }
 
 /**
- * Runs one request with an AbortSignal that fires after `ms`; whatever the request then throws
- * becomes a RequestTimeoutError, so callers see one kind of timeout from every SDK.
+ * Runs one request with an AbortSignal that fires after `ms` or when `cancel` does; whatever the
+ * request then throws becomes a RequestTimeoutError or an OperationCanceledError, so callers see
+ * one kind of timeout and of cancellation from every SDK.
  */
-export async function withTimeout<T>(ms: number, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withTimeout<T>(ms: number, run: (signal: AbortSignal) => Promise<T>, cancel?: AbortSignal): Promise<T> {
+  throwIfCanceled(cancel);
   const controller = new AbortController();
   const timer = setTimeout(() => { controller.abort(new RequestTimeoutError(ms)); }, ms);
+  const onCancel = (): void => { controller.abort(canceledBy(cancel)); };
+  cancel?.addEventListener('abort', onCancel, { once: true });
   try {
     return await run(controller.signal);
   } catch (err) {
+    if (cancel?.aborted === true) throw canceledBy(cancel);
     if (controller.signal.aborted) throw new RequestTimeoutError(ms, { cause: err });
     throw err;
   } finally {
     clearTimeout(timer);
+    cancel?.removeEventListener('abort', onCancel);
   }
 }
 
@@ -163,15 +164,6 @@ export function normalizePrefix(raw: string): string {
   return segments.length === 0 ? '' : `${segments.join('/')}/`;
 }
 
-/** Reads a boolean environment switch: 1/true/yes or 0/false/no. */
-export function envFlag(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return undefined;
-  if (/^(1|true|yes|on)$/i.test(raw)) return true;
-  if (/^(0|false|no|off)$/i.test(raw)) return false;
-  throw new UsageError(`${name} must be true or false, not "${raw}".`);
-}
-
 /**
  * Reads a response body to the end. The signal also stops the body: an SDK's own abort handling
  * may end with the response headers, and a stalled body must not outlive the request's limit.
@@ -195,10 +187,10 @@ export async function readBody(body: NodeJS.ReadableStream, signal: AbortSignal)
   }
 }
 
-/** One attempt of one request within `ms`; whatever it throws goes through `mapError`. */
-export async function attemptOnce<T>(ms: number, run: (signal: AbortSignal) => Promise<T>, mapError: (err: unknown) => Error): Promise<T> {
+/** One attempt of one request within `ms`, until `cancel` fires; whatever it throws goes through `mapError`. */
+export async function attemptOnce<T>(ms: number, run: (signal: AbortSignal) => Promise<T>, mapError: (err: unknown) => Error, cancel?: AbortSignal): Promise<T> {
   try {
-    return await withTimeout(ms, run);
+    return await withTimeout(ms, run, cancel);
   } catch (err) {
     throw mapError(err);
   }

@@ -1,10 +1,11 @@
 import { blake3 } from '@napi-rs/blake-hash';
-import { ArcaError } from '../errors.ts';
+import { ArcaError, canceledBy, OperationCanceledError } from '../errors.ts';
+import { silentLogger, type Logger } from '../logger.ts';
 import { idOfName } from '../object-names.ts';
-import { isTransientNetworkError, timeoutsFromEnv } from './remote.ts';
+import { isTransientNetworkError, type RequestTimeouts } from './remote.ts';
 import {
   ObjectNotFoundError, ShortReadError, StorageAuthError, StorageError,
-  type ByteRange, type ObjectContent, type ObjectInfo, type Storage,
+  type ByteRange, type CallOptions, type ObjectContent, type ObjectInfo, type Storage,
 } from './storage.ts';
 
 /**
@@ -55,9 +56,9 @@ export interface RetryEvent {
 }
 
 export interface RetryingOptions extends Partial<RetryPolicy> {
-  /** Aborting stops waiting at once: the pending call rejects with the signal's reason. */
-  readonly signal?: AbortSignal;
-  /** Told before every retry, e.g. to log it. */
+  /** Every retry is logged as a warning (with the repository's location and the object). */
+  readonly logger?: Logger;
+  /** Told before every retry (tests count them). */
   readonly onRetry?: (event: RetryEvent) => void;
   /** Source of jitter in [0, 1); tests pass a fixed or seeded one. */
   readonly random?: () => number;
@@ -100,6 +101,7 @@ class ContentMismatchError extends ArcaError {
 export type FailureKind = 'permanent' | 'transient' | 'content';
 
 export function failureKind(err: unknown): FailureKind {
+  if (err instanceof OperationCanceledError) return 'permanent';
   if (err instanceof ObjectNotFoundError || err instanceof StorageAuthError) return 'permanent';
   if (err instanceof ShortReadError || err instanceof ContentMismatchError) return 'content';
   if (err instanceof StorageTimeoutError) return 'transient';
@@ -108,10 +110,9 @@ export function failureKind(err: unknown): FailureKind {
   return isTransientNetworkError(err) ? 'transient' : 'permanent';
 }
 
-/** The retry policy for the CLI: ARCA_STORAGE_TIMEOUT (seconds, as for the remote backends) moves the per-request limit. */
-export function retryPolicyFromEnv(env: NodeJS.ProcessEnv): RetryPolicy {
-  // A little above the backends' own limit, so theirs fires first and names the request.
-  const requestTimeoutMs = timeoutsFromEnv(env).dataMs + 5_000;
+/** The retry policy that fits the backends' request time limits: a little above them, so theirs fire first and name the request. */
+export function retryPolicyFor(timeouts: RequestTimeouts): RetryPolicy {
+  const requestTimeoutMs = timeouts.dataMs + 5_000;
   return { ...DEFAULT_RETRY_POLICY, requestTimeoutMs, deadlineMs: Math.max(DEFAULT_RETRY_POLICY.deadlineMs, 2 * requestTimeoutMs) };
 }
 
@@ -133,7 +134,7 @@ export class RetryingStorage implements Storage {
   readonly location: string;
   readonly policy: RetryPolicy;
   private readonly inner: Storage;
-  private readonly signal: AbortSignal | undefined;
+  private readonly logger: Logger;
   private readonly onRetry: ((event: RetryEvent) => void) | undefined;
   private readonly random: () => number;
 
@@ -147,50 +148,51 @@ export class RetryingStorage implements Storage {
       requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_RETRY_POLICY.requestTimeoutMs,
       deadlineMs: options.deadlineMs ?? DEFAULT_RETRY_POLICY.deadlineMs,
     };
-    this.signal = options.signal;
+    this.logger = (options.logger ?? silentLogger).child({ repository: inner.location });
     this.onRetry = options.onRetry;
     this.random = options.random ?? Math.random;
   }
 
-  put(name: string, data: ObjectContent): Promise<void> {
-    return this.run('put', name, `write ${name}`, () => this.inner.put(name, data));
+  put(name: string, data: ObjectContent, options?: CallOptions): Promise<void> {
+    return this.run('put', name, `write ${name}`, options?.signal, () => this.inner.put(name, data, options));
   }
 
-  get(name: string, range?: ByteRange): Promise<Buffer> {
+  get(name: string, range?: ByteRange, options?: CallOptions): Promise<Buffer> {
     if (range !== undefined) {
-      return this.run('get', name, `read ${name}`, async () => {
-        const bytes = await this.inner.get(name, range);
+      return this.run('get', name, `read ${name}`, options?.signal, async () => {
+        const bytes = await this.inner.get(name, range, options);
         if (bytes.length < range.length) throw new ShortReadError(this.location, name, range, bytes.length);
         return bytes;
       });
     }
     const id = idOfName(name);
-    return this.run('get', name, `read ${name}`, () => this.inner.get(name),
+    return this.run('get', name, `read ${name}`, options?.signal, () => this.inner.get(name, undefined, options),
       id === undefined ? undefined : (bytes) => blake3(bytes).toString('hex') === id ? undefined : new ContentMismatchError(this.location, name, bytes.length));
   }
 
-  stat(name: string): Promise<ObjectInfo> {
-    return this.run('stat', name, `look up ${name}`, () => this.inner.stat(name));
+  stat(name: string, options?: CallOptions): Promise<ObjectInfo> {
+    return this.run('stat', name, `look up ${name}`, options?.signal, () => this.inner.stat(name, options));
   }
 
-  delete(name: string): Promise<void> {
-    return this.run('delete', name, `delete ${name}`, () => this.inner.delete(name));
+  delete(name: string, options?: CallOptions): Promise<void> {
+    return this.run('delete', name, `delete ${name}`, options?.signal, () => this.inner.delete(name, options));
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options?: CallOptions): AsyncIterable<ObjectInfo> {
     const action = `list ${prefix === '' ? '/' : prefix}`;
+    const signal = options?.signal;
     const delivered = new Set<string>();
     let tracker = new Attempts(this.policy);
     for (;;) {
-      const iterator = this.inner.list(prefix)[Symbol.asyncIterator]();
+      const iterator = this.inner.list(prefix, options)[Symbol.asyncIterator]();
       try {
         for (;;) {
           let next: IteratorResult<ObjectInfo>;
           try {
-            next = await this.attempt(() => iterator.next(), tracker, action);
+            next = await this.attempt(() => iterator.next(), tracker, action, signal);
           } catch (err) {
-            const delay = this.afterFailure(err, tracker, 'list', prefix, action);
-            if (delay > 0) await this.sleep(delay);
+            const delay = this.afterFailure(err, tracker, 'list', prefix, action, signal);
+            if (delay > 0) await this.sleep(delay, signal);
             break; // Start the listing again.
           }
           if (next.done === true) return;
@@ -207,32 +209,33 @@ export class RetryingStorage implements Storage {
   }
 
   /** Runs one operation to success, a permanent failure, or unavailability. */
-  private async run<T>(operation: StorageOperation, name: string, action: string, call: () => Promise<T>, verify?: (value: T) => Error | undefined): Promise<T> {
+  private async run<T>(
+    operation: StorageOperation, name: string, action: string, signal: AbortSignal | undefined, call: () => Promise<T>, verify?: (value: T) => Error | undefined,
+  ): Promise<T> {
     const tracker = new Attempts(this.policy);
     for (;;) {
       let value: T;
       try {
-        value = await this.attempt(call, tracker, action);
+        value = await this.attempt(call, tracker, action, signal);
       } catch (err) {
-        const delay = this.afterFailure(err, tracker, operation, name, action);
-        if (delay > 0) await this.sleep(delay);
+        const delay = this.afterFailure(err, tracker, operation, name, action, signal);
+        if (delay > 0) await this.sleep(delay, signal);
         continue;
       }
       const problem = verify?.(value);
       if (problem === undefined) return value;
       if (tracker.content >= CONTENT_RETRIES) return value; // Damaged in storage, most likely: the caller reports it.
-      this.afterFailure(problem, tracker, operation, name, action);
+      this.afterFailure(problem, tracker, operation, name, action, signal);
     }
   }
 
-  /** Waits for one attempt, at most the request timeout and what is left of the deadline. */
-  private async attempt<T>(start: () => Promise<T>, tracker: Attempts, action: string): Promise<T> {
-    this.signal?.throwIfAborted();
+  /** Waits for one attempt, at most the request timeout and what is left of the deadline, and not past `signal`. */
+  private async attempt<T>(start: () => Promise<T>, tracker: Attempts, action: string, signal: AbortSignal | undefined): Promise<T> {
+    if (signal?.aborted === true) throw canceledBy(signal);
     const remaining = tracker.remainingMs();
     if (remaining <= 0) throw tracker.unavailable(this.location, action, 'deadline');
     const pending = start();
     const limit = Math.min(this.policy.requestTimeoutMs, remaining);
-    const signal = this.signal;
     return await new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         cleanup();
@@ -240,7 +243,7 @@ export class RetryingStorage implements Storage {
       }, limit);
       const onAbort = (): void => {
         cleanup();
-        reject(abortReason(signal));
+        reject(canceledBy(signal));
       };
       const cleanup = (): void => {
         clearTimeout(timer);
@@ -258,8 +261,8 @@ export class RetryingStorage implements Storage {
    * Decides what a failed attempt means: rethrows it when it is permanent or retries are used up,
    * otherwise reports the retry and returns how long to wait before the next attempt.
    */
-  private afterFailure(err: unknown, tracker: Attempts, operation: StorageOperation, name: string, action: string): number {
-    if (this.signal?.aborted === true) throw abortReason(this.signal);
+  private afterFailure(err: unknown, tracker: Attempts, operation: StorageOperation, name: string, action: string, signal: AbortSignal | undefined): number {
+    if (signal?.aborted === true) throw canceledBy(signal);
     const error = err instanceof Error ? err : new Error(String(err));
     const kind = failureKind(error);
     if (kind === 'permanent') throw error;
@@ -276,16 +279,18 @@ export class RetryingStorage implements Storage {
       // Waiting past the deadline would only postpone the same verdict.
       if (delay >= tracker.remainingMs()) throw tracker.unavailable(this.location, action, 'deadline');
     }
-    this.onRetry?.({ operation, name, attempt: tracker.transient + tracker.content, delayMs: delay, error });
+    const attempt = tracker.transient + tracker.content;
+    this.onRetry?.({ operation, name, attempt, delayMs: delay, error });
+    this.logger.warn({ operation, object: name, attempt, delayMs: delay },
+      `${error.message.replace(/\.$/, '')}; trying again${delay > 0 ? ` in ${(delay / 1000).toFixed(1)} s` : ''}`);
     return delay;
   }
 
-  private sleep(ms: number): Promise<void> {
-    const signal = this.signal;
+  private sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
         clearTimeout(timer);
-        reject(abortReason(signal));
+        reject(canceledBy(signal));
       };
       const timer = setTimeout(() => {
         signal?.removeEventListener('abort', onAbort);
@@ -325,11 +330,6 @@ class Attempts {
       lastError,
     });
   }
-}
-
-function abortReason(signal: AbortSignal | undefined): Error {
-  const reason: unknown = signal?.reason;
-  return reason instanceof Error ? reason : new ArcaError('ARCA_ERR_ABORTED', 'The operation was cancelled.');
 }
 
 function seconds(ms: number): string {

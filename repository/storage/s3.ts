@@ -7,12 +7,12 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { UsageError } from '../errors.ts';
 import {
-  compactCause, contentLength, DEFAULT_TIMEOUTS, envFlag, forEachLimited, isTransientNetworkError, isTransientStatus, joinParts,
-  normalizePrefix, alreadyTyped, attemptOnce, readBody, splitParts, timeoutsFromEnv, type RequestTimeouts,
+  compactCause, contentLength, DEFAULT_TIMEOUTS, forEachLimited, isTransientNetworkError, isTransientStatus, joinParts,
+  normalizePrefix, alreadyTyped, attemptOnce, readBody, splitParts, type RequestTimeouts,
 } from './remote.ts';
 import {
   assertObjectName, contentParts, ObjectNotFoundError, ShortReadError, StorageAuthError, StorageError,
-  type ByteRange, type ObjectContent, type ObjectInfo, type Storage,
+  type ByteRange, type CallOptions, type ObjectContent, type ObjectInfo, type Storage,
 } from './storage.ts';
 
 const MiB = 1024 * 1024;
@@ -57,12 +57,24 @@ export interface S3Config {
   readonly listPageSize?: number;
   /** Connections kept per client (default 32). */
   readonly maxSockets?: number;
+  /** Where the credentials came from, named in messages when they are refused (the entry point knows). */
+  readonly credentialsHint?: string | undefined;
 }
 
-export interface S3UrlOptions {
-  /** The --s3-endpoint flag; wins over ARCA_S3_ENDPOINT. */
-  readonly s3Endpoint?: string | undefined;
-  readonly env?: NodeJS.ProcessEnv;
+/** How to reach an s3:// (or gs://) repository, from whatever the entry point reads (flags, environment, a Secret). */
+export interface S3Options {
+  /** An S3-compatible server's http(s) URL; undefined for AWS itself (or GCS for gs://). */
+  readonly endpoint?: string | undefined;
+  /** undefined: us-east-1 with an endpoint, else the AWS SDK's region chain. */
+  readonly region?: string | undefined;
+  /** undefined: the AWS SDK's default credential chain (s3:// only; gs:// needs an HMAC key here). */
+  readonly credentials?: S3Credentials | undefined;
+  /** Path-style addressing; default: on with an endpoint. */
+  readonly pathStyle?: boolean | undefined;
+  /** Storage class for packs. */
+  readonly storageClass?: string | undefined;
+  readonly timeouts?: RequestTimeouts | undefined;
+  readonly credentialsHint?: string | undefined;
 }
 
 const BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
@@ -85,45 +97,35 @@ function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : value;
 }
 
-/**
- * "s3://bucket/prefix": region and credentials from the AWS SDK's default chains; an
- * S3-compatible server from --s3-endpoint or ARCA_S3_ENDPOINT (then path-style addressing unless
- * ARCA_S3_PATH_STYLE=false); ARCA_S3_STORAGE_CLASS for packs.
- */
-export function s3ConfigFromUrl(url: string, options: S3UrlOptions = {}): S3Config {
-  const env = options.env ?? process.env;
+/** "s3://bucket/prefix" with the given endpoint, region and credentials (each defaulting as S3Options says). */
+export function s3ConfigFromUrl(url: string, options: S3Options = {}): S3Config {
   const { bucket, prefix } = splitBucketUrl(url, 's3');
-  const rawEndpoint = nonEmpty(options.s3Endpoint) ?? nonEmpty(env.ARCA_S3_ENDPOINT);
+  const rawEndpoint = nonEmpty(options.endpoint);
   const endpoint = rawEndpoint === undefined ? undefined : checkEndpoint(rawEndpoint);
-  const region = nonEmpty(env.AWS_REGION) ?? nonEmpty(env.AWS_DEFAULT_REGION) ?? (endpoint === undefined ? undefined : 'us-east-1');
   return {
     scheme: 's3',
     bucket,
     prefix,
     endpoint,
-    forcePathStyle: envFlag(env, 'ARCA_S3_PATH_STYLE') ?? endpoint !== undefined,
-    region,
-    credentials: undefined,
-    storageClass: nonEmpty(env.ARCA_S3_STORAGE_CLASS),
+    forcePathStyle: options.pathStyle ?? endpoint !== undefined,
+    region: nonEmpty(options.region) ?? (endpoint === undefined ? undefined : 'us-east-1'),
+    credentials: options.credentials,
+    storageClass: nonEmpty(options.storageClass),
     checksumsWhenRequired: endpoint !== undefined,
-    timeouts: timeoutsFromEnv(env),
+    timeouts: options.timeouts ?? DEFAULT_TIMEOUTS,
+    credentialsHint: options.credentialsHint,
   };
 }
 
 /** The endpoint of Google Cloud Storage's S3 interoperability (XML) API. */
 export const GCS_ENDPOINT = 'https://storage.googleapis.com';
 
-/**
- * "gs://bucket/prefix" through GCS's S3 interoperability API with an HMAC key:
- * GOOGLE_HMAC_ACCESS_KEY_ID and GOOGLE_HMAC_SECRET, else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
- */
-export function gcsConfigFromUrl(url: string, options: { readonly env?: NodeJS.ProcessEnv } = {}): S3Config {
-  const env = options.env ?? process.env;
+/** "gs://bucket/prefix" through GCS's S3 interoperability API with an HMAC key (`credentials`, required). */
+export function gcsConfigFromUrl(url: string, options: S3Options = {}): S3Config {
   const { bucket, prefix } = splitBucketUrl(url, 'gs');
-  const accessKeyId = nonEmpty(env.GOOGLE_HMAC_ACCESS_KEY_ID) ?? nonEmpty(env.AWS_ACCESS_KEY_ID);
-  const secretAccessKey = nonEmpty(env.GOOGLE_HMAC_SECRET) ?? nonEmpty(env.AWS_SECRET_ACCESS_KEY);
-  if (accessKeyId === undefined || secretAccessKey === undefined) {
-    throw new UsageError('A gs:// repository needs an HMAC key: set GOOGLE_HMAC_ACCESS_KEY_ID and GOOGLE_HMAC_SECRET (see docs/storage.md).');
+  const credentials = options.credentials;
+  if (credentials === undefined || credentials.accessKeyId === '' || credentials.secretAccessKey === '') {
+    throw new UsageError(`The gs:// repository ${url} needs an HMAC key (an access key ID and a secret).`);
   }
   return {
     scheme: 'gs',
@@ -132,10 +134,11 @@ export function gcsConfigFromUrl(url: string, options: { readonly env?: NodeJS.P
     endpoint: GCS_ENDPOINT,
     forcePathStyle: true,
     region: 'auto',
-    credentials: { accessKeyId, secretAccessKey },
-    storageClass: nonEmpty(env.ARCA_S3_STORAGE_CLASS),
+    credentials,
+    storageClass: nonEmpty(options.storageClass),
     checksumsWhenRequired: true,
-    timeouts: timeoutsFromEnv(env),
+    timeouts: options.timeouts ?? DEFAULT_TIMEOUTS,
+    credentialsHint: options.credentialsHint,
   };
 }
 
@@ -184,9 +187,7 @@ export class S3Storage implements Storage {
     this.partConcurrency = config.partConcurrency ?? 4;
     this.listPageSize = Math.min(config.listPageSize ?? 1000, 1000);
     this.checksums = !config.checksumsWhenRequired;
-    this.credentialHint = config.scheme === 'gs'
-      ? 'GOOGLE_HMAC_ACCESS_KEY_ID and GOOGLE_HMAC_SECRET'
-      : 'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE';
+    this.credentialHint = config.credentialsHint ?? (config.scheme === 'gs' ? 'the HMAC key' : 'the access key and its secret');
     const maxSockets = config.maxSockets ?? 32;
     this.client = new S3Client({
       region: config.region,
@@ -213,24 +214,25 @@ export class S3Storage implements Storage {
     return name.startsWith('data/') ? this.storageClass : undefined;
   }
 
-  async put(name: string, data: ObjectContent): Promise<void> {
+  async put(name: string, data: ObjectContent, options?: CallOptions): Promise<void> {
     const key = this.keyOf(name);
     const parts = contentParts(data);
     const size = contentLength(parts);
+    const cancel = options?.signal;
     if (size > this.multipartThreshold) {
-      await this.putMultipart(name, key, parts, size);
+      await this.putMultipart(name, key, parts, size, cancel);
       return;
     }
-    await this.call(`write ${name}`, name, this.timeouts.dataMs, (abortSignal) => this.client.send(new PutObjectCommand({
+    await this.call(`write ${name}`, name, this.timeouts.dataMs, cancel, (abortSignal) => this.client.send(new PutObjectCommand({
       Bucket: this.bucket, Key: key, Body: joinParts(parts), ContentLength: size,
       ContentType: 'application/octet-stream', StorageClass: this.storageClassOf(name),
     }), { abortSignal }));
   }
 
   /** One part per request, so each has the data time limit; the upload is aborted on failure. */
-  private async putMultipart(name: string, key: string, parts: readonly Uint8Array[], size: number): Promise<void> {
+  private async putMultipart(name: string, key: string, parts: readonly Uint8Array[], size: number, cancel: AbortSignal | undefined): Promise<void> {
     const action = `write ${name}`;
-    const created = await this.call(action, name, this.timeouts.metadataMs, (abortSignal) => this.client.send(new CreateMultipartUploadCommand({
+    const created = await this.call(action, name, this.timeouts.metadataMs, cancel, (abortSignal) => this.client.send(new CreateMultipartUploadCommand({
       Bucket: this.bucket, Key: key, ContentType: 'application/octet-stream', StorageClass: this.storageClassOf(name),
       ChecksumAlgorithm: this.checksums ? 'CRC32' : undefined,
     }), { abortSignal }));
@@ -241,33 +243,34 @@ export class S3Storage implements Storage {
       const completed: CompletedPart[] = [];
       await forEachLimited(pieces, this.partConcurrency, async (piece, index) => {
         const body = joinParts(piece);
-        const out = await this.call(`${action} (part ${index + 1} of ${pieces.length})`, name, this.timeouts.dataMs, (abortSignal) => this.client.send(new UploadPartCommand({
+        const out = await this.call(`${action} (part ${index + 1} of ${pieces.length})`, name, this.timeouts.dataMs, cancel, (abortSignal) => this.client.send(new UploadPartCommand({
           Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: index + 1, Body: body, ContentLength: body.length,
         }), { abortSignal }));
         completed[index] = { PartNumber: index + 1, ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32 };
       });
-      await this.call(action, name, this.timeouts.dataMs, (abortSignal) => this.client.send(new CompleteMultipartUploadCommand({
+      await this.call(action, name, this.timeouts.dataMs, cancel, (abortSignal) => this.client.send(new CompleteMultipartUploadCommand({
         Bucket: this.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: completed },
       }), { abortSignal }));
     } catch (err) {
       // Best effort: an upload left behind is invisible to readers and only costs space until a
-      // lifecycle rule removes it (docs/storage.md suggests one).
-      await this.call(`abort the upload of ${name}`, name, this.timeouts.metadataMs, (abortSignal) => this.client.send(new AbortMultipartUploadCommand({
+      // lifecycle rule removes it (docs/storage.md suggests one). Not cancelled with the put: it
+      // is one short request that saves space.
+      await this.call(`abort the upload of ${name}`, name, this.timeouts.metadataMs, undefined, (abortSignal) => this.client.send(new AbortMultipartUploadCommand({
         Bucket: this.bucket, Key: key, UploadId: uploadId,
       }), { abortSignal })).catch(() => undefined);
       throw err;
     }
   }
 
-  async get(name: string, range?: ByteRange): Promise<Buffer> {
+  async get(name: string, range?: ByteRange, options?: CallOptions): Promise<Buffer> {
     const key = this.keyOf(name);
     if (range?.length === 0) {
-      const { size } = await this.stat(name);
+      const { size } = await this.stat(name, options);
       if (range.offset > size) throw new ShortReadError(this.location, name, range, 0);
       return Buffer.alloc(0);
     }
     const header = range === undefined ? undefined : `bytes=${range.offset}-${range.offset + range.length - 1}`;
-    let bytes = await this.call(`read ${name}`, name, this.timeouts.dataMs, async (abortSignal) => {
+    let bytes = await this.call(`read ${name}`, name, this.timeouts.dataMs, options?.signal, async (abortSignal) => {
       const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: header }), { abortSignal });
       const body = out.Body === undefined ? Buffer.alloc(0) : await readBody(out.Body as NodeJS.ReadableStream, abortSignal);
       // A server that ignores Range answers 200 with the whole object.
@@ -283,18 +286,18 @@ export class S3Storage implements Storage {
     return bytes;
   }
 
-  async stat(name: string): Promise<ObjectInfo> {
+  async stat(name: string, options?: CallOptions): Promise<ObjectInfo> {
     const key = this.keyOf(name);
-    const out = await this.call(`stat ${name}`, name, this.timeouts.metadataMs, (abortSignal) => this.client.send(new HeadObjectCommand({
+    const out = await this.call(`stat ${name}`, name, this.timeouts.metadataMs, options?.signal, (abortSignal) => this.client.send(new HeadObjectCommand({
       Bucket: this.bucket, Key: key,
     }), { abortSignal }));
     return { name, size: out.ContentLength ?? 0 };
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, options?: CallOptions): AsyncIterable<ObjectInfo> {
     let token: string | undefined;
     do {
-      const page = await this.call(`list ${prefix === '' ? '/' : prefix}`, undefined, this.timeouts.metadataMs, (abortSignal) => this.client.send(new ListObjectsV2Command({
+      const page = await this.call(`list ${prefix === '' ? '/' : prefix}`, undefined, this.timeouts.metadataMs, options?.signal, (abortSignal) => this.client.send(new ListObjectsV2Command({
         Bucket: this.bucket, Prefix: this.prefix + prefix, ContinuationToken: token, MaxKeys: this.listPageSize,
       }), { abortSignal }));
       for (const obj of page.Contents ?? []) {
@@ -310,17 +313,17 @@ export class S3Storage implements Storage {
     } while (token !== undefined);
   }
 
-  async delete(name: string): Promise<void> {
+  async delete(name: string, options?: CallOptions): Promise<void> {
     const key = this.keyOf(name);
     // S3 answers 204 whether or not the key existed.
-    await this.call(`delete ${name}`, name, this.timeouts.metadataMs, (abortSignal) => this.client.send(new DeleteObjectCommand({
+    await this.call(`delete ${name}`, name, this.timeouts.metadataMs, options?.signal, (abortSignal) => this.client.send(new DeleteObjectCommand({
       Bucket: this.bucket, Key: key,
     }), { abortSignal }));
   }
 
-  /** One attempt of one request with a time limit; failures come back typed. */
-  private call<T>(action: string, name: string | undefined, ms: number, run: (signal: AbortSignal) => Promise<T>, range?: ByteRange): Promise<T> {
-    return attemptOnce(ms, run, (err) => this.mapError(err, action, name, range));
+  /** One attempt of one request with a time limit, until `cancel` fires; failures come back typed. */
+  private call<T>(action: string, name: string | undefined, ms: number, cancel: AbortSignal | undefined, run: (signal: AbortSignal) => Promise<T>, range?: ByteRange): Promise<T> {
+    return attemptOnce(ms, run, (err) => this.mapError(err, action, name, range), cancel);
   }
 
   private mapError(err: unknown, action: string, name: string | undefined, range: ByteRange | undefined): Error {
@@ -345,7 +348,7 @@ export class S3Storage implements Storage {
       return new StorageAuthError(this.location, detail, this.credentialHint, { cause: compactCause(err) });
     }
     if (err instanceof Error && /region is missing/i.test(err.message)) {
-      return new StorageError(this.location, `${action} (no region: set AWS_REGION or a region in the AWS profile)`);
+      return new StorageError(this.location, `${action} (no region was given and the AWS SDK found none)`);
     }
     return new StorageError(this.location, action, { cause: compactCause(err), transient: isTransientNetworkError(err) });
   }

@@ -15,15 +15,15 @@ export interface Storage {
    * come in parts (a pack's blobs), which saves assembling one large buffer. Once the returned
    * promise settles, the backend no longer touches `data` (callers free it at once).
    */
-  put(name: string, data: ObjectContent): Promise<void>;
+  put(name: string, data: ObjectContent, options?: CallOptions): Promise<void>;
   /** Read a whole object, or `length` bytes from `offset`. Throws ObjectNotFoundError. */
-  get(name: string, range?: ByteRange): Promise<Buffer>;
+  get(name: string, range?: ByteRange, options?: CallOptions): Promise<Buffer>;
   /** Size of an object. Throws ObjectNotFoundError. */
-  stat(name: string): Promise<ObjectInfo>;
+  stat(name: string, options?: CallOptions): Promise<ObjectInfo>;
   /** Every object whose name starts with `prefix`, in no particular order. */
-  list(prefix: string): AsyncIterable<ObjectInfo>;
+  list(prefix: string, options?: CallOptions): AsyncIterable<ObjectInfo>;
   /** Remove an object; removing an absent object is not an error. */
-  delete(name: string): Promise<void>;
+  delete(name: string, options?: CallOptions): Promise<void>;
   /**
    * Optional: a local directory from which `putFile` moves a file into place without copying
    * (a local repository's own file system). Writers spool packs there; elsewhere, in a
@@ -34,17 +34,26 @@ export interface Storage {
    * Optional: store the local file `file` as object `name` atomically, taking the file (it is
    * gone afterwards, stored or not). storeFile() falls back to reading it and `put`.
    */
-  readonly putFile?: ((name: string, file: string) => Promise<void>) | undefined;
+  readonly putFile?: ((name: string, file: string, options?: CallOptions) => Promise<void>) | undefined;
+}
+
+/**
+ * What every storage call may take. An aborted `signal` ends the call promptly with
+ * OperationCanceledError (a write may or may not have happened: objects are immutable and
+ * named by their content, so either way the repository stays valid).
+ */
+export interface CallOptions {
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** Stores a local file as an object and removes the file: moved in place where the backend can. */
-export async function storeFile(storage: Storage, name: string, file: string): Promise<void> {
+export async function storeFile(storage: Storage, name: string, file: string, options?: CallOptions): Promise<void> {
   if (storage.putFile) {
-    await storage.putFile(name, file);
+    await storage.putFile(name, file, options);
     return;
   }
   try {
-    await storage.put(name, await fsp.readFile(file));
+    await storage.put(name, await fsp.readFile(file, { signal: options?.signal }), options);
   } finally {
     await fsp.rm(file, { force: true });
   }

@@ -1,5 +1,5 @@
 import { createHash, scryptSync } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { blake3 } from '@napi-rs/blake-hash';
 import { calibrateKdf, deriveKey, KDF_MAX_LANES, KDF_MAX_N } from '../../repository/crypto/kdf.ts';
 import { KEYS_PREFIX, keyName } from '../../repository/object-names.ts';
@@ -8,21 +8,25 @@ import { LocalStorage } from '../../repository/storage/local.ts';
 import { tempDir } from '../support/cli.ts';
 
 describe('scrypt calibration', () => {
-  let saved: string | undefined;
-  beforeEach(() => {
-    saved = process.env.ARCA_KDF_N;
-    Reflect.deleteProperty(process.env, 'ARCA_KDF_N');
-  });
-  afterEach(() => {
-    if (saved !== undefined) process.env.ARCA_KDF_N = saved;
-  });
-
   it('never holds more than 64 MiB (two lanes at once) however much time it may spend, and spends the rest on lanes', async () => {
-    const generous = await calibrateKdf(60_000);
+    const generous = await calibrateKdf({ targetMs: 60_000 });
     expect(generous).toMatchObject({ N: KDF_MAX_N, r: 8, p: 1, lanes: KDF_MAX_LANES });
     expect(2 * 128 * generous.N * generous.r).toBeLessThanOrEqual(64 << 20);
-    const quick = await calibrateKdf(1);
+    const quick = await calibrateKdf({ targetMs: 1 });
     expect(quick).toMatchObject({ N: 1 << 15, r: 8, p: 1, lanes: 2 });
+  });
+
+  it('takes a fixed N only when given one: an inherited environment variable cannot weaken a new key', async () => {
+    const saved = process.env.ARCA_KDF_N;
+    process.env.ARCA_KDF_N = '1024';
+    try {
+      expect(await calibrateKdf({ targetMs: 1 })).toMatchObject({ N: KDF_MAX_N, lanes: 2 });
+    } finally {
+      if (saved === undefined) Reflect.deleteProperty(process.env, 'ARCA_KDF_N');
+      else process.env.ARCA_KDF_N = saved;
+    }
+    expect(await calibrateKdf({ fixedN: 1024 })).toMatchObject({ N: 1024, lanes: 1 });
+    await expect(calibrateKdf({ fixedN: 1000 })).rejects.toThrow(/power of two/);
   });
 });
 
@@ -49,11 +53,9 @@ describe('key derivation', () => {
 
   it('opens a repository whose key file predates lanes (no "lanes" field)', async () => {
     const { dir, cleanup } = await tempDir('arca-kdf-');
-    const savedN = process.env.ARCA_KDF_N;
-    process.env.ARCA_KDF_N = '1024'; // One lane: what such a key file derives.
     try {
       const storage = new LocalStorage(dir);
-      await Repository.init(storage, password);
+      await Repository.init(storage, password, {}, { fixedN: 1024 }); // One lane: what such a key file derives.
       let old: { name: string } | undefined;
       for await (const obj of storage.list(KEYS_PREFIX)) old = obj;
       if (!old) throw new Error('no key file');
@@ -66,8 +68,6 @@ describe('key derivation', () => {
       await expect(Repository.open(storage, password)).resolves.toBeInstanceOf(Repository);
       await expect(Repository.open(storage, Buffer.from('wrong'))).rejects.toThrow(/password/i);
     } finally {
-      if (savedN === undefined) Reflect.deleteProperty(process.env, 'ARCA_KDF_N');
-      else process.env.ARCA_KDF_N = savedN;
       await cleanup();
     }
   });

@@ -130,7 +130,7 @@ describe('a run whose lease lapses midway writes no snapshot and exits 11', () =
     await arcaOk(['backup', ...repoArgs('repair'), src], { env });
     // Lose a pack of big.bin's data that holds no tree.
     const storage = new S3Storage({
-      ...s3ConfigFromUrl(url('repair'), { s3Endpoint: s3.endpoint, env: {} }),
+      ...s3ConfigFromUrl(url('repair'), { endpoint: s3.endpoint }),
       credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
     });
     const repo = await Repository.open(storage, Buffer.from('test-password'));

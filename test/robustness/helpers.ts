@@ -24,8 +24,7 @@ export const PASSWORD = 'test-password';
  * CLI runs use.
  */
 export async function initRepo(dir: string, options: InitOptions = {}): Promise<Repository> {
-  process.env.ARCA_KDF_N = '1024';
-  return Repository.init(new LocalStorage(dir), Buffer.from(PASSWORD), options);
+  return Repository.init(new LocalStorage(dir), Buffer.from(PASSWORD), options, { fixedN: 1024 });
 }
 
 export async function openRepo(dir: string): Promise<Repository> {

@@ -8,8 +8,9 @@ import { INDEX_PREFIX } from '../../repository/object-names.ts';
 import { Repository } from '../../repository/repository.ts';
 import { LocalStorage } from '../../repository/storage/local.ts';
 import { tempDir } from '../support/cli.ts';
+import { MemoryLogger, strictLogger } from '../support/memory-logger.ts';
 import { CountingStorage } from './counting.ts';
-import { backup, makeTree, SMALL_REPO } from './helpers.ts';
+import { backup, FAST_KDF, makeTree, SMALL_REPO } from './helpers.ts';
 
 const PASSWORD = Buffer.from('cache-test');
 
@@ -26,20 +27,19 @@ describe('the local cache', () => {
   /** Opens the repository through caching(counting(local)), the way the CLI stacks its wrappers. */
   async function openCached(): Promise<{ repo: Repository; cache: RepositoryCache; caching: CachingStorage }> {
     const plain = await Repository.open(counting, PASSWORD);
-    const cache = await RepositoryCache.open({ root: cacheRoot, repoId: plain.config.id, onWarning: (m) => { throw new Error(m); } });
+    const cache = await RepositoryCache.open({ root: cacheRoot, repoId: plain.config.id, logger: strictLogger() });
     if (!cache) throw new Error('no cache');
     const caching = new CachingStorage(counting, cache.objects);
     return { repo: plain.withStorage(caching, { blobCache: cache.trees }), cache, caching };
   }
 
   beforeAll(async () => {
-    process.env.ARCA_KDF_N = '1024';
     ({ dir: base, cleanup } = await tempDir('arca-cache-'));
     src = path.join(base, 'src');
     await makeTree(src, 6, 3, (i) => 1000 + i * 10);
     local = new LocalStorage(path.join(base, 'repo'));
     counting = new CountingStorage(local);
-    const repo = await Repository.init(local, PASSWORD, SMALL_REPO);
+    const repo = await Repository.init(local, PASSWORD, SMALL_REPO, FAST_KDF);
     repoId = repo.config.id;
     rootTree = Buffer.from((await backup(repo, [src])).snapshot.tree, 'hex');
     cacheRoot = path.join(base, 'cache');
@@ -142,22 +142,22 @@ describe('the local cache', () => {
   });
 
   it('goes on without the cache when another process holds it, or it cannot be created', async () => {
-    const warnings: string[] = [];
+    const log = new MemoryLogger();
     const holder = await RepositoryCache.open({ root: cacheRoot, repoId });
     expect(holder).toBeDefined();
-    expect(await RepositoryCache.open({ root: cacheRoot, repoId, onWarning: (m) => warnings.push(m) })).toBeUndefined();
+    expect(await RepositoryCache.open({ root: cacheRoot, repoId, logger: log })).toBeUndefined();
     await holder?.close();
     const blocked = path.join(base, 'a-file');
     await fsp.writeFile(blocked, '');
-    expect(await RepositoryCache.open({ root: blocked, repoId, onWarning: (m) => warnings.push(m) })).toBeUndefined();
-    expect(await RepositoryCache.open({ root: cacheRoot, repoId: '../../etc', onWarning: (m) => warnings.push(m) })).toBeUndefined();
+    expect(await RepositoryCache.open({ root: blocked, repoId, logger: log })).toBeUndefined();
+    expect(await RepositoryCache.open({ root: cacheRoot, repoId: '../../etc', logger: log })).toBeUndefined();
     // A cache that fails while in use is switched off after one warning; reads become misses.
-    const failing = await RepositoryCache.open({ root: cacheRoot, repoId, onWarning: (m) => warnings.push(m) });
+    const failing = await RepositoryCache.open({ root: cacheRoot, repoId, logger: log });
     await failing?.close();
     expect(await failing?.objects.get('index/x')).toBeUndefined();
     await failing?.trees.putMany([{ id: Buffer.alloc(32), sealed: Buffer.from('x') }]);
     expect((await failing?.trees.getMany([Buffer.alloc(32)]))?.[0]).toBeUndefined();
-    expect(warnings).toEqual([
+    expect(log.warnings()).toEqual([
       expect.stringMatching(/^the cache .* is in use by another arca process; going on without it$/),
       expect.stringMatching(/^cannot use the cache .*a-file.*; going on without it$/),
       expect.stringMatching(/is not 64 hex digits/),
@@ -172,9 +172,9 @@ describe('the local cache', () => {
     await first?.close();
     const dir = path.join(root, repoId);
     for (const file of await fsp.readdir(dir)) if (file.startsWith('MANIFEST') || file === 'CURRENT') await fsp.writeFile(path.join(dir, file), 'garbage');
-    const warnings: string[] = [];
-    const again = await RepositoryCache.open({ root, repoId, onWarning: (m) => warnings.push(m) });
-    expect(warnings).toEqual([]);
+    const log = new MemoryLogger();
+    const again = await RepositoryCache.open({ root, repoId, logger: log });
+    expect(log.warnings()).toEqual([]);
     expect(again).toBeDefined();
     expect(await again?.objects.get('index/x')).toBeUndefined();
     await again?.close();

@@ -12,7 +12,7 @@ import type { ByteRange, ObjectContent, ObjectInfo, Storage } from '../../reposi
 import { scanTree } from '../support/fs-tree.ts';
 import { tempDir } from '../support/cli.ts';
 import { CountingStorage } from './counting.ts';
-import { backup, KiB, makeTree, pseudoRandom, restore, SMALL_REPO } from './helpers.ts';
+import { backup, FAST_KDF, KiB, makeTree, pseudoRandom, restore, SMALL_REPO } from './helpers.ts';
 
 const PASSWORD = Buffer.from('faults-test');
 
@@ -60,7 +60,6 @@ describe('backup and restore through faulty storage', () => {
   let src: string;
 
   beforeAll(async () => {
-    process.env.ARCA_KDF_N = '1024';
     ({ dir: base, cleanup } = await tempDir('arca-faults-'));
     src = path.join(base, 'src');
     await makeTree(src, 12, 6, (i) => (i % 7 === 0 ? 0 : (i * 7919) % (90 * KiB)));
@@ -80,7 +79,7 @@ describe('backup and restore through faulty storage', () => {
   for (const cached of [false, true]) {
     it(`completes byte-exact with 10% of requests failing ${cached ? 'with' : 'without'} the cache`, async () => {
       const repoDir = path.join(base, `flaky-${String(cached)}`);
-      await Repository.init(new LocalStorage(repoDir), PASSWORD, SMALL_REPO);
+      await Repository.init(new LocalStorage(repoDir), PASSWORD, SMALL_REPO, FAST_KDF);
       const counting = new CountingStorage(new LocalStorage(repoDir));
       const faulty = new FaultyStorage(counting, { seed: cached ? 11 : 12, rates: FLAKY });
       const retries: RetryEvent[] = [];
@@ -138,7 +137,7 @@ describe('backup and restore through faulty storage', () => {
 
   it('fails to open within the deadline when the storage is gone, hanging or refusing', async () => {
     const repoDir = path.join(base, 'gone-open');
-    await Repository.init(new LocalStorage(repoDir), PASSWORD, SMALL_REPO);
+    await Repository.init(new LocalStorage(repoDir), PASSWORD, SMALL_REPO, FAST_KDF);
     for (const mode of ['hang', 'fail'] as const) {
       const faulty = new FaultyStorage(new LocalStorage(repoDir), { seed: 3 });
       faulty.goAway(mode);
@@ -161,7 +160,7 @@ describe('backup and restore through faulty storage', () => {
 
   it('fails a backup within the deadline when the storage goes away midway, and leaves the repository valid', async () => {
     const repoDir = path.join(base, 'gone-backup');
-    await Repository.init(new LocalStorage(repoDir), PASSWORD, SMALL_REPO);
+    await Repository.init(new LocalStorage(repoDir), PASSWORD, SMALL_REPO, FAST_KDF);
     for (const mode of ['hang', 'fail'] as const) {
       const faulty = new FaultyStorage(new LocalStorage(repoDir), { seed: 5, rates: { fail: 0.05 } });
       let wentAway = false;

@@ -1,15 +1,16 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { Archiver, type BackupResult } from '../../engine/backup/archiver.ts';
-import { withSpoolDir } from '../../engine/backup/spool-dir.ts';
+import type { BackupResult } from '../../engine/backup/archiver.ts';
+import { backupVolume, restoreSnapshot, type RestoreSummary } from '../../engine/index.ts';
 import { WorkerPool, workerSetupFor } from '../../engine/pool/worker-pool.ts';
-import { Restorer, type RestoreSummary } from '../../engine/restore/restorer.ts';
-import { BlobWriter } from '../../repository/blob-writer.ts';
 import type { Repository } from '../../repository/repository.ts';
 import type { StoredSnapshot } from '../../repository/snapshot/snapshot.ts';
 
 export const KiB = 1024;
+
+/** A fast key derivation for test repositories (one scrypt lane of N = 1024). */
+export const FAST_KDF = { fixedN: 1024 } as const;
 
 /** Small chunks and packs, so a small tree still makes many requests of every kind. */
 export const SMALL_REPO = { packSize: 128 * KiB, chunker: { minSize: 16 * KiB, avgSize: 32 * KiB, maxSize: 64 * KiB } } as const;
@@ -45,16 +46,15 @@ export async function withSmallPool<T>(repo: Repository, fn: (pool: WorkerPool) 
   }
 }
 
-/**
- * A backup through the library, assembled as `arca backup` does it: the workers spool packs in a
- * temporary directory when the storage (wrapped) has no directory of its own, and the packs go
- * through the wrappers' `put`.
- */
+/** A backup through the door (backupVolume), as every caller makes it; against `parent` if given, else none. */
 export async function backup(repo: Repository, paths: string[], parent?: StoredSnapshot): Promise<BackupResult> {
-  return withSpoolDir(repo.storage, (spoolDir) => withSmallPool(repo, (pool) => new Archiver(repo, pool, new BlobWriter(repo)).run({ paths, parent, host: 'test-host' }), spoolDir));
+  const outcome = await backupVolume(repo, paths, { host: 'test-host', parent: parent ? { kind: 'snapshot', ref: parent.id } : { kind: 'none' }, workers: 2 });
+  if (outcome.status !== 'completed') throw new Error(`the backup ended ${outcome.status}`);
+  return outcome;
 }
 
 export async function restore(repo: Repository, snapshotId: string, target: string): Promise<RestoreSummary> {
-  const { snapshot } = await repo.resolveSnapshot(snapshotId);
-  return withSmallPool(repo, (pool) => new Restorer(repo, pool).run(snapshot, { target, verify: true }));
+  const outcome = await restoreSnapshot(repo, snapshotId, target, { verify: true, workers: 2 });
+  if (outcome.status !== 'completed') throw new Error(`the restore ended ${outcome.status}`);
+  return outcome.summary;
 }

@@ -1,5 +1,6 @@
 import { blake3 } from '@napi-rs/blake-hash';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { OperationCanceledError } from '../../repository/errors.ts';
 import { FaultyStorage } from '../../repository/storage/faulty.ts';
 import { LocalStorage } from '../../repository/storage/local.ts';
 import {
@@ -252,22 +253,24 @@ describe('RetryingStorage', () => {
     useFakeClock();
     faulty.goAway('fail');
     const controller = new AbortController();
-    const storage = retrying({ baseDelayMs: 5_000, maxDelayMs: 5_000, random: () => 0.9, signal: controller.signal, deadlineMs: 60_000 });
-    const backingOff = watch(storage.stat('config'));
+    const storage = retrying({ baseDelayMs: 5_000, maxDelayMs: 5_000, random: () => 0.9, deadlineMs: 60_000 });
+    const backingOff = watch(storage.stat('config', { signal: controller.signal }));
     await vi.advanceTimersByTimeAsync(100);
     expect(retries).toHaveLength(1); // waiting 4.5 s before the second attempt
     controller.abort(new Error('cancelled by the test'));
     await vi.advanceTimersByTimeAsync(0); // no time passes
-    expect(backingOff()).toEqual(new Error('cancelled by the test'));
+    const stopped = backingOff();
+    expect(stopped).toBeInstanceOf(OperationCanceledError);
+    expect((stopped as Error).cause).toEqual(new Error('cancelled by the test'));
 
     faulty.goAway('hang');
     const again = new AbortController();
-    const hanging = watch(retrying({ signal: again.signal, requestTimeoutMs: 60_000, deadlineMs: 60_000 }).get('config'));
+    const hanging = watch(retrying({ requestTimeoutMs: 60_000, deadlineMs: 60_000 }).get('config', undefined, { signal: again.signal }));
     await vi.advanceTimersByTimeAsync(100);
     expect(hanging()).toBe('pending');
     again.abort(new Error('cancelled again'));
     await vi.advanceTimersByTimeAsync(0);
-    expect(hanging()).toEqual(new Error('cancelled again'));
+    expect(hanging()).toBeInstanceOf(OperationCanceledError);
   });
 });
 

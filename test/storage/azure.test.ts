@@ -14,7 +14,7 @@ afterAll(async () => { await server.stop(); });
 
 function config(connectionString = server.connectionString): AzureConfig {
   return {
-    ...azureConfigFromUrl(`azure://${server.container}/conformance-${next++}`, { env: { AZURE_STORAGE_CONNECTION_STRING: connectionString } }),
+    ...azureConfigFromUrl(`azure://${server.container}/conformance-${next++}`, { credential: { kind: 'connection-string', connectionString } }),
     // The service pages at 5,000 blobs; 1,000 makes the conformance listing of 1,100 take two pages.
     listPageSize: 1000,
   };
@@ -34,13 +34,13 @@ function accountSas(permissions: string): string {
 
 describe('Azure backend against Azurite', () => {
   it('opens with AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, at ARCA_AZURE_ENDPOINT', async () => {
-    const base = { AZURE_STORAGE_ACCOUNT: server.account, ARCA_AZURE_ENDPOINT: server.endpoint };
-    const withKey = new AzureBlobStorage(azureConfigFromUrl(`azure://${server.container}/by-key`, { env: { ...base, AZURE_STORAGE_KEY: server.accountKey } }));
+    const base = { account: server.account, endpoint: server.endpoint };
+    const withKey = new AzureBlobStorage(azureConfigFromUrl(`azure://${server.container}/by-key`, { credential: { kind: 'shared-key', ...base, key: server.accountKey } }));
     await withKey.put('config', Buffer.from('by key'));
     expect((await withKey.get('config')).toString()).toBe('by key');
 
     const sas = accountSas('rwdlc');
-    const withSas = new AzureBlobStorage(azureConfigFromUrl(`azure://${server.container}/by-key`, { env: { ...base, AZURE_STORAGE_SAS_TOKEN: `?${sas}` } }));
+    const withSas = new AzureBlobStorage(azureConfigFromUrl(`azure://${server.container}/by-key`, { credential: { kind: 'sas', ...base, sasToken: `?${sas}` } }));
     expect((await withSas.get('config')).toString()).toBe('by key');
     await withSas.put('keys/k1', Buffer.from('by sas'));
     expect((await withKey.get('keys/k1')).toString()).toBe('by sas');
@@ -50,7 +50,7 @@ describe('Azure backend against Azurite', () => {
     await withSas.delete('keys/k1');
 
     const readOnlySas = accountSas('rl');
-    const readOnly = new AzureBlobStorage(azureConfigFromUrl(`azure://${server.container}/by-key`, { env: { ...base, AZURE_STORAGE_SAS_TOKEN: readOnlySas } }));
+    const readOnly = new AzureBlobStorage(azureConfigFromUrl(`azure://${server.container}/by-key`, { credential: { kind: 'sas', ...base, sasToken: readOnlySas } }));
     expect((await readOnly.get('config')).toString()).toBe('by key');
     expect(await readOnly.put('keys/k2', Buffer.from('x')).catch((e: unknown) => e)).toBeInstanceOf(StorageAuthError);
   });
@@ -70,7 +70,7 @@ describe('Azure backend failure mapping (scripted HTTP server)', () => {
 
   function failureOf(handler: FakeHandler, call: (s: AzureBlobStorage) => Promise<unknown>, timeouts = { dataMs: 5_000, metadataMs: 5_000 }): Promise<{ err: unknown; requests: number; ms: number }> {
     return scriptedFailure(handler, (endpoint) => new AzureBlobStorage({
-    ...azureConfigFromUrl('azure://container/repo', { env: { AZURE_STORAGE_CONNECTION_STRING: azuriteConnectionString(`${endpoint}/devstoreaccount1`) } }),
+    ...azureConfigFromUrl('azure://container/repo', { credential: { kind: 'connection-string', connectionString: azuriteConnectionString(`${endpoint}/devstoreaccount1`) } }),
     timeouts,
   }), call);
   }

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ArcaError } from '../../repository/errors.ts';
+import { ArcaError, OperationCanceledError } from '../../repository/errors.ts';
 import { forEachLimited } from '../../repository/storage/remote.ts';
 import {
   ObjectNotFoundError, ShortReadError, StorageAuthError, type ObjectInfo, type Storage,
@@ -23,7 +23,7 @@ export interface ConformanceBackend {
   readonly skip?: { readonly [K in SkippableCase]?: string };
 }
 
-export type SkippableCase = 'rangeOfEmptyObject';
+export type SkippableCase = 'rangeOfEmptyObject' | 'putCutOff';
 
 const MiB = 1024 * 1024;
 
@@ -31,9 +31,9 @@ function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-async function listAll(storage: Storage, prefix: string): Promise<ObjectInfo[]> {
+async function listAll(storage: Storage, prefix: string, signal?: AbortSignal): Promise<ObjectInfo[]> {
   const out: ObjectInfo[] = [];
-  for await (const info of storage.list(prefix)) out.push(info);
+  for await (const info of storage.list(prefix, { signal })) out.push(info);
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
@@ -182,6 +182,38 @@ export function storageConformance(backend: string, factory: ConformanceBackend)
         expect((err as ObjectNotFoundError).code).toBe('ARCA_ERR_OBJECT_NOT_FOUND');
       }
       expect(((await rejection(storage.stat('index/absent'))) as ObjectNotFoundError).objectName).toBe('index/absent');
+    });
+
+    it('stops every call whose signal has fired with OperationCanceledError, before it reaches the storage', async () => {
+      const storage = await factory.fresh();
+      const data = randomBytes(1000);
+      const name = packName(7);
+      await storage.put(name, data);
+      const fired = AbortSignal.abort();
+      const calls: Array<() => Promise<unknown>> = [
+        () => storage.put(packName(8), data, { signal: fired }), () => storage.get(name, undefined, { signal: fired }),
+        () => storage.get(name, { offset: 1, length: 10 }, { signal: fired }), () => storage.stat(name, { signal: fired }),
+        () => listAll(storage, 'data/', fired), () => storage.delete(name, { signal: fired }),
+      ];
+      for (const call of calls) expect(await rejection(call())).toBeInstanceOf(OperationCanceledError);
+      expect((await storage.get(name)).equals(data)).toBe(true);
+      expect(await rejection(storage.stat(packName(8)))).toBeInstanceOf(ObjectNotFoundError);
+    });
+
+    const cutOffTitle = 'a put cancelled midway leaves nothing or the whole object, never a part';
+    const skipCutOff = factory.skip?.putCutOff;
+    if (skipCutOff !== undefined) it.skip(`${cutOffTitle} (skipped: ${skipCutOff})`, () => undefined);
+    else it(cutOffTitle, async () => {
+      const storage = await factory.fresh();
+      const big = randomBytes(24 * MiB);
+      const controller = new AbortController();
+      const putting = storage.put(packName(9), big, { signal: controller.signal });
+      setTimeout(() => { controller.abort(); }, 5);
+      const outcome = await putting.then(() => undefined, (err: unknown) => err);
+      if (outcome !== undefined) expect(outcome).toBeInstanceOf(OperationCanceledError);
+      const after = await storage.get(packName(9)).catch((err: unknown) => err);
+      if (after instanceof Buffer) expect(sha256(after)).toBe(sha256(big));
+      else expect(after).toBeInstanceOf(ObjectNotFoundError);
     });
 
     it('rejects names that could leave the repository or are not ours, before any request', async () => {

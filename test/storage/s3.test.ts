@@ -15,7 +15,7 @@ afterAll(async () => { await server.stop(); });
 
 function config(overrides: Partial<S3Config> = {}): S3Config {
   return {
-    ...s3ConfigFromUrl(`s3://${server.bucket}/conformance-${next++}`, { s3Endpoint: server.endpoint, env: {} }),
+    ...s3ConfigFromUrl(`s3://${server.bucket}/conformance-${next++}`, { endpoint: server.endpoint }),
     credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
     ...overrides,
   };
@@ -25,6 +25,7 @@ storageConformance('S3 (s3rver)', {
   fresh: () => Promise.resolve(new S3Storage(config())),
   badCredentials: () => Promise.resolve(new S3Storage(config({ credentials: { accessKeyId: 'NOT-A-KEY', secretAccessKey: 'wrong' } }))),
   skip: {
+    putCutOff: 's3rver keeps the part of a PUT body it received when the client hangs up (AWS and other servers refuse a body shorter than its Content-Length)',
     rangeOfEmptyObject: 's3rver promises one byte for "Range: bytes=0-0" of an empty object and hangs up after its 5 s keep-alive (AWS answers 416, which the backend maps to ShortReadError; see the scripted 416 case)',
   },
 });
@@ -51,7 +52,7 @@ describe('S3 backend against s3rver', () => {
   });
 
   it('works with a gs:// configuration (region "auto", HMAC key, no flexible checksums) when only the endpoint is swapped for s3rver', async () => {
-    const gcs = gcsConfigFromUrl(`gs://${server.bucket}/as-gcs`, { env: { GOOGLE_HMAC_ACCESS_KEY_ID: server.accessKeyId, GOOGLE_HMAC_SECRET: server.secretAccessKey } });
+    const gcs = gcsConfigFromUrl(`gs://${server.bucket}/as-gcs`, { credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey } });
     const storage = new S3Storage({ ...gcs, endpoint: server.endpoint });
     expect(storage.location).toBe(`gs://${server.bucket}/as-gcs`);
     await storage.put('data/ab/pack', [Buffer.from('in '), Buffer.from('parts')]);
@@ -72,7 +73,7 @@ describe('S3 backend failure mapping (scripted HTTP server)', () => {
 
   function failureOf(handler: FakeHandler, call: (s: S3Storage) => Promise<unknown>, timeouts = { dataMs: 5_000, metadataMs: 5_000 }): Promise<{ err: unknown; requests: number; ms: number }> {
     return scriptedFailure(handler, (endpoint) => new S3Storage({
-    ...s3ConfigFromUrl('s3://bucket/repo', { s3Endpoint: endpoint, env: {} }),
+    ...s3ConfigFromUrl('s3://bucket/repo', { endpoint }),
     credentials: { accessKeyId: 'AKID', secretAccessKey: 'secret' },
     timeouts,
   }), call);

@@ -33,6 +33,8 @@ export interface FaultProxyOptions {
   readonly seed: number;
   /** Failed attempts in a row of one request after which the next one passes (default 2). */
   readonly maxConsecutive?: number;
+  /** Only these kinds of fault (default: all); e.g. ['delay'] slows every request down and fails none. */
+  readonly kinds?: readonly FaultKind[];
 }
 
 export interface FaultProxyStats {
@@ -141,7 +143,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     const before = failuresInARow.get(key) ?? 0;
     let kind: FaultKind | undefined;
     if (random() < faultRate) {
-      const kinds: FaultKind[] = req.method === 'GET' ? ['slowDown', 'reset', 'delay', 'truncate'] : ['slowDown', 'reset', 'delay'];
+      const kinds = (req.method === 'GET' ? ['slowDown', 'reset', 'delay', 'truncate'] as const : ['slowDown', 'reset', 'delay'] as const)
+        .filter((k) => options.kinds?.includes(k) ?? true);
       kind = kinds[Math.floor(random() * kinds.length)];
       if (kind !== 'delay' && before >= maxConsecutive) {
         counts.spared++;

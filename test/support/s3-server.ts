@@ -12,7 +12,8 @@ import { stopChild, waitForLine } from './child-process.ts';
  *
  * What s3rver cannot show: it checks that the access key ID exists (only "S3RVER" does) but does
  * not verify SigV4 signatures, so a wrong secret is accepted; it keeps the storage class of single
- * PUTs but not of multipart uploads; it ignores conditional writes; a range read of an empty
+ * PUTs but not of multipart uploads; it ignores conditional writes; it stores what it received of a
+ * PUT whose client hung up midway (a cancelled upload) as if it were the object; a range read of an empty
  * object makes it promise one byte and hang up instead of answering 416.
  */
 export interface S3Server {
