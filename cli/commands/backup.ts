@@ -7,6 +7,7 @@ import { UsageError } from '../../repository/errors.ts';
 import { checkPathPattern, compressionLevel, flag, str, strs, type Command, type OptionValues } from '../command.ts';
 import { openRepository, type GlobalOptions } from '../context.ts';
 import { Lease } from '../../repository/maintenance/leases.ts';
+import { leaseOptionsFromEnv } from '../lease-options.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { EXIT } from '../exit-codes.ts';
 import { formatBytes } from '../format.ts';
@@ -43,7 +44,7 @@ export const backupCommand: Command = {
     const time = parseTime(str(values, 'time'));
     const repo = await openRepository(global, { withIndex: false });
     // The lease comes before the index: a prune must see this writer before it can matter.
-    const lease = await Lease.acquire(repo, 'backup');
+    const lease = await Lease.acquire(repo, 'backup', leaseOptionsFromEnv());
     try {
       await repo.loadIndex();
       return await runBackup(repo, lease, values, positionals, global, started, time);

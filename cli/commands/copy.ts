@@ -2,6 +2,7 @@ import { BlobWriter } from '../../repository/blob-writer.ts';
 import { UsageError } from '../../repository/errors.ts';
 import { SnapshotCopier } from '../../repository/maintenance/copy.ts';
 import { Lease } from '../../repository/maintenance/leases.ts';
+import { leaseOptionsFromEnv } from '../lease-options.ts';
 import { Repository } from '../../repository/repository.ts';
 import { str, type Command } from '../command.ts';
 import { openRepository, readPasswordFrom, storageFor } from '../context.ts';
@@ -29,7 +30,7 @@ export const copyCommand: Command = {
     await source.loadIndex();
     const dest = await openRepository(global, { withIndex: false });
     if (dest.config.id === source.config.id) throw new UsageError('The source and destination are the same repository.');
-    const lease = await Lease.acquire(dest, 'copy');
+    const lease = await Lease.acquire(dest, 'copy', leaseOptionsFromEnv());
     try {
       await dest.loadIndex();
       const chosen = positionals.length === 0 ? await source.listSnapshots() : await Promise.all(positionals.map((ref) => source.resolveSnapshot(ref)));

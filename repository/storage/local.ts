@@ -99,7 +99,7 @@ export class LocalStorage implements Storage {
   async stat(name: string): Promise<ObjectInfo> {
     try {
       const st = await fsp.stat(this.pathOf(name));
-      return { name, size: st.size };
+      return { name, size: st.size, modified: st.mtimeMs };
     } catch (err) {
       throw this.mapError(err, name, 'stat');
     }
@@ -128,7 +128,7 @@ export class LocalStorage implements Storage {
         if (prefix.startsWith(`${name}/`) || name.startsWith(prefix)) yield* this.walk(path.join(dir, entry.name), name, prefix);
       } else if (entry.isFile() && name.startsWith(prefix)) {
         const st = await fsp.stat(path.join(dir, entry.name)).catch(() => undefined);
-        if (st) yield { name, size: st.size };
+        if (st) yield { name, size: st.size, modified: st.mtimeMs };
       }
     }
   }
