@@ -28,5 +28,11 @@ export type VolumeJobErrorCode =
   | 'ARCA_AGENT_VOLUME_NOT_MOUNTED'
   /** The volume's path leaves the pods directory or lands elsewhere through a symlink. */
   | 'ARCA_AGENT_PATH_ESCAPE'
+  /** The pod runs on another node than the object says (the controller's view was stale). */
+  | 'ARCA_AGENT_WRONG_NODE'
+  /** The BackupRepository, its Secrets, or what they say cannot open a repository. */
+  | 'ARCA_AGENT_REPOSITORY'
+  /** The job was started too often (the agent restarted during each attempt). */
+  | 'ARCA_AGENT_ATTEMPTS'
   /** A name from an object (pod UID, volume, PV, restore UID) that cannot be a path segment. */
   | 'ARCA_AGENT_BAD_NAME';
