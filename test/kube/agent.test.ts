@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmod, chown, link, mkdir, mkdtemp, readdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { NODE_LABEL } from '../../kube/api/labels.ts';
 import { ResourceClient } from '../../kube/resources.ts';
 import { installCrds } from '../support/arca-kube.ts';
 import { waitForLine, stopChild } from '../support/child-process.ts';
-import { startArca } from '../support/cli.ts';
+import { arcaOk, startArca } from '../support/cli.ts';
 import { adminKubeConfig, createTestNamespace, kubeAvailable, kubeTestEnv } from '../support/control-plane.ts';
 import { scanTree, asObject } from '../support/fs-tree.ts';
 
@@ -49,7 +50,7 @@ describe.skipIf(!kubeAvailable)('arca agent on simulated nodes', () => {
     ns = await createTestNamespace(admin, 'agent');
     root = await mkdtemp(path.join(os.tmpdir(), 'arca-agent-kube-'));
     const repoDir = path.join(root, 'repo');
-    await (await initRepository({ url: repoDir, password: PASSWORD, kdf: { fixedN: 1024 } })).close?.();
+    await (await initRepository({ url: repoDir, password: PASSWORD, kdf: { fixedN: 1024 } })).close();
     await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'repo-password' }, stringData: { password: PASSWORD } } });
     await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'wrong-password' }, stringData: { password: 'not-it' } } });
     const repos = new ResourceClient(admin, BackupRepositoryKind, 'test');
@@ -67,7 +68,7 @@ describe.skipIf(!kubeAvailable)('arca agent on simulated nodes', () => {
 
   afterAll(async () => {
     await Promise.all(nodes.map((n) => stopChild(n.agent)));
-    if (root !== undefined) await rm(root, { recursive: true, force: true });
+    await rm(root, { recursive: true, force: true });
   });
 
   const nodeOf = (name: string): SimulatedNode => nodes.find((n) => n.name === name) ?? nodes[0] as SimulatedNode;
@@ -167,6 +168,48 @@ describe.skipIf(!kubeAvailable)('arca agent on simulated nodes', () => {
     const again = await backup('node-b', moved, 'data', { pvcName: 'data-a' });
     expect(again.status).toMatchObject({ phase: 'Completed', parentSnapshotID: unchanged.status?.snapshotID });
     expect(again.status?.stats?.dataAdded).toBeLessThan(64 << 10);
+  });
+
+  async function bigVolume(dir: string, mib: number): Promise<void> {
+    for (let i = 0; i < mib / 16; i++) await writeFile(path.join(dir, `part-${i}`), randomBytes(16 << 20));
+  }
+
+  async function phaseReached(name: string, phase: string): Promise<void> {
+    while ((await backups.get(ns, name)).status?.phase !== phase) await sleep(50);
+  }
+
+  async function repositoryChecksClean(): Promise<void> {
+    await arcaOk(['check', '--repo', path.join(root, 'repo')], { env: { ARCA_PASSWORD: PASSWORD } });
+  }
+
+  test('spec.cancel stops a running backup (Canceled, no snapshot); the repository checks clean', async () => {
+    const pod = await createPod('node-a', [{ name: 'big', emptyDir: {} }], { big: 'kubernetes.io~empty-dir/big' });
+    await bigVolume(pod.dirs.big ?? '', 512);
+    const name = `pvb-${++seq}`;
+    await backups.create(ns, { metadata: { name, labels: { [NODE_LABEL]: 'node-a' } }, spec: { node: 'node-a', pod: { namespace: ns, ...pod }, volume: 'big', repository: 'default', backupSet: 'set-2' } });
+    await phaseReached(name, 'InProgress');
+    await backups.mergePatch(ns, name, { spec: { cancel: true } });
+    const canceled = await finalOf(backups, name);
+    expect(canceled.status, canceled.status?.message).toMatchObject({ phase: 'Canceled' });
+    expect(canceled.status?.snapshotID).toBeUndefined();
+    await repositoryChecksClean();
+  });
+
+  test('an agent killed mid-backup (SIGKILL) takes the job up again when it is back: Completed on attempt 2', async () => {
+    const pod = await createPod('node-b', [{ name: 'big', emptyDir: {} }], { big: 'kubernetes.io~empty-dir/big' });
+    await bigVolume(pod.dirs.big ?? '', 512);
+    const name = `pvb-${++seq}`;
+    await backups.create(ns, { metadata: { name, labels: { [NODE_LABEL]: 'node-b' } }, spec: { node: 'node-b', pod: { namespace: ns, ...pod }, volume: 'big', repository: 'default', backupSet: 'set-2' } });
+    await phaseReached(name, 'InProgress');
+    const node = nodeOf('node-b');
+    const exited = new Promise((resolve) => { node.agent.once('exit', resolve); });
+    node.agent.kill('SIGKILL');
+    await exited;
+    expect((await backups.get(ns, name)).status?.phase).toBe('InProgress');
+    node.agent = await startAgent('node-b', node.podsDir);
+    const done = await finalOf(backups, name);
+    expect(done.status, done.status?.message).toMatchObject({ phase: 'Completed', attempts: 2 });
+    await repositoryChecksClean();
   });
 
   test('bad input ends Failed with a message that says what is wrong', async () => {
