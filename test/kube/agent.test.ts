@@ -229,4 +229,17 @@ describe.skipIf(!kubeAvailable)('arca agent on simulated nodes', () => {
       expect(object.status?.message).toMatch(message);
     }
   });
+
+  test('a changed Secret is used by the next job, without restarting the agent', async () => {
+    const pod = await createPod('node-a', [{ name: 'cache', emptyDir: {} }], { cache: 'kubernetes.io~empty-dir/cache' });
+    await writeFile(path.join(pod.dirs.cache ?? '', 'f'), 'x');
+    await core.replaceNamespacedSecret({ namespace: ns, name: 'wrong-password', body: { metadata: { name: 'wrong-password' }, stringData: { password: 'still-not-it' } } });
+    expect((await backup('node-a', pod, 'cache', { repository: 'wrong' })).status?.phase).toBe('Failed');
+    await core.replaceNamespacedSecret({ namespace: ns, name: 'wrong-password', body: { metadata: { name: 'wrong-password' }, stringData: { password: PASSWORD } } });
+    const fixed = await backup('node-a', pod, 'cache', { repository: 'wrong' });
+    expect(fixed.status, fixed.status?.message).toMatchObject({ phase: 'Completed' });
+    // And the other way: the repository is open, yet a Secret changed to a wrong password is seen.
+    await core.replaceNamespacedSecret({ namespace: ns, name: 'wrong-password', body: { metadata: { name: 'wrong-password' }, stringData: { password: 'not-it' } } });
+    expect((await backup('node-a', pod, 'cache', { repository: 'wrong' })).status?.message).toMatch(/does not open/);
+  });
 });
