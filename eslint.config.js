@@ -3,7 +3,7 @@ import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.arca-demo/**', 'scripts/**', 'eslint.config.js', 'vitest.config.ts'] },
+  { ignores: ['dist/**', 'node_modules/**', '.arca-demo/**', 'scripts/*.mjs', 'eslint.config.js', 'vitest.config.ts'] },
   eslint.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {
@@ -16,8 +16,8 @@ export default tseslint.config(
     },
   },
   {
-    // @kubernetes/client-node's API models are classes that its API takes (and returns) as plain objects.
-    files: ['agent/**/*.ts', 'test/agent/**/*.ts'],
+    // @kubernetes/client-node's API models are classes that its API takes as plain object literals.
+    files: ['kube/**/*.ts', 'agent/**/*.ts', 'controller/**/*.ts', 'scripts/kube/**/*.ts', 'test/kube/**/*.ts', 'test/agent/**/*.ts', 'test/support/control-plane.ts'],
     rules: { '@typescript-eslint/no-unsafe-class-instance-assignment': 'off' },
   },
 );

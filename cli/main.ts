@@ -23,6 +23,13 @@ const COMMANDS: readonly Command[] = [
   initCommand, backupCommand, snapshotsCommand, lsCommand, restoreCommand, diffCommand, statsCommand, checkCommand, pruneCommand, forgetCommand, copyCommand, repairCommand, catCommand, keyCommand,
 ];
 
+// The in-cluster entry points parse their own flags and load only what they need.
+const ENTRY_POINTS: Partial<Record<string, () => Promise<{ run(argv: string[]): Promise<number> }>>> = {
+  agent: () => import('../agent/main.ts'),
+  controller: () => import('../controller/main.ts'),
+  'restore-wait': () => import('../restore-wait/main.ts'),
+};
+
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
   repo: { type: 'string', short: 'r' },
   'password-file': { type: 'string' },
@@ -40,6 +47,7 @@ function usage(): string {
     'Usage: arca COMMAND [options]   (repository: --repo or ARCA_REPOSITORY; password: ARCA_PASSWORD, ARCA_PASSWORD_FILE or --password-file)',
     '',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '  agent | controller | restore-wait   the in-cluster entry points (see their --help)',
     '',
     'Global options: --repo URL, --password-file FILE, --s3-endpoint URL, --cache-dir DIR, --no-cache, --json, --quiet, --help',
   ].join('\n');
@@ -55,6 +63,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write('arca 0.1.0\n');
     return 0;
   }
+  const entryPoint = ENTRY_POINTS[name];
+  if (entryPoint) return (await entryPoint()).run(rest);
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) throw new UsageError(`Unknown command "${name}". Run "arca --help" for the list.`);
   let parsed;

@@ -33,7 +33,9 @@ export const checkCommand: Command = {
     const repo = await openRepository(global, { withIndex: false, cache: false });
     const report = await new Checker(repo).run({ readData });
     if (global.json) {
-      process.stdout.write(`${JSON.stringify({ ...report, problems: report.problems.map((p) => ({ ...p, description: describeProblem(p) })) })}\n`);
+      // A Set has no JSON form: the unusable blobs go out as a sorted list.
+      const unusableBlobs = [...report.unusableBlobs].sort();
+      process.stdout.write(`${JSON.stringify({ ...report, problems: report.problems.map((p) => ({ ...p, description: describeProblem(p) })), unusableBlobs })}\n`);
     } else {
       for (const n of report.notices) process.stdout.write(`notice: ${describeNotice(n)}\n`);
       for (const p of report.problems) process.stdout.write(`error: ${describeProblem(p)}\n`);

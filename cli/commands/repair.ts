@@ -31,13 +31,12 @@ export const repairCommand: Command = {
     try {
       // The checker loads the index and finds what is lost: missing packs, and with --read-data damaged blobs.
       const check = await new Checker(repo).run({ readData: flag(values, 'read-data') ? { kind: 'all' } : { kind: 'none' } });
-      const repairer = new SnapshotRepairer(repo, check.unusableBlobs);
+      const repairer = new SnapshotRepairer(repo, check.unusableBlobs, lease);
       let changed = 0;
       for (const id of await repo.listSnapshotIds()) {
         const result = await repairer.repair(id, dryRun);
         if (result.filesRemoved.length === 0 && result.dirsEmptied.length === 0) continue;
         changed++;
-        lease?.assertFresh();
         if (global.json) printJson({ message_type: 'repaired', snapshot_id: id, replaced_by: result.replacedBy, files_removed: result.filesRemoved, dirs_emptied: result.dirsEmptied });
         else {
           process.stdout.write(`snapshot ${id.slice(0, 8)}${result.replacedBy ? ` -> ${result.replacedBy.slice(0, 8)}` : ' (dry run)'}: ${result.filesRemoved.length} files removed, ${result.dirsEmptied.length} directories emptied\n`);

@@ -55,6 +55,11 @@ export class Lease {
   private timer: NodeJS.Timeout | undefined;
   /** performance.now() of the last heartbeat that storage accepted. */
   private lastBeat: number;
+  /**
+   * The longest time the lease went unrenewed so far. A lapse stays a lapse: a prune may have
+   * acted while it lasted, and no later heartbeat undoes that.
+   */
+  private longestGap = 0;
 
   private constructor(repo: Repository, record: LeaseRecord, timing: LeaseTiming) {
     this.repo = repo;
@@ -78,9 +83,9 @@ export class Lease {
     return lease;
   }
 
-  /** Throws LeaseLapsedError when the lease may have looked expired to a prune. */
+  /** Throws LeaseLapsedError when the lease may have looked expired to a prune, now or at any time before. */
   assertFresh(): void {
-    const gap = performance.now() - this.lastBeat;
+    const gap = Math.max(this.longestGap, performance.now() - this.lastBeat);
     if (gap > this.timing.ttlMs) throw new LeaseLapsedError(gap / 1000);
   }
 
@@ -93,6 +98,7 @@ export class Lease {
     const started = performance.now();
     try {
       await this.write({ ...this.record, heartbeat: new Date().toISOString() });
+      this.longestGap = Math.max(this.longestGap, performance.now() - this.lastBeat);
       this.lastBeat = started;
     } catch {
       // A missed heartbeat only brings expiry closer; assertFresh() reports it if it matters.

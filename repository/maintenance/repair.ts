@@ -5,6 +5,7 @@ import type { IndexPack } from '../index/index.ts';
 import { DATA_PREFIX, idOfName, INDEX_PREFIX, packName, snapshotName } from '../object-names.ts';
 import { readPackHeader } from '../pack/pack-reader.ts';
 import type { Repository } from '../repository.ts';
+import type { Lease } from './leases.ts';
 import type { Snapshot } from '../snapshot/snapshot.ts';
 import { encodeTree, type TreeNode } from '../tree/tree.ts';
 
@@ -94,12 +95,17 @@ export class SnapshotRepairer {
   private readonly repo: Repository;
   private readonly lost: ReadonlySet<string>;
   private readonly writer: BlobWriter;
+  private readonly lease: Lease | undefined;
 
-  /** `lost`: hex IDs of blobs that cannot be read (from `Checker`), besides those in no index. */
-  constructor(repo: Repository, lost: ReadonlySet<string>) {
+  /**
+   * `lost`: hex IDs of blobs that cannot be read (from `Checker`), besides those in no index.
+   * `lease`: checked before each repaired snapshot is written (see Lease.assertFresh).
+   */
+  constructor(repo: Repository, lost: ReadonlySet<string>, lease?: Lease) {
     this.repo = repo;
     this.lost = lost;
     this.writer = new BlobWriter(repo);
+    this.lease = lease;
   }
 
   async repair(id: string, dryRun: boolean): Promise<SnapshotRepairResult> {
@@ -116,6 +122,7 @@ export class SnapshotRepairer {
       original: snapshot.original ?? id,
       repaired: { time: new Date().toISOString(), files_removed: filesRemoved, dirs_emptied: dirsEmptied },
     };
+    this.lease?.assertFresh();
     const replacedBy = await this.repo.saveSnapshot(repaired);
     await this.repo.storage.delete(snapshotName(id));
     return { snapshot: id, replacedBy, filesRemoved, dirsEmptied };

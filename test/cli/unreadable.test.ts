@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NOBODY, canSwitchUser, runArcaAs } from '../support/as-user.ts';
+import { NOBODY, isRoot, runArcaAs } from '../support/as-user.ts';
 import { arcaOk, summaryOf, tempDir } from '../support/cli.ts';
 
 interface NodeLine {
@@ -10,7 +10,7 @@ interface NodeLine {
   readonly type: string;
 }
 
-describe.skipIf(!canSwitchUser)('files the backup cannot read', () => {
+describe.skipIf(!isRoot)('files the backup cannot read (needs root: runs arca as another user)', () => {
   let dir: string;
   let cleanup: () => Promise<void>;
   beforeEach(async () => {

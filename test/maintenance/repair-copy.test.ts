@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { arcaOk, runArca, startArca, summaryOf, tempDir } from '../support/cli.ts';
+import { isolatedCloudEnv } from '../support/cloud-env.ts';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
+import { startS3Server, type S3Server } from '../support/s3-server.ts';
 
 /** Chunk IDs of each file directly in `src`, from `arca cat` of the latest snapshot's trees. */
 async function fileChunks(repo: string, src: string): Promise<Map<string, string[]>> {
@@ -100,12 +103,23 @@ describe('repair', () => {
 describe('copy', () => {
   let dir: string;
   let cleanup: () => Promise<void>;
-  beforeEach(async () => ({ dir, cleanup } = await tempDir()));
-  afterEach(async () => cleanup());
+  let s3: S3Server;
+  let proxy: FaultProxy;
+  beforeAll(async () => {
+    ({ dir, cleanup } = await tempDir());
+    s3 = await startS3Server();
+    proxy = await startFaultProxy({ upstream: s3.endpoint, faultRate: 0, seed: 1 });
+  });
+  afterAll(async () => {
+    await proxy.stop();
+    await s3.stop();
+    await cleanup();
+  });
 
   it('copies between repositories with different passwords, deduplicated, resumable', async () => {
     const from = path.join(dir, 'from');
-    const to = path.join(dir, 'to');
+    // The destination is on S3 behind the proxy, so that the copy can be interrupted at a known point.
+    const to = [`s3://${s3.bucket}/to`, '--s3-endpoint', proxy.endpoint];
     const src = path.join(dir, 'src');
     await mkdir(src);
     const data = randomBytes(48 << 20);
@@ -115,34 +129,33 @@ describe('copy', () => {
     await arcaOk(['backup', '--repo', from, src, '--tag', 'one']);
     await writeFile(path.join(src, 'c'), Buffer.from('sea\n'));
     await arcaOk(['backup', '--repo', from, src, '--tag', 'two']);
-    const toEnv = { ARCA_PASSWORD: 'other-password', ARCA_FROM_PASSWORD: 'test-password' };
-    await arcaOk(['init', '--repo', to], { env: toEnv });
+    const toEnv = isolatedCloudEnv(dir, { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey, ARCA_PASSWORD: 'other-password', ARCA_FROM_PASSWORD: 'test-password' });
+    await arcaOk(['init', '--repo', ...to], { env: toEnv });
 
-    // Interrupt a first copy once some packs are stored; the next run finishes it.
-    const child = startArca(['copy', '--repo', to, '--from-repo', from], { env: toEnv });
-    await new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        void readdir(path.join(to, 'index')).then((names) => {
-          if (names.some((n) => !n.endsWith('.arca-tmp'))) { child.kill('SIGKILL'); clearInterval(timer); resolve(); }
-        }, () => undefined);
-      }, 20);
-      child.on('exit', () => { clearInterval(timer); resolve(); });
-    });
-    const first = summaryOf((await arcaOk(['copy', '--repo', to, '--from-repo', from, '--json'], { env: toEnv })).stdout);
-    // The interrupted run may have finished the first snapshot already; the packs it stored are reused.
-    expect(Number(first.snapshots_copied) + Number(first.snapshots_skipped)).toBe(2);
-    expect(Number(first.snapshots_copied)).toBeGreaterThan(0);
+    // Interrupt a first copy while its second index file is on its way: the first is stored (index
+    // files are written one after the other, one per pack) and no snapshot can be, as a snapshot
+    // waits for every index. The next run finishes it, reusing the indexed pack.
+    let indexPuts = 0;
+    const secondIndex = proxy.hold((method, url) => method === 'PUT' && url.startsWith(`/${s3.bucket}/to/index/`) && ++indexPuts === 2);
+    const child = startArca(['copy', '--repo', ...to, '--from-repo', from], { env: toEnv });
+    const killed = new Promise<NodeJS.Signals | null>((resolve) => { child.on('exit', (_code, signal) => { resolve(signal); }); });
+    await secondIndex.reached;
+    child.kill('SIGKILL');
+    expect(await killed).toBe('SIGKILL');
+    secondIndex.release();
+    const first = summaryOf((await arcaOk(['copy', '--repo', ...to, '--from-repo', from, '--json'], { env: toEnv })).stdout);
+    expect(first).toMatchObject({ snapshots_copied: 2, snapshots_skipped: 0 });
     expect(Number(first.data_added)).toBeLessThan(data.length);
 
-    const again = summaryOf((await arcaOk(['copy', '--repo', to, '--from-repo', from, '--json'], { env: toEnv })).stdout);
+    const again = summaryOf((await arcaOk(['copy', '--repo', ...to, '--from-repo', from, '--json'], { env: toEnv })).stdout);
     expect(again).toMatchObject({ snapshots_copied: 0, snapshots_skipped: 2, data_added: 0 });
 
-    await arcaOk(['check', '--repo', to, '--read-data'], { env: toEnv });
+    await arcaOk(['check', '--repo', ...to, '--read-data'], { env: toEnv });
     const target = path.join(dir, 'restore');
-    await arcaOk(['restore', 'latest', '--repo', to, '--tag', 'two', '--target', target, '--verify'], { env: toEnv });
+    await arcaOk(['restore', 'latest', '--repo', ...to, '--tag', 'two', '--target', target, '--verify'], { env: toEnv });
     expect((await readFile(path.join(target, src, 'a'))).equals(data)).toBe(true);
     expect(await readFile(path.join(target, src, 'c'), 'utf8')).toBe('sea\n');
-    const wrong = await runArca(['copy', '--repo', to, '--from-repo', from], { env: { ...toEnv, ARCA_FROM_PASSWORD: 'nope' } });
+    const wrong = await runArca(['copy', '--repo', ...to, '--from-repo', from], { env: { ...toEnv, ARCA_FROM_PASSWORD: 'nope' } });
     expect(wrong.code).toBe(12);
   });
 });

@@ -1,7 +1,8 @@
-import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { arcaOk, runArca, startArca, summaryOf, type RunResult } from '../support/cli.ts';
+import { SeededRandom } from '../support/seeded-random.ts';
 
 /**
  * The torture test, for any repository the CLI can reach: backup lanes (of different and of
@@ -12,8 +13,14 @@ import { arcaOk, runArca, startArca, summaryOf, type RunResult } from '../suppor
  *
  * Lane 0 backs up its own directory, lane 1 its own and lane 0's (which lane 0 changes meanwhile),
  * lanes 2 and up their own and a shared directory.
+ *
+ * Every random choice (file sizes and bytes, which files to delete, which processes to kill and
+ * when, the pauses between prunes) comes from `seed`, one independent stream per lane and for
+ * the pruner: the same seed replays a run's choices (the timing of the processes still varies).
  */
 export interface TortureConfig {
+  /** Seeds every random choice of the run (see above). */
+  readonly seed: number;
   /** Working directory: the lanes' directories and restores go here. */
   readonly dir: string;
   /** Arguments naming the repository, e.g. ['--repo', path] or with --s3-endpoint. */
@@ -45,8 +52,8 @@ export type Manifest = Map<string, string>;
 export interface TortureTally {
   backups: number;
   backupsKilled: number;
-  /** Of lane 1's backups that were not killed, those that exited with neither 0 nor 3. */
-  lane1Failed: number;
+  /** Lane 1's backups that exited 3: a file of lane 0's vanished while they read it. */
+  lane1Partial: number;
   prunes: number;
   prunesKilled: number;
   verified: number;
@@ -55,7 +62,7 @@ export interface TortureTally {
 export interface TortureRun {
   /** Snapshot ID → manifest of its roots taken just before the backup started, for every backup that exited 0. */
   readonly completed: Map<string, Manifest>;
-  /** Processes that failed without being killed (lane 1's backups excepted, see runTorture). */
+  /** Processes that failed without being killed (lane 1's backups may exit 3, see runTorture). */
   readonly failures: string[];
   readonly tally: TortureTally;
 }
@@ -87,13 +94,16 @@ export async function manifestOf(roots: readonly string[]): Promise<Manifest> {
 }
 
 /** Runs `arca ARGS`, killing it after a random delay in killWindowMs with probability killChance. */
-async function runMaybeKilled(config: TortureConfig, args: readonly string[], killWindowMs = config.killWindowMs): Promise<RunResult & { killed: boolean }> {
+async function runMaybeKilled(config: TortureConfig, random: SeededRandom, args: readonly string[], killWindowMs = config.killWindowMs): Promise<RunResult & { killed: boolean }> {
   const child = startArca([...args, ...config.repoArgs], { env: envOf(config) });
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
   child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  const killAt = Math.random() < config.killChance ? randomInt(killWindowMs[0], killWindowMs[1]) : undefined;
+  // Both draws are made every time, so that one decision does not shift the ones after it.
+  const kill = random.chance(config.killChance);
+  const at = random.int(killWindowMs[0], killWindowMs[1]);
+  const killAt = kill ? at : undefined;
   const timer = killAt === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAt);
   return new Promise((resolve) => {
     child.on('close', (code, signal) => {
@@ -108,43 +118,43 @@ export async function runTorture(config: TortureConfig): Promise<TortureRun> {
   const { dir } = config;
   const completed = new Map<string, Manifest>();
   const failures: string[] = [];
-  const tally: TortureTally = { backups: 0, backupsKilled: 0, lane1Failed: 0, prunes: 0, prunesKilled: 0, verified: 0 };
+  const tally: TortureTally = { backups: 0, backupsKilled: 0, lane1Partial: 0, prunes: 0, prunesKilled: 0, verified: 0 };
+  const random = new SeededRandom(config.seed);
   const shared = path.join(dir, 'shared');
   await mkdir(shared);
-  for (let i = 0; i < config.sharedFiles; i++) await writeFile(path.join(shared, `s${i}`), randomBytes(randomInt(1, config.sharedMaxBytes)));
+  const sharedRandom = random.fork('shared');
+  for (let i = 0; i < config.sharedFiles; i++) await writeFile(path.join(shared, `s${i}`), sharedRandom.bytes(sharedRandom.int(1, config.sharedMaxBytes)));
   const deadline = Date.now() + config.runForMs;
 
   const lane = async (n: number): Promise<void> => {
     const own = path.join(dir, `lane${n}`);
+    const laneRandom = random.fork(`lane${n}`);
     await mkdir(own);
     const roots = n >= 2 ? [own, shared] : n === 1 ? [own, path.join(dir, 'lane0')] : [own];
     for (let round = 0; Date.now() < deadline; round++) {
-      await writeFile(path.join(own, `f${round}`), randomBytes(randomInt(0, config.maxFileBytes)));
-      if (round > 2 && Math.random() < 0.3) await rm(path.join(own, `f${randomInt(0, round)}`), { force: true });
+      await writeFile(path.join(own, `f${round}`), laneRandom.bytes(laneRandom.int(0, config.maxFileBytes)));
+      if (round > 2 && laneRandom.chance(0.3)) await rm(path.join(own, `f${laneRandom.int(0, round)}`), { force: true });
       const manifest = await manifestOf(roots);
-      const result = await runMaybeKilled(config, ['backup', '--json', '--quiet', '--tag', `lane=${n}`, ...roots]);
+      const result = await runMaybeKilled(config, laneRandom, ['backup', '--json', '--quiet', '--tag', `lane=${n}`, ...roots]);
       tally.backups++;
       if (result.killed) tally.backupsKilled++;
-      if (result.code === 0) {
-        completed.set(String(summaryOf(result.stdout).snapshot_id), manifest);
-      } else if (!result.killed && n !== 1) {
-        failures.push(`lane ${n} backup exited ${String(result.code)}: ${result.stderr}`);
-      } else if (!result.killed && result.code !== 3) {
-        tally.lane1Failed++;
-      }
+      else if (result.code === 0) completed.set(String(summaryOf(result.stdout).snapshot_id), manifest);
+      else if (n === 1 && result.code === 3) tally.lane1Partial++;
+      else failures.push(`lane ${n} backup exited ${String(result.code ?? result.signal)}: ${result.stderr}`);
     }
   };
   const pruner = async (): Promise<void> => {
+    const prunerRandom = random.fork('pruner');
     while (Date.now() < deadline) {
-      const result = await runMaybeKilled(config, ['forget', '--keep-last', String(config.keepLast), '--group-by', 'tag:lane', '--prune', '--quiet'], config.pruneKillWindowMs);
+      const result = await runMaybeKilled(config, prunerRandom, ['forget', '--keep-last', String(config.keepLast), '--group-by', 'tag:lane', '--prune', '--quiet'], config.pruneKillWindowMs);
       tally.prunes++;
       if (result.killed) tally.prunesKilled++;
-      if (result.code !== 0 && !result.killed) failures.push(`prune exited ${String(result.code)}: ${result.stderr}`);
-      await new Promise((resolve) => setTimeout(resolve, randomInt(200, 1500)));
+      if (result.code !== 0 && !result.killed) failures.push(`prune exited ${String(result.code ?? result.signal)}: ${result.stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, prunerRandom.int(200, 1500)));
     }
   };
-  // Lane 1 reads lane 0's directory while lane 0 writes it: a file may change under it. Its
-  // failures are not counted as failures (they are tallied when the exit code is not 3).
+  // Lane 1 reads lane 0's directory while lane 0 writes it: a file may vanish under it, which
+  // makes a backup exit 3 (partial). Any other exit of a process that was not killed is a failure.
   await Promise.all([...Array.from({ length: config.lanes }, (_, n) => lane(n)), pruner()]);
   return { completed, failures, tally };
 }

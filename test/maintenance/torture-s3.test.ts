@@ -1,7 +1,7 @@
-import { randomInt } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arcaOk, tempDir } from '../support/cli.ts';
 import { isolatedCloudEnv } from '../support/cloud-env.ts';
+import { seedFromEnv } from '../support/seeded-random.ts';
 import { startFaultProxy, type FaultProxy, type FaultProxyStats } from '../support/fault-proxy.ts';
 import { startS3Server, type S3Server } from '../support/s3-server.ts';
 import { arcaIn, finalPrune, restoreAllMismatches, runTorture, survivingSnapshots, type TortureConfig } from './torture-harness.ts';
@@ -22,6 +22,9 @@ import { arcaIn, finalPrune, restoreAllMismatches, runTorture, survivingSnapshot
  * without progress. The backoff is the default full jitter from 250 ms; with at most two failures
  * in a row it waits under 0.75 s per operation. Leases live 8 s (heartbeat 0.8 s): a heartbeat
  * delayed by faults must not make a lease lapse.
+ *
+ * ARCA_TORTURE_SEED=N replays the random choices (the harness's and the proxy's) of the run that
+ * printed seed N.
  */
 const LANES = 3;
 const FAULT_RATE = 0.1;
@@ -31,13 +34,14 @@ describe('torture on S3 through a faulty network', () => {
   let s3: S3Server;
   let proxy: FaultProxy;
   let config: TortureConfig;
-  const seed = randomInt(2 ** 31);
+  const seed = seedFromEnv('ARCA_TORTURE_SEED');
 
   beforeAll(async () => {
     work = await tempDir('arca-torture-s3-');
     s3 = await startS3Server();
     proxy = await startFaultProxy({ upstream: s3.endpoint, faultRate: FAULT_RATE, seed });
     config = {
+      seed,
       dir: work.dir,
       repoArgs: ['--repo', `s3://${s3.bucket}/torture`, '--s3-endpoint', proxy.endpoint],
       env: isolatedCloudEnv(work.dir, { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey, ARCA_STORAGE_TIMEOUT: '15' }),
@@ -52,15 +56,16 @@ describe('torture on S3 through a faulty network', () => {
     await work.cleanup();
   });
 
-  it('loses nothing that was reported complete', { timeout: 180_000 }, async () => {
+  it('loses nothing that was reported complete', { timeout: 180_000 }, async ({ onTestFailed }) => {
+    onTestFailed(() => { console.error(`torture on S3 failed with seed ${seed}: ARCA_TORTURE_SEED=${seed} replays its choices`); });
     const { completed, failures, tally } = await runTorture(config);
     const during = proxy.stats();
-    expect(failures, `fault proxy seed ${seed}, ${JSON.stringify(during)}; ${s3.health()}`).toEqual([]);
+    expect(failures, `seed ${seed}, ${JSON.stringify(during)}; ${s3.health()}`).toEqual([]);
     expect(completed.size).toBeGreaterThan(LANES);
 
     expect(await finalPrune(config)).toMatchObject({ plansPending: 0 });
     const check = await arcaIn(config, ['check', '--read-data']);
-    expect(check.stdout + check.stderr, `fault proxy seed ${seed}`).toMatch(/no errors/);
+    expect(check.stdout + check.stderr, `seed ${seed}`).toMatch(/no errors/);
     expect(check.code).toBe(0);
 
     const survivors = await survivingSnapshots(config, completed);

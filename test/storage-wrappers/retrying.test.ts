@@ -1,5 +1,5 @@
 import { blake3 } from '@napi-rs/blake-hash';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FaultyStorage } from '../../repository/storage/faulty.ts';
 import { LocalStorage } from '../../repository/storage/local.ts';
 import {
@@ -15,6 +15,21 @@ import { pseudoRandom } from './helpers.ts';
 const FAST: RetryingOptions = { retries: 5, baseDelayMs: 10, maxDelayMs: 80, requestTimeoutMs: 300, deadlineMs: 2_000 };
 
 const named = (bytes: Buffer): string => `index/${blake3(bytes).toString('hex')}`;
+
+/**
+ * Test-controlled time for the retry logic's clock and timers, so that "within the deadline" and
+ * "at once" are exact statements about that clock rather than races against the machine's.
+ */
+function useFakeClock(): void {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+}
+
+/** Where a promise stands, readable synchronously: 'pending', or what it settled with. */
+function watch(promise: Promise<unknown>): () => unknown {
+  let state: unknown = 'pending';
+  promise.then((value) => { state = { value }; }, (err: unknown) => { state = err; });
+  return () => state;
+}
 
 describe('RetryingStorage', () => {
   let dir: string;
@@ -42,6 +57,7 @@ describe('RetryingStorage', () => {
     retries = [];
   });
   afterEach(async () => {
+    vi.useRealTimers();
     faulty.comeBack();
     await cleanup();
   });
@@ -112,15 +128,18 @@ describe('RetryingStorage', () => {
   });
 
   it('fails within the deadline when the storage hangs, whatever the retry count', async () => {
+    useFakeClock();
     faulty.goAway('hang');
-    const storage = retrying({ retries: 100, requestTimeoutMs: 250, deadlineMs: 1_000 });
-    const started = performance.now();
-    const err = await storage.stat('config').catch((e: unknown) => e);
-    const elapsed = performance.now() - started;
+    const storage = retrying({ retries: 100, requestTimeoutMs: 300, deadlineMs: 1_000, random: () => 0 });
+    const outcome = watch(storage.stat('config'));
+    await vi.advanceTimersByTimeAsync(999);
+    expect(outcome()).toBe('pending');
+    await vi.advanceTimersByTimeAsync(1);
+    const err = outcome();
     expect(err).toBeInstanceOf(StorageUnavailableError);
     expect((err as Error).message).toMatch(new RegExp(`^Storage ${dir} did not answer for 1 s while trying to look up config \\(last error: .*did not answer within .*\\); check the network and the endpoint\\.$`));
-    expect(elapsed).toBeGreaterThanOrEqual(950);
-    expect(elapsed).toBeLessThan(1_500);
+    // Three attempts of 300 ms, and a fourth cut to the 100 ms left: not the hundred retries allowed.
+    expect(retries).toHaveLength(3);
   });
 
   it('never retries a missing object or refused credentials', async () => {
@@ -230,17 +249,25 @@ describe('RetryingStorage', () => {
   });
 
   it('stops at once when the signal aborts, during a backoff or a hanging request', async () => {
+    useFakeClock();
     faulty.goAway('fail');
     const controller = new AbortController();
     const storage = retrying({ baseDelayMs: 5_000, maxDelayMs: 5_000, random: () => 0.9, signal: controller.signal, deadlineMs: 60_000 });
-    const started = performance.now();
-    setTimeout(() => { controller.abort(new Error('cancelled by the test')); }, 100);
-    await expect(storage.stat('config')).rejects.toThrow('cancelled by the test');
+    const backingOff = watch(storage.stat('config'));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(retries).toHaveLength(1); // waiting 4.5 s before the second attempt
+    controller.abort(new Error('cancelled by the test'));
+    await vi.advanceTimersByTimeAsync(0); // no time passes
+    expect(backingOff()).toEqual(new Error('cancelled by the test'));
+
     faulty.goAway('hang');
     const again = new AbortController();
-    setTimeout(() => { again.abort(new Error('cancelled again')); }, 100);
-    await expect(retrying({ signal: again.signal, requestTimeoutMs: 60_000, deadlineMs: 60_000 }).get('config')).rejects.toThrow('cancelled again');
-    expect(performance.now() - started).toBeLessThan(1_000);
+    const hanging = watch(retrying({ signal: again.signal, requestTimeoutMs: 60_000, deadlineMs: 60_000 }).get('config'));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(hanging()).toBe('pending');
+    again.abort(new Error('cancelled again'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(hanging()).toEqual(new Error('cancelled again'));
   });
 });
 

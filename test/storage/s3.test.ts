@@ -112,13 +112,13 @@ describe('S3 backend failure mapping (scripted HTTP server)', () => {
     expect(err).toBeInstanceOf(StorageError);
     expect((err as StorageError).transient).toBe(true);
     expect((err as StorageError).message).toMatch(/no answer within 0\.2 s/);
-    expect(ms).toBeLessThan(3_000);
+    expect(ms).toBeGreaterThanOrEqual(190); // it waited for the limit (a hang would end the test)
   });
 
   it('gives up on a body that stops arriving after the data time limit', async () => {
     const { err, ms } = await failureOf(stallBody(1000), (s) => s.get('config'), { dataMs: 300, metadataMs: 300 });
     expect(err).toBeInstanceOf(StorageError);
     expect((err as StorageError).transient).toBe(true);
-    expect(ms).toBeLessThan(3_000);
+    expect(ms).toBeGreaterThanOrEqual(290); // it waited for the limit (a hang would end the test)
   });
 });

@@ -10,8 +10,8 @@ export interface RunAs {
 /** The conventional "nobody" user and group. */
 export const NOBODY: RunAs = { uid: 65534, gid: 65534 };
 
-/** Whether this process may switch users (it runs as root). */
-export const canSwitchUser = typeof process.getuid === 'function' && process.getuid() === 0;
+/** Whether this process runs as root: it may switch users, chown and mknod. CI runs as root. */
+export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 /**
  * Runs `arca ARGS...` as another user and collects its output. The repository, the paths it

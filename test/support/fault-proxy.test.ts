@@ -135,4 +135,21 @@ describe('fault proxy', () => {
     expect(new Set(await run(a))).toEqual(new Set(['ok']));
     expect(() => { a.setFaultRate(1.5); }).toThrow(RangeError);
   });
+
+  it('holds the first matching request until released, without a fault, and lets the others by', async () => {
+    const proxy = await proxyWith(1, 3);
+    const held = proxy.hold((method, url) => method === 'PUT' && url.startsWith('/bucket/data/'));
+    let settled = false;
+    const put = attempt(proxy.endpoint, 'PUT', '/bucket/data/one', BODY).finally(() => { settled = true; });
+    await held.reached;
+    // A request that does not match, and a second matching one, complete (with their faults) meanwhile.
+    await attempt(proxy.endpoint, 'HEAD', '/bucket/data/one');
+    await attempt(proxy.endpoint, 'PUT', '/bucket/data/two', BODY);
+    expect(settled).toBe(false);
+    expect(proxy.stats().requests).toBe(3);
+    held.release();
+    // Released, it goes through whole although every request is due a fault.
+    const outcome = await put;
+    expect(outcome.kind === 'ok' ? [outcome.headers['x-received'], outcome.headers['x-same']] : outcome).toEqual([String(BODY.length), 'true']);
+  });
 });

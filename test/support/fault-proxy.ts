@@ -1,5 +1,6 @@
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { mulberry32 } from './seeded-random.ts';
 
 /**
  * An HTTP reverse proxy on a free loopback port in front of an S3-compatible server (s3rver),
@@ -18,6 +19,9 @@ import type { AddressInfo } from 'node:net';
  * more often than that always gets through, and a test failure is the client's, not bad luck.
  * Which requests fail comes from a PRNG seeded with `seed`: the same order of requests gets the
  * same faults (concurrent clients make that order vary from run to run).
+ *
+ * A test can also hold one chosen request (`hold`) until it releases it, to stop a client at a
+ * known point of its work.
  */
 export type FaultKind = 'slowDown' | 'reset' | 'delay' | 'truncate';
 
@@ -46,11 +50,21 @@ export interface FaultProxyStats {
   readonly serverErrors: Readonly<Record<number, number>>;
 }
 
+/** A request held back before it is forwarded, so that a test knows where its client stands. */
+export interface HeldRequest {
+  /** Resolves once a matching request has arrived; it is held from then on. */
+  readonly reached: Promise<void>;
+  /** Forwards the request (without a fault); its client carries on. */
+  readonly release: () => void;
+}
+
 export interface FaultProxy {
   /** http://127.0.0.1:PORT, for --s3-endpoint. */
   readonly endpoint: string;
   readonly stats: () => FaultProxyStats;
   readonly setFaultRate: (rate: number) => void;
+  /** Holds the next request for which `matches(method, url)` is true (the URL is path and query). */
+  readonly hold: (matches: (method: string, url: string) => boolean) => HeldRequest;
   readonly stop: () => Promise<void>;
 }
 
@@ -58,18 +72,6 @@ const MIN_DELAY_MS = 100;
 const MAX_DELAY_MS = 800;
 /** Headers that belong to one connection, not to the request or answer (RFC 9110 §7.6.1), and Expect. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect']);
-
-/** mulberry32: a small seeded PRNG with values in [0, 1). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function checkRate(rate: number): number {
   if (!(rate >= 0 && rate <= 1)) throw new RangeError(`fault rate must be in [0, 1], not ${rate}`);
@@ -96,12 +98,13 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   if (upstream.protocol !== 'http:') throw new Error(`the fault proxy forwards to http:// only, not ${options.upstream}`);
   let faultRate = checkRate(options.faultRate);
   const maxConsecutive = options.maxConsecutive ?? 2;
-  const random = seeded(options.seed);
+  const random = mulberry32(options.seed);
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const failuresInARow = new Map<string, number>();
   const counts = { requests: 0, spared: 0, upstreamErrors: 0, clientsGone: 0 };
   const faults: Record<FaultKind, number> = { slowDown: 0, reset: 0, delay: 0, truncate: 0 };
   const serverErrors: Record<number, number> = {};
+  const holds: Array<{ readonly matches: (method: string, url: string) => boolean; readonly arrived: () => void; readonly released: Promise<void> }> = [];
 
   /** Forwards the request (its body streamed) and collects the whole answer. */
   const forward = (req: IncomingMessage): Promise<Answer> => new Promise((resolve, reject) => {
@@ -150,10 +153,20 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     return kind;
   };
 
+  /** Waits for the test to release `req` if a hold matches it; returns whether one did. */
+  const held = async (req: IncomingMessage): Promise<boolean> => {
+    const at = holds.findIndex((h) => h.matches(req.method ?? '', req.url ?? ''));
+    const [hold] = at < 0 ? [] : holds.splice(at, 1);
+    if (hold === undefined) return false;
+    hold.arrived();
+    await hold.released;
+    return true;
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     counts.requests++;
     const id = counts.requests;
-    const kind = choose(req);
+    const kind = await held(req) ? undefined : choose(req);
     if (kind !== undefined) faults[kind]++;
     if (kind === 'slowDown') {
       // Read the request body first, as S3 does, so the client is not cut off mid-upload.
@@ -218,6 +231,14 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     endpoint: `http://127.0.0.1:${port}`,
     stats: () => ({ requests: counts.requests, faults: { ...faults }, spared: counts.spared, upstreamErrors: counts.upstreamErrors, clientsGone: counts.clientsGone, serverErrors: { ...serverErrors } }),
     setFaultRate: (rate) => { faultRate = checkRate(rate); },
+    hold: (matches) => {
+      let arrived = (): void => undefined;
+      let release = (): void => undefined;
+      const reached = new Promise<void>((resolve) => { arrived = resolve; });
+      const released = new Promise<void>((resolve) => { release = resolve; });
+      holds.push({ matches, arrived, released });
+      return { reached, release };
+    },
     stop: async () => {
       const closed = new Promise<void>((resolve) => { server.close(() => { resolve(); }); });
       server.closeAllConnections();

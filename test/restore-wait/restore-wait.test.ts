@@ -1,0 +1,93 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runArca, startArca, tempDir, type RunResult } from '../support/cli.ts';
+
+// `arca restore-wait` as the init container runs it: a real process, markers written beside it.
+const UID = 'c0ffee00-1234-4abc-9def-000000000001';
+
+let root: { dir: string; cleanup: () => Promise<void> };
+let volumes: string[];
+beforeEach(async () => {
+  root = await tempDir('arca-restore-wait-');
+  volumes = ['data', 'logs', 'cache'].map((name) => path.join(root.dir, name));
+  for (const dir of volumes) await mkdir(dir);
+});
+afterEach(async () => { await root.cleanup(); });
+
+function collect(child: ChildProcess): Promise<RunResult> {
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => { resolve({ code, signal, stdout, stderr }); });
+  });
+}
+
+async function mark(dir: string, name: string, content = ''): Promise<void> {
+  await mkdir(path.join(dir, '.arca'), { recursive: true });
+  await writeFile(path.join(dir, '.arca', name), content);
+}
+
+/** Waits until the process has made its marker directories: it is then watching. */
+async function watching(): Promise<void> {
+  for (;;) {
+    const present = await Promise.all(volumes.map((dir) => readdir(dir).then((names) => names.includes('.arca'))));
+    if (present.every(Boolean)) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('arca restore-wait', () => {
+  it('exits 0 once every volume has its done marker, in any order, some there before it starts, and removes them', async () => {
+    await mark(volumes[1] ?? '', UID);
+    const child = startArca(['restore-wait', '--restore-uid', UID, ...volumes]);
+    const result = collect(child);
+    await watching();
+    await mark(volumes[2] ?? '', UID);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(child.exitCode).toBeNull(); // still waiting for the first volume
+    await mark(volumes[0] ?? '', UID);
+    const { code, stdout, stderr } = await result;
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(stdout).toContain('3 volumes restored');
+    for (const dir of volumes) expect(await readdir(dir)).toEqual([]); // markers and the empty .arca gone
+  });
+
+  it('leaves markers of other restores alone', async () => {
+    for (const dir of volumes) await mark(dir, UID);
+    await mark(volumes[0] ?? '', 'another-restore');
+    const { code } = await runArca(['restore-wait', '--restore-uid', UID, ...volumes]);
+    expect(code).toBe(0);
+    expect(await readdir(path.join(volumes[0] ?? '', '.arca'))).toEqual(['another-restore']);
+  });
+
+  it('exits non-zero with the agent\'s reason when a volume has a failed marker', async () => {
+    const child = startArca(['restore-wait', '--restore-uid', UID, ...volumes]);
+    const result = collect(child);
+    await watching();
+    await mark(volumes[0] ?? '', UID);
+    await mark(volumes[1] ?? '', `${UID}.failed`, 'snapshot 1a2b3c4d not found in repository default\n');
+    const { code, stderr } = await result;
+    expect(code).toBe(1);
+    expect(stderr).toBe(`arca restore-wait: restoring ${volumes[1] ?? ''} failed: snapshot 1a2b3c4d not found in repository default\n`);
+  });
+
+  it('exits non-zero after the timeout naming the volumes still missing', async () => {
+    await mark(volumes[1] ?? '', UID);
+    const { code, stderr } = await runArca(['restore-wait', '--restore-uid', UID, '--timeout', '300ms', ...volumes]);
+    expect(code).toBe(1);
+    expect(stderr).toContain(`still waiting for ${volumes[0] ?? ''}, ${volumes[2] ?? ''} (no .arca/${UID} marker)`);
+    expect(stderr).not.toContain(volumes[1] ?? '-');
+  });
+
+  it('refuses bad usage with a clear message', async () => {
+    expect(await runArca(['restore-wait', ...volumes])).toMatchObject({ code: 2, stderr: expect.stringContaining("required option '--restore-uid <uid>' not specified") as unknown });
+    expect(await runArca(['restore-wait', '--restore-uid', UID, '--timeout', 'soon', ...volumes])).toMatchObject({ code: 2, stderr: expect.stringContaining('The --timeout "soon" is not a duration') as unknown });
+    expect(await runArca(['restore-wait', '--restore-uid', '../x', ...volumes])).toMatchObject({ code: 2, stderr: expect.stringContaining('is not a restore UID') as unknown });
+    expect(await runArca(['restore-wait', '--restore-uid', UID, path.join(root.dir, 'missing')])).toMatchObject({ code: 2, stderr: expect.stringContaining('does not exist') as unknown });
+  });
+});
