@@ -86,8 +86,12 @@ describe.skipIf(!kubeAvailable)('arca agent and arca controller as processes', (
     running.push(agent.child);
     expect(await untilReady(agent.url)).toBe('ok\n');
     expect(await (await fetch(`${agent.url}/healthz`)).text()).toBe('ok\n');
+    // Its own object is taken and failed (its pod does not exist); the other node's is not touched.
+    while ((await pvbs.get('arca-system', `${node}-mine`)).status?.phase !== 'Failed') await sleep(100);
+    expect((await pvbs.get('arca-system', `${node}-mine`)).status?.message).toBe('Pod wp/db-0 is gone.');
+    expect((await pvbs.get('arca-system', `${node}-other`)).status).toBeUndefined();
     const metrics = await (await fetch(`${agent.url}/metrics`)).text();
-    expect(metrics).toContain('arca_watched_objects{kind="PodVolumeBackup",phase="none",component="agent"} 1\n');
+    expect(metrics).toContain('arca_watched_objects{kind="PodVolumeBackup",phase="Failed",component="agent"} 1\n');
     expect(metrics).toContain('arca_process_resident_memory_bytes{component="agent"}');
 
     const exit = await terminate(agent.child);
