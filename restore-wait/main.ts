@@ -66,8 +66,9 @@ type Outcome = { kind: 'done' } | { kind: 'failed'; dir: string; reason: string 
 
 async function waitForMarkers(dirs: string[], uid: string, timeoutMs: number): Promise<Outcome> {
   // The marker directory may not exist yet; creating it lets us watch it (the agent writes into it).
+  // One level, never recursive: Node's recursive mkdir loops where a volume refuses a child (/proc).
   const markerDirs = dirs.map((dir) => join(dir, MARKER_DIR));
-  await Promise.all(markerDirs.map((dir) => mkdir(dir, { recursive: true }).catch(() => undefined)));
+  await Promise.all(markerDirs.map((dir) => mkdir(dir).catch(() => undefined)));
   const watcher = watch(markerDirs, { depth: 0, ignoreInitial: true });
   let timer: NodeJS.Timeout | undefined;
   let recheck: NodeJS.Timeout | undefined;

@@ -84,6 +84,13 @@ describe('arca restore-wait', () => {
     expect(stderr).not.toContain(volumes[1] ?? '-');
   });
 
+  it('times out, naming the volume, where the volume refuses a .arca directory instead of making it forever', async () => {
+    // /proc/1 exists yet mkdir /proc/1/.arca says ENOENT, on which Node's recursive mkdir loops.
+    const { code, stderr } = await runArca(['restore-wait', '--restore-uid', UID, '--timeout', '300ms', '/proc/1']);
+    expect(code).toBe(1);
+    expect(stderr).toContain(`still waiting for /proc/1 (no .arca/${UID} marker)`);
+  });
+
   it('refuses bad usage with a clear message', async () => {
     expect(await runArca(['restore-wait', ...volumes])).toMatchObject({ code: 2, stderr: expect.stringContaining("required option '--restore-uid <uid>' not specified") as unknown });
     expect(await runArca(['restore-wait', '--restore-uid', UID, '--timeout', 'soon', ...volumes])).toMatchObject({ code: 2, stderr: expect.stringContaining('The --timeout "soon" is not a duration') as unknown });
