@@ -8,16 +8,11 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { isRestoreUid, MARKER_DIR } from '../kube/api/restore-markers.ts';
 import { VolumeJobError } from './errors.ts';
 
-/** The marker directory inside each volume (restore-wait's MARKER_DIR). */
-export const MARKER_DIR = '.arca';
-
-/** What restore-wait accepts as a restore UID, so a marker name never climbs out of MARKER_DIR. */
-const RESTORE_UID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-
 export function assertRestoreUid(uid: string): void {
-  if (!RESTORE_UID.test(uid)) throw new VolumeJobError('ARCA_AGENT_BAD_NAME', `The restore UID "${uid}" is not one (letters, digits, '.', '_' and '-', not starting with a symbol).`);
+  if (!isRestoreUid(uid)) throw new VolumeJobError('ARCA_AGENT_BAD_NAME', `The restore UID "${uid}" is not one (letters, digits, '.', '_' and '-', not starting with a symbol).`);
 }
 
 /** `<volume>/.arca` as a real directory of the volume, made (or remade) if it is not one. */

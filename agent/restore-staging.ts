@@ -10,7 +10,8 @@ import path from 'node:path';
 import type { BigIntStats } from 'node:fs';
 import { utimeSeconds } from '../engine/fs/metadata.ts';
 import { VolumeJobError } from './errors.ts';
-import { assertRestoreUid, markerDir, MARKER_DIR } from './restore-markers.ts';
+import { MARKER_DIR } from '../kube/api/restore-markers.ts';
+import { assertRestoreUid, markerDir } from './restore-markers.ts';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 

@@ -1,21 +1,12 @@
 import { OperationCanceledError } from '../repository/errors.ts';
 import type { SnapshotFilter, StoredSnapshot } from '../repository/snapshot/snapshot.ts';
 import type { Repository } from '../repository/repository.ts';
-import type { Overwrite } from './fs/safe-fs.ts';
 import { Job, type JobOptions } from './job.ts';
 import type { Reporter } from './progress.ts';
-import { Restorer, type RestoreSummary } from './restore/restorer.ts';
+import { Restorer, type RestoreOptions, type RestoreSummary } from './restore/restorer.ts';
 
-export interface RestoreSnapshotOptions extends JobOptions {
-  /** Restore only snapshot paths matching one of these (with their contents). */
-  readonly includes?: readonly string[] | undefined;
-  readonly excludes?: readonly string[] | undefined;
-  /** Read every restored file again and check it against the snapshot. */
-  readonly verify?: boolean | undefined;
-  /** What happens to existing files in the target (default DEFAULT_OVERWRITE: rewritten if their content differs). */
-  readonly overwrite?: Overwrite | undefined;
-  /** Make the target hold exactly the snapshot: replace conflicting types, remove what it does not have. */
-  readonly delete?: boolean | undefined;
+/** The restorer's own options (includes, excludes, verify, overwrite, delete) and the job's. */
+export interface RestoreSnapshotOptions extends JobOptions, Omit<RestoreOptions, 'target' | 'signal'> {
   /** Which snapshots "latest" chooses from. */
   readonly filter?: SnapshotFilter | undefined;
   readonly reporter?: Reporter | undefined;

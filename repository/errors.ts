@@ -76,6 +76,24 @@ export function canceledBy(signal: AbortSignal | undefined): OperationCanceledEr
   return reason instanceof OperationCanceledError ? reason : new OperationCanceledError({ cause: reason });
 }
 
+/**
+ * Waits `ms`, or ends early with OperationCanceledError when `signal` fires. On the global
+ * setTimeout (not node:timers/promises), so tests that fake the clock drive it.
+ */
+export function sleepUnlessCanceled(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(canceledBy(signal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 /** The user asked for something that cannot be done as asked (bad option, bad argument). */
 export class UsageError extends ArcaError {
   constructor(message: string) {

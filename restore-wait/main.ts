@@ -2,16 +2,15 @@
 // restored every listed volume (done marker <dir>/.arca/<uid>), removes the markers and exits 0, so
 // the app starts on its data; it fails with the agent's reason (<dir>/.arca/<uid>.failed) or, after
 // the timeout, names the volumes still missing, so a pod never waits silently.
-// Imports nothing but chokidar, commander and a duration parser: it must start at once and cannot
-// break with the engine.
+// Imports nothing but chokidar, commander, a duration parser and the marker names it shares with
+// the agent: it must start at once and cannot break with the engine.
 import { readFile, rm, rmdir, mkdir, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { watch } from 'chokidar';
 import { Command, Option, parseCommandLine, withDuration } from '../kube/command-line.ts';
 import { parseDuration } from '../kube/duration.ts';
+import { isRestoreUid, MARKER_DIR } from '../kube/api/restore-markers.ts';
 
-/** Marker directory inside each volume, shared with the agent. */
-export const MARKER_DIR = '.arca';
 /** Markers are re-checked this often too, for file systems whose changes inotify does not see (NFS, FUSE). */
 const RECHECK_MS = 2_000;
 const DEFAULT_TIMEOUT = '4h';
@@ -33,7 +32,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   const parsed = parseCommandLine<Options>(command, argv);
   if (!parsed.ok) return parsed.exitCode;
   const { restoreUid, timeout } = parsed.options;
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(restoreUid)) {
+  if (!isRestoreUid(restoreUid)) {
     process.stderr.write(`arca restore-wait: --restore-uid "${restoreUid}" is not a restore UID (letters, digits, '.', '_' and '-').\n`);
     return 2;
   }
@@ -67,8 +66,9 @@ type Outcome = { kind: 'done' } | { kind: 'failed'; dir: string; reason: string 
 
 async function waitForMarkers(dirs: string[], uid: string, timeoutMs: number): Promise<Outcome> {
   // The marker directory may not exist yet; creating it lets us watch it (the agent writes into it).
+  // One level, never recursive: Node's recursive mkdir loops where a volume refuses a child (/proc).
   const markerDirs = dirs.map((dir) => join(dir, MARKER_DIR));
-  await Promise.all(markerDirs.map((dir) => mkdir(dir, { recursive: true }).catch(() => undefined)));
+  await Promise.all(markerDirs.map((dir) => mkdir(dir).catch(() => undefined)));
   const watcher = watch(markerDirs, { depth: 0, ignoreInitial: true });
   let timer: NodeJS.Timeout | undefined;
   let recheck: NodeJS.Timeout | undefined;

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { removeStaleSpools } from '../../repository/pack/pack-spool.ts';
 import type { Storage } from '../../repository/storage/storage.ts';
+import { makeDirs } from '../../repository/util/make-dirs.ts';
 
 /**
  * What a killed backup left (its workers' unfinished packs) is deleted by a later one once it
@@ -19,7 +20,7 @@ const TEMP_PREFIX = 'arca-spool-';
  */
 export async function withSpoolDir<T>(storage: Storage, fn: (dir: string) => Promise<T>): Promise<T> {
   if (storage.spoolDir !== undefined) {
-    await fsp.mkdir(storage.spoolDir, { recursive: true });
+    await makeDirs(storage.spoolDir);
     await removeStaleSpools(storage.spoolDir, STALE_SPOOL_MS);
     return fn(storage.spoolDir);
   }

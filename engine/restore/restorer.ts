@@ -7,6 +7,7 @@ import { ArcaError, CorruptObjectError, throwIfCanceled, UsageError } from '../.
 import { packName } from '../../repository/object-names.ts';
 import { coalesceSpans, rangeOf, type RangeLimits } from '../../repository/pack/read-ranges.ts';
 import type { Repository } from '../../repository/repository.ts';
+import { makeDirs } from '../../repository/util/make-dirs.ts';
 import type { Snapshot } from '../../repository/snapshot/snapshot.ts';
 import { isSafeName, type FileNode, type TreeNode } from '../../repository/tree/tree.ts';
 import { mapLimit } from '../../repository/repository.ts';
@@ -190,7 +191,7 @@ export class Restorer {
       throw new UsageError('--delete restores a whole snapshot: it cannot be combined with --include or --exclude.');
     }
     const target = path.resolve(options.target);
-    await fsp.mkdir(target, { recursive: true });
+    await makeDirs(target);
     if (!(await fsp.lstat(target)).isDirectory()) throw new RestoreError(`The restore target ${options.target} is not a directory.`);
     this.rootFd = openDirPath(target, undefined);
     try {

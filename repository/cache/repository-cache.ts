@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { silentLogger, type Logger } from '../logger.ts';
+import { makeDirs } from '../util/make-dirs.ts';
 import type { BlobCache } from '../repository.ts';
 
 /**
@@ -97,7 +98,7 @@ export class RepositoryCache {
     }
     const dir = path.join(options.root, options.repoId);
     try {
-      await fsp.mkdir(options.root, { recursive: true, mode: 0o700 });
+      await makeDirs(options.root, 0o700);
       await fsp.writeFile(path.join(options.root, 'CACHEDIR.TAG'), CACHEDIR_TAG, { flag: 'wx' }).catch((err: unknown) => {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       });

@@ -1,4 +1,4 @@
-import { canceledBy, throwIfCanceled } from '../errors.ts';
+import { canceledBy, sleepUnlessCanceled, throwIfCanceled } from '../errors.ts';
 import { idOfName } from '../object-names.ts';
 import {
   StorageError, type ByteRange, type CallOptions, type ObjectContent, type ObjectInfo, type Storage,
@@ -152,7 +152,7 @@ export class FaultyStorage implements Storage {
     if (this.outage !== undefined) await this.outageFault(action, signal);
     if (this.roll(this.rates.delay)) {
       this.injected.delayed++;
-      await this.wait(Math.floor(this.random() * (this.rates.maxDelayMs ?? 100)), signal);
+      await sleepUnlessCanceled(Math.floor(this.random() * (this.rates.maxDelayMs ?? 100)), signal);
     }
     if (this.roll(this.rates.hang)) {
       this.injected.hung++;
@@ -183,19 +183,6 @@ export class FaultyStorage implements Storage {
     });
   }
 
-  private wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        reject(canceledBy(signal));
-      };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-  }
 
   private roll(rate: number | undefined): boolean {
     return rate !== undefined && rate > 0 && this.random() < rate;

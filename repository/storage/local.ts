@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { throwIfCanceled } from '../errors.ts';
+import { makeDirs } from '../util/make-dirs.ts';
 import {
   assertObjectName, contentParts, ObjectNotFoundError, ShortReadError, StorageError,
   type ByteRange, type CallOptions, type ObjectContent, type ObjectInfo, type Storage,
@@ -68,7 +69,7 @@ export class LocalStorage implements Storage {
     const dir = path.dirname(target);
     try {
       if (!this.knownDirs.has(dir)) {
-        await fsp.mkdir(dir, { recursive: true });
+        await makeDirs(dir);
         this.knownDirs.add(dir);
       }
       await prepare();

@@ -1,5 +1,5 @@
 import { blake3 } from '@napi-rs/blake-hash';
-import { ArcaError, canceledBy, OperationCanceledError } from '../errors.ts';
+import { ArcaError, canceledBy, OperationCanceledError, sleepUnlessCanceled } from '../errors.ts';
 import { silentLogger, type Logger } from '../logger.ts';
 import { idOfName } from '../object-names.ts';
 import { isTransientNetworkError, type RequestTimeouts } from './remote.ts';
@@ -192,7 +192,7 @@ export class RetryingStorage implements Storage {
             next = await this.attempt(() => iterator.next(), tracker, action, signal);
           } catch (err) {
             const delay = this.afterFailure(err, tracker, 'list', prefix, action, signal);
-            if (delay > 0) await this.sleep(delay, signal);
+            if (delay > 0) await sleepUnlessCanceled(delay, signal);
             break; // Start the listing again.
           }
           if (next.done === true) return;
@@ -219,7 +219,7 @@ export class RetryingStorage implements Storage {
         value = await this.attempt(call, tracker, action, signal);
       } catch (err) {
         const delay = this.afterFailure(err, tracker, operation, name, action, signal);
-        if (delay > 0) await this.sleep(delay, signal);
+        if (delay > 0) await sleepUnlessCanceled(delay, signal);
         continue;
       }
       const problem = verify?.(value);
@@ -286,19 +286,6 @@ export class RetryingStorage implements Storage {
     return delay;
   }
 
-  private sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        reject(canceledBy(signal));
-      };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, ms);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-  }
 }
 
 /** The failures and the clock of one operation (or of one stretch of a listing). */

@@ -18,6 +18,15 @@ export async function mountVolume(podsDir: string, uid: string, plugin: string, 
   return dir;
 }
 
+/** One emptyDir volume of pod `uid`, and a directory `outside` it that nothing may touch. */
+export async function volumeAndOutside(uid: string): Promise<{ root: string; volume: string; outside: string }> {
+  const { root, podsDir } = await makePodsDir();
+  const volume = await mountVolume(podsDir, uid, 'kubernetes.io~empty-dir', 'data');
+  const outside = path.join(root, 'outside');
+  await mkdir(outside);
+  return { root, volume, outside };
+}
+
 export function pod(uid: string, volumes: V1Volume[], name = 'web-0', namespace = 'shop'): V1Pod {
   return { metadata: { name, namespace, uid }, spec: { containers: [{ name: 'app', image: 'app' }], volumes } };
 }

@@ -3,17 +3,13 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VolumeJobError } from '../../agent/errors.ts';
 import { clearRestoreMarkers, markRestored, markRestoreFailed } from '../../agent/restore-markers.ts';
-import { makePodsDir, mountVolume } from './kubelet-layout.ts';
+import { volumeAndOutside } from './kubelet-layout.ts';
 
 let root: string;
 let volume: string;
 let outside: string;
 beforeEach(async () => {
-  const made = await makePodsDir();
-  root = made.root;
-  volume = await mountVolume(made.podsDir, 'uid-1', 'kubernetes.io~empty-dir', 'data');
-  outside = path.join(root, 'outside');
-  await mkdir(outside);
+  ({ root, volume, outside } = await volumeAndOutside('uid-1'));
   await writeFile(path.join(outside, 'passwd'), 'root:x:0:0\n');
 });
 afterEach(async () => { await rm(root, { recursive: true, force: true }); });

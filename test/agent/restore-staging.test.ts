@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VolumeJobError } from '../../agent/errors.ts';
 import { makeStagingDir, moveIntoVolume, removeStagingDir, stagedVolumeDir } from '../../agent/restore-staging.ts';
-import { makePodsDir, mountVolume } from './kubelet-layout.ts';
+import { volumeAndOutside } from './kubelet-layout.ts';
 
 const SNAPSHOT = 'ab'.repeat(32);
 const OLD_PATH = '/host_pods/old-uid/volumes/kubernetes.io~empty-dir/data';
@@ -12,11 +12,7 @@ let root: string;
 let volume: string;
 let outside: string;
 beforeEach(async () => {
-  const made = await makePodsDir();
-  root = made.root;
-  volume = await mountVolume(made.podsDir, 'new-uid', 'kubernetes.io~empty-dir', 'data');
-  outside = path.join(root, 'outside');
-  await mkdir(outside);
+  ({ root, volume, outside } = await volumeAndOutside('new-uid'));
 });
 afterEach(async () => { await rm(root, { recursive: true, force: true }); });
 

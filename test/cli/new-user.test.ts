@@ -108,6 +108,15 @@ describe('what a new user trips over', () => {
     expectOneSentence(await runArca(['restore', 'latest', '--repo', repo, '--target', path.join(aFile, 'below')]), /is not a directory/);
   });
 
+  // /proc/nope and /proc/1/nope: their parents exist, yet mkdir says ENOENT (Node's recursive mkdir loops on that).
+  it('refuses a repository where /proc allows no new directory, instead of retrying forever', async () => {
+    expectOneSentence(await runArca(['init', '--repo', '/proc/nope/repo']), /ENOENT: no such file or directory, mkdir '\/proc\/nope'/);
+  });
+
+  it('refuses a restore target where /proc allows no new directory, instead of retrying forever', async () => {
+    expectOneSentence(await runArca(['restore', 'latest', '--repo', repo, '--target', '/proc/1/nope']), /ENOENT: no such file or directory, mkdir '\/proc\/1\/nope'/);
+  });
+
   it('refuses relative paths inside a snapshot with the absolute ones to write, and reads --path as backup does', async () => {
     const ls = await runArca(['ls', 'latest', 'logs/d1', '--repo', repo], { cwd: dir });
     expectOneSentence(ls, new RegExp(`did you mean ${dir}/logs/d1 or ${src}/logs/d1\\?`));

@@ -1,8 +1,7 @@
-import type { ChildProcess } from 'node:child_process';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runArca, startArca, tempDir, type RunResult } from '../support/cli.ts';
+import { collectOutput, runArca, startArca, tempDir } from '../support/cli.ts';
 
 // `arca restore-wait` as the init container runs it: a real process, markers written beside it.
 const UID = 'c0ffee00-1234-4abc-9def-000000000001';
@@ -15,17 +14,6 @@ beforeEach(async () => {
   for (const dir of volumes) await mkdir(dir);
 });
 afterEach(async () => { await root.cleanup(); });
-
-function collect(child: ChildProcess): Promise<RunResult> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => { resolve({ code, signal, stdout, stderr }); });
-  });
-}
 
 async function mark(dir: string, name: string, content = ''): Promise<void> {
   await mkdir(path.join(dir, '.arca'), { recursive: true });
@@ -45,7 +33,7 @@ describe('arca restore-wait', () => {
   it('exits 0 once every volume has its done marker, in any order, some there before it starts, and removes them', async () => {
     await mark(volumes[1] ?? '', UID);
     const child = startArca(['restore-wait', '--restore-uid', UID, ...volumes]);
-    const result = collect(child);
+    const result = collectOutput(child);
     await watching();
     await mark(volumes[2] ?? '', UID);
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -67,7 +55,7 @@ describe('arca restore-wait', () => {
 
   it('exits non-zero with the agent\'s reason when a volume has a failed marker', async () => {
     const child = startArca(['restore-wait', '--restore-uid', UID, ...volumes]);
-    const result = collect(child);
+    const result = collectOutput(child);
     await watching();
     await mark(volumes[0] ?? '', UID);
     await mark(volumes[1] ?? '', `${UID}.failed`, 'snapshot 1a2b3c4d not found in repository default\n');
@@ -82,6 +70,13 @@ describe('arca restore-wait', () => {
     expect(code).toBe(1);
     expect(stderr).toContain(`still waiting for ${volumes[0] ?? ''}, ${volumes[2] ?? ''} (no .arca/${UID} marker)`);
     expect(stderr).not.toContain(volumes[1] ?? '-');
+  });
+
+  it('times out, naming the volume, where the volume refuses a .arca directory instead of making it forever', async () => {
+    // /proc/1 exists yet mkdir /proc/1/.arca says ENOENT, on which Node's recursive mkdir loops.
+    const { code, stderr } = await runArca(['restore-wait', '--restore-uid', UID, '--timeout', '300ms', '/proc/1']);
+    expect(code).toBe(1);
+    expect(stderr).toContain(`still waiting for /proc/1 (no .arca/${UID} marker)`);
   });
 
   it('refuses bad usage with a clear message', async () => {

@@ -44,7 +44,11 @@ export function startArca(args: readonly string[], options: RunOptions = {}): Ch
 
 /** Runs `arca ARGS...` to completion and collects its output. */
 export function runArca(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-  const child = startArca(args, options);
+  return collectOutput(startArca(args, options));
+}
+
+/** Waits for a started process to end, with what it printed. */
+export function collectOutput(child: ChildProcess): Promise<RunResult> {
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
