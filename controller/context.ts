@@ -9,6 +9,7 @@ import type { EventRecorder } from '../kube/events.ts';
 import type { Logger } from '../kube/logger.ts';
 import type { ResourceClient } from '../kube/resources.ts';
 import type { Watcher } from '../kube/watcher.ts';
+import type { RepositoryPool } from '../repository-access/pool.ts';
 
 export interface Caches {
   repositories: Watcher<BackupRepository>;
@@ -39,6 +40,14 @@ export interface ControllerContext {
   events: EventRecorder;
   log: Logger;
   now: () => Date;
+  /** Repositories opened with their Secrets, shared by the checks, sync, retention and deleteSnapshots. */
+  repositories: RepositoryPool;
+  periods: ControllerPeriods;
+}
+
+export interface ControllerPeriods {
+  /** How often a BackupRepository is opened again to check it (a Secret change checks it at once). */
+  repositoryCheckMs: number;
 }
 
 /** Final phases of the per-volume objects. */
