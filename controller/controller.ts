@@ -2,7 +2,7 @@
 // the restore webhook with its self-issued certificate (every replica), and the reconcilers' work
 // queues (only while this replica leads).
 import path from 'node:path';
-import { CoreV1Api, type KubeConfig, type V1Pod, type V1Secret } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api, type KubeConfig, type V1Pod, type V1Secret } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import {
   BackupRepositoryKind, PodVolumeBackupKind, PodVolumeRestoreKind, VolumeBackupKind, VolumeBackupScheduleKind, VolumeRestoreKind,
@@ -16,6 +16,7 @@ import { watchKind } from '../kube/service.ts';
 import { Watcher } from '../kube/watcher.ts';
 import { reconcileVolumeBackup } from './backup/volume-backup-reconciler.ts';
 import type { Caches, Clients, ControllerContext, ControllerPeriods } from './context.ts';
+import type { MaintenanceJobSettings } from './repository/maintenance-job.ts';
 import { reconcileRepository } from './repository/repository-reconciler.ts';
 import { kubeRepositorySource, RepositoryPool } from '../repository-access/pool.ts';
 import { admitPod } from './restore/pod-admission.ts';
@@ -46,6 +47,7 @@ export interface ControllerOptions {
   /** Below it, one cache per repository the controller opens. */
   cacheDir: string;
   periods: ControllerPeriods;
+  maintenance: MaintenanceJobSettings;
 }
 
 /** A watch as the process frame sees it: started, synced, stopped. */
@@ -68,6 +70,7 @@ function makeClients(kc: KubeConfig): Clients {
     restores: new ResourceClient(kc, VolumeRestoreKind, FIELD_MANAGER),
     podVolumeRestores: new ResourceClient(kc, PodVolumeRestoreKind, FIELD_MANAGER),
     core: kc.makeApiClient(CoreV1Api),
+    batch: kc.makeApiClient(BatchV1Api),
   };
 }
 
@@ -79,6 +82,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   const enqueue: Record<'backup' | 'restore' | 'schedule' | 'repository', (name: string) => void> = {
     backup: () => undefined, restore: () => undefined, schedule: () => undefined, repository: () => undefined,
   };
+  const repositoryGenerations = new Map<string, number | undefined>();
   /** A Secret changed or went away: check the repositories that name it. */
   const secretChanged = (secret: V1Secret) => {
     for (const r of caches.repositories.cached()) {
@@ -87,7 +91,13 @@ export async function startController(options: ControllerOptions): Promise<Contr
   };
   const common = { kc, namespace, resyncMs, log, registry };
   const caches: Caches = {
-    repositories: watchKind({ ...common, client: clients.repositories, handlers: { onUpsert: (r) => { enqueue.repository(r.metadata.name ?? ''); } } }),
+    repositories: watchKind({ ...common, client: clients.repositories, handlers: { onUpsert: (r) => {
+      // Only a changed spec: the reconciler's own status writes (every check) must not requeue it.
+      const name = r.metadata.name ?? '';
+      if (repositoryGenerations.get(name) === r.metadata.generation) return;
+      repositoryGenerations.set(name, r.metadata.generation);
+      enqueue.repository(name);
+    }, onDelete: (r) => { repositoryGenerations.delete(r.metadata.name ?? ''); } } }),
     schedules: watchKind({ ...common, client: clients.schedules, handlers: { onUpsert: (s) => { enqueue.schedule(s.metadata.name ?? ''); } } }),
     backups: watchKind({ ...common, client: clients.backups, handlers: { onUpsert: (b) => {
       enqueue.backup(b.metadata.name ?? '');
@@ -116,7 +126,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
   await Promise.all(watchers.map((w) => w.start()));
 
   const ctx: ControllerContext = {
-    namespace, caches, clients, log, now: () => new Date(), periods: options.periods,
+    namespace, caches, clients, log, now: () => new Date(), periods: options.periods, maintenance: options.maintenance,
     repositories: new RepositoryPool(kubeRepositorySource(kc, namespace, FIELD_MANAGER), path.resolve(options.cacheDir), log),
     events: new EventRecorder({ kc, controller: 'arca.dev/controller', instance: options.instance, log }),
   };

@@ -6,6 +6,7 @@ import { updateStatus } from '../../kube/status.ts';
 import { RepositoryAccessError } from '../../repository-access/errors.ts';
 import type { ControllerContext } from '../context.ts';
 import type { ReconcileResult } from '../work-queue.ts';
+import { maintain } from './maintenance.ts';
 import { syncBackupSets } from './sync.ts';
 
 type Status = NonNullable<BackupRepository['status']>;
@@ -26,7 +27,11 @@ export async function reconcileRepository(ctx: ControllerContext, name: string):
     else await ctx.events.warning(repository, 'NotReady', 'Validate', validation.message);
   }
   if (validation.phase !== 'Ready') return { requeueAfterMs: ctx.periods.repositoryCheckMs };
-  return { requeueAfterMs: Math.min(ctx.periods.repositoryCheckMs, await syncIfDue(ctx, repository)) };
+  const untilSync = await syncIfDue(ctx, repository);
+  const fresh = ctx.caches.repositories.get(name, ctx.namespace) ?? repository;
+  const maintenance = await maintain(ctx, fresh);
+  await writeRepositoryStatus(ctx, fresh, maintenance.change);
+  return { requeueAfterMs: Math.min(ctx.periods.repositoryCheckMs, untilSync, maintenance.requeueAfterMs ?? Infinity) };
 }
 
 /** Lists the backup sets when syncPeriod has passed since the last time; returns the time until the next. */

@@ -47,10 +47,7 @@ export async function syncBackupSets(ctx: ControllerContext, repository: BackupR
     if (ctx.caches.backups.get(set, ctx.namespace) !== undefined) continue;
     if (await createBackupSet(ctx, name, set, volumes)) created.push(set);
   }
-  const present = new Set(snapshots.map((s) => s.id));
-  // Only objects finished before the listing: a snapshot written since is not missing.
-  const removed = await removeForgottenObjects(ctx, name, (p) => !present.has(p.status?.snapshotID ?? '')
-    && (Date.parse(p.status?.completionTimestamp ?? '') || Infinity) < listedAt);
+  const removed = await removeForgottenObjects(ctx, name, { snapshots: new Set(snapshots.map((s) => s.id)), sets: new Set(sets.keys()), listedAt });
   if (created.length > 0) ctx.log.info({ repository: name, backups: created }, 'synced backup sets from the repository');
   return { created, removed };
 }

@@ -48,18 +48,21 @@ function isSlotOf(backupSet: string, schedule: string): boolean {
 export async function applyRetention(ctx: ControllerContext, schedule: VolumeBackupSchedule, policy: RetentionPolicy): Promise<string[]> {
   const name = schedule.metadata.name ?? '';
   const repository = schedule.spec.repository;
+  const listedAt = ctx.now();
   const acquired = await ctx.repositories.acquire(repository);
-  let forgotten: string[];
+  let snapshots: StoredSnapshot[];
+  let forgotten: Set<string>;
   try {
-    const now = ctx.now();
-    forgotten = volumeGroups(await acquired.repo.listSnapshots(), name)
-      .flatMap((group) => applyPolicy(group, policy, now).filter((d) => !d.keep).map((d) => d.snapshot.id));
-    await forgetSnapshots(acquired.repo, forgotten);
+    snapshots = await acquired.repo.listSnapshots();
+    forgotten = new Set(volumeGroups(snapshots, name).flatMap((group) => applyPolicy(group, policy, listedAt).filter((d) => !d.keep).map((d) => d.snapshot.id)));
+    await forgetSnapshots(acquired.repo, [...forgotten]);
   } finally {
     await acquired.release();
   }
-  const gone = new Set(forgotten);
-  await removeForgottenObjects(ctx, repository, (p) => gone.has(p.status?.snapshotID ?? ''));
-  if (forgotten.length > 0) ctx.log.info({ schedule: name, repository, forgotten: forgotten.length }, 'retention forgot snapshots');
-  return forgotten;
+  const left = snapshots.filter((s) => !forgotten.has(s.id));
+  await removeForgottenObjects(ctx, repository, {
+    snapshots: new Set(left.map((s) => s.id)), sets: new Set(left.flatMap((s) => metadataFromLabels(s.snapshot.labels)?.backupSet ?? [])), listedAt: listedAt.getTime(),
+  });
+  if (forgotten.size > 0) ctx.log.info({ schedule: name, repository, forgotten: forgotten.size }, 'retention forgot snapshots');
+  return [...forgotten];
 }

@@ -2,7 +2,8 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BatchV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { backupVolume, forgetSnapshots, initRepository, openRepository, type Repository } from '../../engine/index.ts';
 import { BackupRepositoryKind, PodVolumeBackupKind, VolumeBackupKind, VolumeBackupScheduleKind, type BackupRepository } from '../../kube/api/kinds.ts';
@@ -197,5 +198,37 @@ describe.skipIf(!kubeAvailable)('arca controller: repositories, retention and sy
     const gone = first?.status?.snapshotID ?? '';
     await forgetSnapshots(repo, [gone]);
     await until(async () => ((await pvbs.list(other)).items.some((p) => p.status?.snapshotID === gone) ? undefined : true));
+  });
+
+  test('maintenance: one Job per cron slot running prune then check, never two at once; the outcome in the status', async () => {
+    const batch = admin.makeApiClient(BatchV1Api);
+    const jobsOf = async () => (await batch.listNamespacedJob({ namespace: ns, labelSelector: 'arca.dev/maintenance=maint' })).items;
+    await repositories.create(ns, { metadata: { name: 'maint' }, spec: spec({ maintenance: { schedule: '* * * * * *', checkReadDataSubset: '10%', pruneMaxUnusedPercent: 3 } }) });
+    const [job] = await until(async () => { const jobs = await jobsOf(); return jobs.length > 0 ? jobs : undefined; });
+    expect(job?.metadata?.name).toMatch(/^maint-[0-9a-f]{6}-maint-\d{14}$/);
+    const pod = job?.spec?.template.spec;
+    expect(pod?.initContainers?.map((c) => c.args)).toEqual([['--cache-dir', '/cache', 'prune', '--max-unused', '3%']]);
+    expect(pod?.containers.map((c) => c.args)).toEqual([['--cache-dir', '/cache', 'check', '--read-data-subset', '10%']]);
+    expect(pod?.containers[0]?.image).toBe('arca:test');
+    expect(pod?.containers[0]?.resources?.limits).toEqual({ memory: '1Gi' });
+    expect(pod?.containers[0]?.env).toEqual(expect.arrayContaining([
+      { name: 'ARCA_REPOSITORY', value: repoDir },
+      { name: 'ARCA_PASSWORD', valueFrom: { secretKeyRef: { name: 'repo', key: 'password' } } },
+    ]));
+    // Several slots pass while it runs (nothing runs Jobs here): still that one Job.
+    await sleep(3_000);
+    expect((await jobsOf()).map((j) => j.metadata?.name)).toEqual([job?.metadata?.name]);
+
+    // It succeeds: recorded in the status, and the next slot gets its own Job.
+    const now = new Date();
+    await batch.replaceNamespacedJobStatus({ namespace: ns, name: job?.metadata?.name ?? '', body: { metadata: job?.metadata, spec: job?.spec, status: {
+      startTime: now, completionTime: now, succeeded: 1,
+      conditions: [{ type: 'SuccessCriteriaMet', status: 'True', lastTransitionTime: now }, { type: 'Complete', status: 'True', lastTransitionTime: now }],
+    } } });
+    const status = await until(async () => { const s = await phaseOf(ns, 'maint'); return s?.conditions?.some((c) => c.type === 'Maintained' && c.status === 'True') === true ? s : undefined; });
+    expect(status.lastMaintenanceTime).toBeDefined();
+    const names = await until(async () => { const jobs = await jobsOf(); return jobs.length === 2 ? jobs.map((j) => j.metadata?.name) : undefined; });
+    expect(new Set(names).size).toBe(2);
+    await repositories.mergePatch(ns, 'maint', { spec: { maintenance: { paused: true } } });
   });
 });
