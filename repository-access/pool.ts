@@ -1,8 +1,9 @@
 /**
- * The repositories a process uses (the agent's jobs, the controller's checks, sync and retention),
- * opened once and shared: users of one repository share its open keys, cache and index files. Each acquire reads the BackupRepository and its Secrets again,
- * so a changed password or credential is used by the next job without restarting the process; the
- * repository opened with the old ones is closed once its last job lets go of it.
+ * The repositories a process uses (the agent's jobs; the controller's checks, sync and retention),
+ * opened once and shared: users of one repository share its open keys, cache and index files.
+ * Each acquire reads the BackupRepository and its Secrets again, so a changed password or
+ * credential is used by the next user without restarting the process; the repository opened with
+ * the old ones is closed once its last user lets go of it.
  */
 import path from 'node:path';
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
