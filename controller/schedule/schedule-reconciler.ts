@@ -2,6 +2,7 @@
 // (the controller was down) collapse into the newest one; nothing while paused.
 import type { VolumeBackupSchedule } from '../../kube/api/kinds.ts';
 import { updateStatus } from '../../kube/status.ts';
+import { RepositoryAccessError } from '../../repository-access/errors.ts';
 import { createIfMissing, type ControllerContext } from '../context.ts';
 import type { ReconcileResult } from '../work-queue.ts';
 import { applyRetention, RetentionError, retentionPolicyOf } from './retention.ts';
@@ -64,6 +65,8 @@ async function retentionAfterRun(ctx: ControllerContext, schedule: VolumeBackupS
     await applyRetention(ctx, schedule, retentionPolicyOf(retention));
   } catch (err) {
     if (err instanceof RetentionError) return { message: err.message };
+    // The repository cannot be opened: said here, and tried again after the next run.
+    if (err instanceof RepositoryAccessError) return { message: `Retention not applied: ${err.message}` };
     throw err;
   }
   return { lastRetentionTime: ctx.now().toISOString() };

@@ -178,7 +178,8 @@ describe.skipIf(!kubeAvailable)('arca controller: repositories, retention and sy
   test('sync: another cluster pointed at the repository read-only lists the backup sets as VolumeBackups with their snapshots', async () => {
     const other = await createTestNamespace(admin, 'other');
     await passwordSecret(other, 'repo', PASSWORD);
-    await repositories.create(other, { metadata: { name: 'theirs' }, spec: spec({ readOnly: true }) });
+    // Read-only: maintained by whoever writes it, never from here.
+    await repositories.create(other, { metadata: { name: 'theirs' }, spec: spec({ readOnly: true, maintenance: { schedule: '* * * * * *' } }) });
     await startController(other);
     await untilPhase(other, 'theirs', 'Ready');
     const ours = (await backups.list(ns)).items.filter((b) => b.status?.phase === 'Completed' && b.metadata.labels?.['arca.dev/synced'] === 'true').map((b) => b.metadata.name ?? '').sort();
@@ -193,6 +194,15 @@ describe.skipIf(!kubeAvailable)('arca controller: repositories, retention and sy
     const [first] = (await pvbs.list(other)).items;
     expect(first?.spec).toMatchObject({ repository: 'theirs', volume: 'data', node: 'node-a', ownerWorkload: { kind: 'StatefulSet', name: 'db' } });
     expect(first?.metadata.labels?.['arca.dev/node']).toBeUndefined();
+
+    // Nothing here writes to it: no maintenance Job, and deleteSnapshots forgets nothing.
+    const jobs = await admin.makeApiClient(BatchV1Api).listNamespacedJob({ namespace: other, labelSelector: 'arca.dev/maintenance=theirs' });
+    expect(jobs.items).toEqual([]);
+    const before = await snapshotIds();
+    await backups.mergePatch(other, ours[0] ?? '', { spec: { deleteSnapshots: true } });
+    await backups.delete(other, ours[0] ?? '');
+    await until(async () => (await backups.get(other, ours[0] ?? '').then(() => undefined, (err: unknown) => httpStatusOf(err))) === 404 ? true : undefined);
+    expect(await snapshotIds()).toEqual(before);
 
     // Snapshots forgotten elsewhere: their objects go away here too.
     const gone = first?.status?.snapshotID ?? '';
