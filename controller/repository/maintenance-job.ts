@@ -45,7 +45,8 @@ export function maintenanceJob(repository: BackupRepository, name: string, setti
     env: repositoryEnv(repository),
     envFrom: repository.spec.credentialsSecretRef === undefined ? undefined : [{ secretRef: { name: repository.spec.credentialsSecretRef.name } }],
     resources: { requests: { memory: settings.memory }, limits: { memory: settings.memory } },
-    volumeMounts: [{ name: 'cache', mountPath: '/cache' }],
+    // The root file system is read-only: the cache and any spool files go to emptyDirs.
+    volumeMounts: [{ name: 'cache', mountPath: '/cache' }, { name: 'tmp', mountPath: '/tmp' }],
     securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
   });
   return {
@@ -65,7 +66,7 @@ export function maintenanceJob(repository: BackupRepository, name: string, setti
           restartPolicy: 'Never',
           initContainers: [container('prune', ['prune', '--max-unused', `${maintenance?.pruneMaxUnusedPercent ?? 5}%`])],
           containers: [container('check', ['check', '--read-data-subset', maintenance?.checkReadDataSubset ?? '5%'])],
-          volumes: [{ name: 'cache', emptyDir: {} }],
+          volumes: [{ name: 'cache', emptyDir: {} }, { name: 'tmp', emptyDir: {} }],
         },
       },
     },
