@@ -5,7 +5,7 @@ import { backupPodVolume } from './data-path.ts';
 import { VolumeJobError } from './errors.ts';
 import { locatePodVolume } from './locate-volume.ts';
 import type { PodVolumeWork } from './pod-volume-reconciler.ts';
-import type { RepositoryPool } from './repositories.ts';
+import type { RepositoryPool } from '../repository-access/pool.ts';
 
 export interface BackupWorkOptions {
   readonly core: CoreV1Api;

@@ -6,7 +6,7 @@
 import { backupVolume, restoreSnapshot, type BackupOutcome, type ItemError, type Logger, type Progress, type Repository, type RestoreOutcome } from '../engine/index.ts';
 import { clearRestoreMarkers, markRestored, markRestoreFailed } from './restore-markers.ts';
 import { makeStagingDir, moveIntoVolume, removeStagingDir, stagedVolumeDir } from './restore-staging.ts';
-import { snapshotLabels, volumeIdentityLabels, type VolumeSnapshotMetadata } from './snapshot-metadata.ts';
+import { snapshotLabels, volumeIdentityLabels, type VolumeSnapshotMetadata } from '../repository-access/snapshot-labels.ts';
 
 /** How many unreadable files a status lists (the count covers all). */
 export const UNREADABLE_LISTED = 20;
@@ -35,7 +35,7 @@ export interface PodVolumeBackupResult {
 
 /**
  * Backs up the volume into a snapshot labelled with its metadata; the parent is the newest
- * snapshot of the same volume (snapshot-metadata's identity), wherever and in whichever pod it
+ * snapshot of the same volume (repository-access/snapshot-labels' identity), wherever and in whichever pod it
  * was taken. The snapshot's host is the node.
  */
 export async function backupPodVolume(request: PodVolumeBackupRequest): Promise<PodVolumeBackupResult> {

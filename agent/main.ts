@@ -17,7 +17,7 @@ import { backupWork } from './backup-work.ts';
 import { JobQueue } from './job-queue.ts';
 import { registerAgentMetrics } from './metrics.ts';
 import { JobAbort, PodVolumeReconciler, type ReconcilerOptions } from './pod-volume-reconciler.ts';
-import { kubeRepositorySource, RepositoryPool } from './repositories.ts';
+import { kubeRepositorySource, RepositoryPool } from '../repository-access/pool.ts';
 import { restoreWork } from './restore-work.ts';
 
 interface AgentOptions {

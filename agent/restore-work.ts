@@ -5,7 +5,7 @@ import { restorePodVolume } from './data-path.ts';
 import { locatePodVolume } from './locate-volume.ts';
 import type { PodVolumeWork } from './pod-volume-reconciler.ts';
 import { markRestoreFailed } from './restore-markers.ts';
-import type { RepositoryPool } from './repositories.ts';
+import type { RepositoryPool } from '../repository-access/pool.ts';
 
 export interface RestoreWorkOptions {
   readonly core: CoreV1Api;

@@ -1,5 +1,5 @@
 // What every reconciler works with: the watch caches (read), the clients (write), Events, logs.
-import type { CoreV1Api, V1Pod } from '@kubernetes/client-node';
+import type { BatchV1Api, CoreV1Api, V1Pod } from '@kubernetes/client-node';
 import type {
   BackupRepository, BackupRepositoryKind, PodVolumeBackup, PodVolumeBackupKind, PodVolumeRestore, PodVolumeRestoreKind,
   VolumeBackup, VolumeBackupKind, VolumeBackupSchedule, VolumeBackupScheduleKind, VolumeRestore, VolumeRestoreKind,
@@ -9,6 +9,8 @@ import type { EventRecorder } from '../kube/events.ts';
 import type { Logger } from '../kube/logger.ts';
 import type { ResourceClient } from '../kube/resources.ts';
 import type { Watcher } from '../kube/watcher.ts';
+import type { RepositoryPool } from '../repository-access/pool.ts';
+import type { MaintenanceJobSettings } from './repository/maintenance-job.ts';
 
 export interface Caches {
   repositories: Watcher<BackupRepository>;
@@ -29,6 +31,7 @@ export interface Clients {
   restores: ResourceClient<typeof VolumeRestoreKind>;
   podVolumeRestores: ResourceClient<typeof PodVolumeRestoreKind>;
   core: CoreV1Api;
+  batch: BatchV1Api;
 }
 
 export interface ControllerContext {
@@ -39,6 +42,15 @@ export interface ControllerContext {
   events: EventRecorder;
   log: Logger;
   now: () => Date;
+  /** Repositories opened with their Secrets, shared by the checks, sync, retention and deleteSnapshots. */
+  repositories: RepositoryPool;
+  periods: ControllerPeriods;
+  maintenance: MaintenanceJobSettings;
+}
+
+export interface ControllerPeriods {
+  /** How often a BackupRepository is opened again to check it (a Secret change checks it at once). */
+  repositoryCheckMs: number;
 }
 
 /** Final phases of the per-volume objects. */

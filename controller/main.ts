@@ -1,7 +1,8 @@
 // `arca controller`: the cluster-level reconcilers (Deployment, two replicas, one leader). Every
 // replica watches and serves the restore webhook; the one holding the Lease reconciles.
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
+import path from 'node:path';
 import { Gauge } from 'prom-client';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../kube/client.ts';
@@ -31,6 +32,10 @@ interface ControllerOptions {
   webhookService: string;
   webhookHost: string[];
   restoreWaitImage?: string;
+  cacheDir: string;
+  repositoryCheckPeriod: number;
+  maintenanceImage?: string;
+  maintenanceMemory: string;
 }
 
 const RESYNC_MS = 10 * 60_000;
@@ -54,6 +59,10 @@ export async function run(argv: readonly string[], env: Readonly<Record<string, 
     .option('--webhook-service <name>', 'Service in front of the webhook: its DNS names go into the certificate', 'arca-controller')
     .option('--webhook-host <name>', 'another DNS name or IP address for the certificate (repeatable)', (value: string, previous: string[]) => [...previous, value], [] as string[])
     .addOption(new Option('--restore-wait-image <image>', 'image of the injected init container (default: this pod\'s own image)').env('ARCA_IMAGE'))
+    .option('--cache-dir <dir>', 'directory of the repositories\' local caches', path.join(tmpdir(), 'arca-controller'))
+    .addOption(new Option('--repository-check-period <duration>', 'how often each BackupRepository is opened again to check it').argParser(duration).default(300_000, '5m'))
+    .option('--maintenance-image <image>', 'image of the maintenance Jobs (arca prune, arca check; default: the restore-wait image)')
+    .option('--maintenance-memory <quantity>', 'memory request and limit of each maintenance container', '1Gi')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'));
   const parsed = parseCommandLine<ControllerOptions>(command, argv);
   if (!parsed.ok) return parsed.exitCode;
@@ -82,14 +91,17 @@ export async function run(argv: readonly string[], env: Readonly<Record<string, 
       metricsAddress: options.metricsAddress,
       async start(stopping) {
         const service = `${options.webhookService}.${options.namespace}.svc`;
+        const image = options.restoreWaitImage ?? await ownImage(kc, options.namespace, env.POD_NAME);
         const controller = await startController({
           kc, namespace: options.namespace, instance: identity, resyncMs: RESYNC_MS, log, registry,
+          cacheDir: options.cacheDir, periods: { repositoryCheckMs: options.repositoryCheckPeriod },
+          maintenance: { image: options.maintenanceImage ?? image, memory: options.maintenanceMemory },
           webhook: {
             address: options.webhookAddress,
             configuration: options.webhookConfiguration,
             secret: options.webhookSecret,
             hosts: [service, `${service}.cluster.local`, ...options.webhookHost],
-            restoreWaitImage: options.restoreWaitImage ?? await ownImage(kc, options.namespace, env.POD_NAME),
+            restoreWaitImage: image,
           },
         });
         const watchers = controller.watchers;

@@ -6,6 +6,9 @@
 export { backupVolume, type BackupOutcome, type BackupVolumeOptions, type ParentChoice } from './volume-backup.ts';
 export { restoreSnapshot, type RestoreOutcome, type RestoreSnapshotOptions } from './volume-restore.ts';
 export { copySnapshots, type CopiedSnapshot, type CopyOutcome, type CopyResult, type CopySnapshotsOptions } from './copy-snapshots.ts';
+export { forgetSnapshots } from './forget-snapshots.ts';
+export { applyPolicy, type PolicyDecision, type RetentionPolicy } from '../repository/maintenance/retention.ts';
+export type { RetentionDuration } from '../repository/maintenance/duration.ts';
 export { CLEANUP_GRACE_MS, type JobOptions } from './job.ts';
 export type { ItemError, Progress, Reporter } from './progress.ts';
 export type { RestoreSummary } from './restore/restorer.ts';

@@ -4,8 +4,7 @@ import {
   applyPolicy, DEFAULT_GROUP_BY, describeGroupKey, describePolicy, groupSnapshots, isEmptyPolicy, parseGroupBy,
   validatePolicy, type GroupKey, type PolicyDecision, type RetentionPolicy,
 } from '../../repository/maintenance/retention.ts';
-import { mapLimit } from '../../repository/repository.ts';
-import { snapshotName } from '../../repository/object-names.ts';
+import { forgetSnapshots } from '../../engine/forget-snapshots.ts';
 import { newestFirst, type StoredSnapshot } from '../../repository/snapshot/snapshot.ts';
 import { flag, SNAPSHOT_FILTER_OPTIONS, str, strs, type Command, type OptionValues } from '../command.ts';
 import { openRepository } from '../context.ts';
@@ -14,9 +13,6 @@ import { printPruneReport, pruneJson, pruneWith } from './prune.ts';
 import { snapshotFilter } from './snapshots.ts';
 
 const COUNT_OPTIONS = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
-
-/** Snapshot objects deleted at once. */
-const DELETE_CONCURRENCY = 8;
 
 export const forgetCommand: Command = {
   name: 'forget',
@@ -76,7 +72,7 @@ export const forgetCommand: Command = {
     const removed = results.flatMap((g) => g.decisions.filter((d) => !d.keep).map((d) => d.snapshot.id));
     const human = !global.json && !global.quiet;
     if (human) printHuman(results, explicit ? undefined : policy);
-    if (!dryRun) await mapLimit(removed, DELETE_CONCURRENCY, (id) => repo.storage.delete(snapshotName(id)));
+    if (!dryRun) await forgetSnapshots(repo, removed);
     const andPrune = flag(values, 'prune');
     // One document: the groups, or with --prune the groups and prune's report together.
     if (global.json && !andPrune) printJson(results.map(jsonGroup));

@@ -3,10 +3,12 @@
 // or deleting it cancels the volumes still running.
 import type { V1Pod } from '@kubernetes/client-node';
 import type { PodVolumeBackup, VolumeBackup } from '../../kube/api/kinds.ts';
+import { forgetSnapshots } from '../../engine/index.ts';
 import { updateStatus } from '../../kube/status.ts';
 import { cancelPodVolumes, createIfMissing, FINAL_POD_VOLUME_PHASES, type ControllerContext } from '../context.ts';
 import { addFinalizer, removeFinalizer } from '../finalizer.ts';
 import type { ReconcileResult } from '../work-queue.ts';
+import { SYNCED_LABEL } from '../repository/sync.ts';
 import { planBackup } from './backup-plan.ts';
 
 type Status = NonNullable<VolumeBackup['status']>;
@@ -22,11 +24,13 @@ export async function reconcileVolumeBackup(ctx: ControllerContext, name: string
 
   if (backup.metadata.deletionTimestamp !== undefined) {
     await cancelPodVolumes(ctx.clients.podVolumeBackups, ctx.namespace, own);
+    if (backup.spec.deleteSnapshots === true) await forgetSetSnapshots(ctx, backup, own);
     await removeFinalizer(clients.backups, backup);
     return undefined;
   }
   const phase = backup.status?.phase ?? 'New';
-  if (FINAL.has(phase)) return undefined;
+  // Made by sync from snapshots already taken: never planned (sync writes its status).
+  if (FINAL.has(phase) || backup.metadata.labels?.[SYNCED_LABEL] !== undefined) return undefined;
   await addFinalizer(clients.backups, backup);
   if (backup.spec.cancel === true) {
     await cancelPodVolumes(ctx.clients.podVolumeBackups, ctx.namespace, own);
@@ -54,6 +58,20 @@ async function start(ctx: ControllerContext, backup: VolumeBackup): Promise<Reco
   await writeStatus(ctx, backup, { phase: 'InProgress', volumes: { total }, skippedPods: plan.skippedPods, message: `Backing up ${total} volumes${skipped}.` });
   await ctx.events.normal(backup, 'Started', 'Backup', `Backing up ${total} volumes${skipped}.`);
   return undefined;
+}
+
+/** deleteSnapshots: the set's snapshots are forgotten before the object goes (never in a read-only repository). */
+async function forgetSetSnapshots(ctx: ControllerContext, backup: VolumeBackup, own: readonly PodVolumeBackup[]): Promise<void> {
+  const ids = own.flatMap((p) => p.status?.snapshotID ?? []);
+  const repository = ctx.caches.repositories.get(backup.spec.repository, ctx.namespace);
+  if (ids.length === 0 || repository === undefined || repository.spec.readOnly === true) return;
+  const acquired = await ctx.repositories.acquire(backup.spec.repository);
+  try {
+    await forgetSnapshots(acquired.repo, ids);
+  } finally {
+    await acquired.release();
+  }
+  await ctx.events.normal(backup, 'SnapshotsForgotten', 'Delete', `Forgot ${ids.length} snapshots in BackupRepository ${backup.spec.repository}.`);
 }
 
 async function listPods(ctx: ControllerContext, backup: VolumeBackup): Promise<V1Pod[]> {

@@ -2,8 +2,10 @@
 // (the controller was down) collapse into the newest one; nothing while paused.
 import type { VolumeBackupSchedule } from '../../kube/api/kinds.ts';
 import { updateStatus } from '../../kube/status.ts';
+import { RepositoryAccessError } from '../../repository-access/errors.ts';
 import { createIfMissing, type ControllerContext } from '../context.ts';
 import type { ReconcileResult } from '../work-queue.ts';
+import { applyRetention, RetentionError, retentionPolicyOf } from './retention.ts';
 import { cronSlots, ScheduleError, slotBackupName } from './slots.ts';
 
 type Status = NonNullable<VolumeBackupSchedule['status']>;
@@ -42,8 +44,32 @@ export async function reconcileSchedule(ctx: ControllerContext, name: string): P
     Object.assign(change, { lastScheduleTime: latest.toISOString(), lastBackup: backupName });
     ctx.log.info({ schedule: name, backup: backupName, slot: latest.toISOString() }, 'scheduled a backup');
   }
+  Object.assign(change, await retentionAfterRun(ctx, schedule));
   await writeStatus(ctx, schedule, change);
   return next === undefined ? undefined : { requeueAfterMs: Math.max(next.getTime() - now.getTime(), 0) + 50 };
+}
+
+const FINAL = new Set(['Completed', 'PartiallyFailed', 'Failed']);
+
+/** Once the last run's backup is final and retention has not run since: the policy, applied. */
+async function retentionAfterRun(ctx: ControllerContext, schedule: VolumeBackupSchedule): Promise<Status> {
+  const retention = schedule.spec.retention;
+  const last = ctx.caches.backups.get(schedule.status?.lastBackup ?? '', ctx.namespace);
+  if (retention === undefined || last === undefined || !FINAL.has(last.status?.phase ?? '')) return {};
+  const finished = Date.parse(last.status?.completionTimestamp ?? '') || 0;
+  if ((Date.parse(schedule.status?.lastRetentionTime ?? '') || 0) >= finished) return {};
+  if (ctx.caches.repositories.get(schedule.spec.repository, ctx.namespace)?.spec.readOnly === true) {
+    return { message: `BackupRepository ${schedule.spec.repository} is read-only in this cluster; retention is not applied.` };
+  }
+  try {
+    await applyRetention(ctx, schedule, retentionPolicyOf(retention));
+  } catch (err) {
+    if (err instanceof RetentionError) return { message: err.message };
+    // The repository cannot be opened: said here, and tried again after the next run.
+    if (err instanceof RepositoryAccessError) return { message: `Retention not applied: ${err.message}` };
+    throw err;
+  }
+  return { lastRetentionTime: ctx.now().toISOString() };
 }
 
 async function writeStatus(ctx: ControllerContext, schedule: VolumeBackupSchedule, change: Status): Promise<undefined> {

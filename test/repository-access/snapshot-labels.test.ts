@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { metadataFromLabels, snapshotLabels, volumeIdentityLabels, type VolumeSnapshotMetadata } from '../../agent/snapshot-metadata.ts';
+import { metadataFromLabels, snapshotLabels, volumeIdentityLabels, type VolumeSnapshotMetadata } from '../../repository-access/snapshot-labels.ts';
 
 const base: VolumeSnapshotMetadata = {
   cluster: 'prod-eu', namespace: 'shop', pod: 'web-0', podUid: 'uid-1', volume: 'data', node: 'node-a', backupSet: 'daily-2031',

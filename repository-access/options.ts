@@ -2,12 +2,12 @@
  * A BackupRepository and its Secrets as the engine's RepositoryOptions: the password from the key
  * `passwordSecretRef` names, the storage credentials from the keys of `credentialsSecretRef`
  * (named as the CLI's environment variables, so one Secret serves both), the backend options from
- * the spec. Nothing is read from the agent's own environment: each repository has its own.
+ * the spec. Nothing is read from the process's own environment: each repository has its own.
  */
 import type { V1Secret } from '@kubernetes/client-node';
 import type { BackupRepository } from '../kube/api/kinds.ts';
 import type { AzureCredential, BackendOptions, Logger, RepositoryOptions } from '../engine/index.ts';
-import { VolumeJobError } from './errors.ts';
+import { RepositoryAccessError } from './errors.ts';
 
 /** The Secrets a BackupRepository refers to, as read from the controller namespace. */
 export interface RepositorySecrets {
@@ -26,7 +26,7 @@ export function repositoryOptionsFor(repo: BackupRepository, secrets: Repository
   const ref = repo.spec.passwordSecretRef;
   const password = secretValue(secrets.password, ref.key);
   if (password === undefined) {
-    throw new VolumeJobError('ARCA_AGENT_REPOSITORY', `BackupRepository ${name}: Secret ${ref.name} has no key "${ref.key}" holding the repository password.`);
+    throw new RepositoryAccessError('BadSecret', `BackupRepository ${name}: Secret ${ref.name} has no key "${ref.key}" holding the repository password.`);
   }
   return { url: repo.spec.url, password, backend: backendOptionsFor(repo, secrets.credentials), cacheDir, logger };
 }
@@ -41,7 +41,7 @@ function backendOptionsFor(repo: BackupRepository, credentials: V1Secret | undef
     const accessKeyId = (gs ? get('GOOGLE_HMAC_ACCESS_KEY_ID') : undefined) ?? get('AWS_ACCESS_KEY_ID');
     const secretAccessKey = (gs ? get('GOOGLE_HMAC_SECRET') : undefined) ?? get('AWS_SECRET_ACCESS_KEY');
     if (gs && (accessKeyId === undefined || secretAccessKey === undefined)) {
-      throw new VolumeJobError('ARCA_AGENT_REPOSITORY', `BackupRepository ${repo.metadata.name ?? '?'}: a gs:// repository needs an HMAC key in ${hint('GOOGLE_HMAC_ACCESS_KEY_ID and GOOGLE_HMAC_SECRET')}.`);
+      throw new RepositoryAccessError('BadSecret', `BackupRepository ${repo.metadata.name ?? '?'}: a gs:// repository needs an HMAC key in ${hint('GOOGLE_HMAC_ACCESS_KEY_ID and GOOGLE_HMAC_SECRET')}.`);
     }
     const sessionToken = get('AWS_SESSION_TOKEN');
     return {
@@ -68,7 +68,7 @@ function azureCredential(repo: BackupRepository, get: (key: string) => string | 
   const key = get('AZURE_STORAGE_KEY');
   const sasToken = get('AZURE_STORAGE_SAS_TOKEN');
   if (account === undefined || (key === undefined && sasToken === undefined)) {
-    throw new VolumeJobError('ARCA_AGENT_REPOSITORY', `BackupRepository ${repo.metadata.name ?? '?'}: an azure:// repository needs ${hint('AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN')}.`);
+    throw new RepositoryAccessError('BadSecret', `BackupRepository ${repo.metadata.name ?? '?'}: an azure:// repository needs ${hint('AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN')}.`);
   }
   const endpoint = get('ARCA_AZURE_ENDPOINT') ?? `https://${account}.blob.core.windows.net`;
   return key !== undefined ? { kind: 'shared-key', account, key, endpoint } : { kind: 'sas', account, sasToken: sasToken ?? '', endpoint };

@@ -1,8 +1,9 @@
 /**
- * The repositories this node's jobs use, opened once and shared: jobs on one repository share its
- * open keys, cache and index files. Each acquire reads the BackupRepository and its Secrets again,
- * so a changed password or credential is used by the next job without restarting the agent; the
- * repository opened with the old ones is closed once its last job lets go of it.
+ * The repositories a process uses (the agent's jobs; the controller's checks, sync and retention),
+ * opened once and shared: users of one repository share its open keys, cache and index files.
+ * Each acquire reads the BackupRepository and its Secrets again, so a changed password or
+ * credential is used by the next user without restarting the process; the repository opened with
+ * the old ones is closed once its last user lets go of it.
  */
 import path from 'node:path';
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
@@ -10,8 +11,8 @@ import { BackupRepositoryKind, type BackupRepository } from '../kube/api/kinds.t
 import { httpStatusOf } from '../kube/errors.ts';
 import { ResourceClient } from '../kube/resources.ts';
 import { openRepository, type Logger, type Repository } from '../engine/index.ts';
-import { VolumeJobError } from './errors.ts';
-import { repositoryOptionsFor, type RepositorySecrets } from './repository-options.ts';
+import { RepositoryAccessError } from './errors.ts';
+import { repositoryOptionsFor, type RepositorySecrets } from './options.ts';
 
 /** A BackupRepository with its Secrets, read now. */
 export interface RepositoryDefinition {
@@ -88,7 +89,7 @@ export class RepositoryPool {
     };
   }
 
-  /** Closes every repository (the agent is stopping; jobs have ended). */
+  /** Closes every repository (the process is stopping; its users have let go). */
   async closeAll(): Promise<void> {
     const all = [...this.entries.values(), ...this.retired];
     this.entries.clear();
@@ -119,20 +120,20 @@ function describeOpenError({ repository }: RepositoryDefinition, err: unknown): 
   const message = err instanceof Error ? err.message : String(err);
   if (code === 'ARCA_ERR_WRONG_PASSWORD') {
     const ref = repository.spec.passwordSecretRef;
-    return new VolumeJobError('ARCA_AGENT_REPOSITORY', `The password in Secret ${ref.name} (key ${ref.key}) does not open the repository of BackupRepository ${name} (${repository.spec.url}).`, { cause: err });
+    return new RepositoryAccessError('WrongPassword', `The password in Secret ${ref.name} (key ${ref.key}) does not open the repository of BackupRepository ${name} (${repository.spec.url}).`, { cause: err });
   }
   if (code === 'ARCA_ERR_REPO_NOT_FOUND') {
-    return new VolumeJobError('ARCA_AGENT_REPOSITORY', `There is no Arca repository at ${repository.spec.url} (BackupRepository ${name}); create it with "arca init" or fix spec.url.`, { cause: err });
+    return new RepositoryAccessError('RepositoryNotFound', `There is no Arca repository at ${repository.spec.url} (BackupRepository ${name}); create it with "arca init" or fix spec.url.`, { cause: err });
   }
-  return new VolumeJobError('ARCA_AGENT_REPOSITORY', `The repository of BackupRepository ${name} (${repository.spec.url}) cannot be opened: ${message}`, { cause: err });
+  return new RepositoryAccessError('CannotOpen', `The repository of BackupRepository ${name} (${repository.spec.url}) cannot be opened: ${message}`, { cause: err });
 }
 
-/** Reads BackupRepositories and their Secrets from `namespace` (the controller's, where the agent may read Secrets). */
+/** Reads BackupRepositories and their Secrets from `namespace` (the controller's, where agent and controller may read Secrets). */
 export function kubeRepositorySource(kc: KubeConfig, namespace: string, fieldManager: string): RepositorySource {
   const repositories = new ResourceClient(kc, BackupRepositoryKind, fieldManager);
   const core = kc.makeApiClient(CoreV1Api);
   const notFound = (what: string) => (err: unknown): never => {
-    if (httpStatusOf(err) === 404) throw new VolumeJobError('ARCA_AGENT_REPOSITORY', `${what} does not exist in namespace ${namespace}.`, { cause: err });
+    if (httpStatusOf(err) === 404) throw new RepositoryAccessError('MissingObject', `${what} does not exist in namespace ${namespace}.`, { cause: err });
     throw err;
   };
   const secret = (name: string, what: string): Promise<V1Secret> => core.readNamespacedSecret({ namespace, name }).catch(notFound(`Secret ${name} (${what})`));
