@@ -68,7 +68,7 @@ describe.skipIf(!kubeAvailable)('journeys 1 and 2: install, first backup, disast
   async function setPhase(pod: V1Pod, phase: string): Promise<void> {
     const { namespace = '', name = '' } = pod.metadata ?? {};
     const current = await core.readNamespacedPod({ namespace, name });
-    await core.replaceNamespacedPodStatus({ namespace, name, body: { ...current, status: { ...current.status, phase } } });
+    await core.replaceNamespacedPodStatus({ namespace, name, body: { metadata: current.metadata, spec: current.spec, status: { phase } } });
   }
 
   function dbPod(nodeName?: NodeName): V1Pod {
@@ -162,7 +162,7 @@ describe.skipIf(!kubeAvailable)('journeys 1 and 2: install, first backup, disast
   afterAll(async () => {
     if (process.env.DEBUG_CONTROLLER !== undefined) console.log(controller.output());
     await Promise.all([controller.child, ...agents.values()].map((c) => stopChild(c)));
-    if (admin !== undefined) await deleteWebhookConfiguration(admin, webhookConfig);
+    await deleteWebhookConfiguration(admin, webhookConfig);
     await rm(root, { recursive: true, force: true });
   });
 
