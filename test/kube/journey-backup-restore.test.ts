@@ -65,10 +65,12 @@ describe.skipIf(!kubeAvailable)('journeys 1 and 2: install, first backup, disast
     return made;
   }
 
-  async function setPhase(pod: V1Pod, phase: string): Promise<void> {
+  /** The pod's status as the kubelet reports it: its phase and, while it has them, its running init containers. */
+  async function setPhase(pod: V1Pod, phase: string, runningInit: readonly string[] = []): Promise<void> {
     const { namespace = '', name = '' } = pod.metadata ?? {};
     const current = await core.readNamespacedPod({ namespace, name });
-    await core.replaceNamespacedPodStatus({ namespace, name, body: { metadata: current.metadata, spec: current.spec, status: { phase } } });
+    const initContainerStatuses = runningInit.map((c) => ({ name: c, image: 'arca:test', imageID: '', ready: false, restartCount: 0, state: { running: { startedAt: new Date() } } }));
+    await core.replaceNamespacedPodStatus({ namespace, name, body: { metadata: current.metadata, spec: current.spec, status: { phase, initContainerStatuses } } });
   }
 
   function dbPod(nodeName?: NodeName): V1Pod {
@@ -252,20 +254,21 @@ describe.skipIf(!kubeAvailable)('journeys 1 and 2: install, first backup, disast
     }
     expect(web.metadata?.name).toMatch(/^web-77aa-/);
 
-    // Scheduled, each to the other node than before; the kubelet mounts the (empty) volumes and
-    // starts the init container: restore-wait, with the injected args, its mounts as the node's directories.
+    // Scheduled, each to the other node than before; that node's kubelet mounts the (empty)
+    // volumes, then starts the init container: restore-wait with the injected args, its mounts
+    // being the node's directories, and reports it running.
     const placed = [{ pod: db, node: 'node-b' as const, dirs: dbDirs() }, { pod: web, node: 'node-a' as const, dirs: webDirs }];
     const waiting: Promise<RunResult>[] = [];
     const restoredDirs = new Map<string, string>();
     for (const { pod, node, dirs } of placed) {
       const name = pod.metadata?.name ?? '';
+      await core.createNamespacedPodBinding({ namespace: appNs, name, body: { metadata: { name }, target: { kind: 'Node', name: node } } });
       const mounted = await mountVolumes(node, pod, dirs);
       for (const [volume, dir] of Object.entries(mounted)) restoredDirs.set(volume, dir);
-      await core.createNamespacedPodBinding({ namespace: appNs, name, body: { metadata: { name }, target: { kind: 'Node', name: node } } });
-      await setPhase(pod, 'Pending');
       const init = pod.spec?.initContainers?.[0];
       const hostPathOf = new Map((init?.volumeMounts ?? []).map((m) => [m.mountPath, mounted[m.name] ?? '']));
       waiting.push(runArca((init?.args ?? []).map((arg) => hostPathOf.get(arg) ?? arg)));
+      await setPhase(pod, 'Pending', [RESTORE_INIT_CONTAINER]);
     }
 
     const pvrs = await until(async () => {
