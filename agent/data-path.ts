@@ -85,6 +85,9 @@ export async function restorePodVolume(request: PodVolumeRestoreRequest): Promis
       await markRestoreFailed(volumeDir, restoreUid, `${outcome.summary.errors} files or directories of snapshot ${stored.id.slice(0, 8)} could not be restored; see the agent's log.`);
     } else {
       await moveIntoVolume(await stagedVolumeDir(staging, stored.snapshot.paths, stored.id), volumeDir);
+      // Gone before the done marker: restore-wait then removes an empty .arca, and the app never
+      // starts beside our leftovers.
+      await removeStagingDir(staging);
       await markRestored(volumeDir, restoreUid);
     }
     return outcome;

@@ -4,7 +4,7 @@
 // the timeout, names the volumes still missing, so a pod never waits silently.
 // Imports nothing but chokidar, commander, a duration parser and the marker names it shares with
 // the agent: it must start at once and cannot break with the engine.
-import { readFile, rm, rmdir, mkdir, access } from 'node:fs/promises';
+import { readFile, rm, rmdir, mkdir, access, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { watch } from 'chokidar';
 import { Command, Option, parseCommandLine, withDuration } from '../kube/command-line.ts';
@@ -55,8 +55,11 @@ export async function run(argv: readonly string[]): Promise<number> {
     return 1;
   }
   for (const dir of dirs) {
+    // Removing .arca changes the volume root's times, which the agent restored from the snapshot.
+    const root = await stat(dir, { bigint: true });
     await rm(join(dir, MARKER_DIR, restoreUid), { force: true });
-    await rmdir(join(dir, MARKER_DIR)).catch(() => undefined); // only when empty: other restores may still be using it
+    const removed = await rmdir(join(dir, MARKER_DIR)).then(() => true, () => false); // only when empty: other restores may still be using it
+    if (removed) await utimes(dir, utimeSeconds(root.atimeNs), utimeSeconds(root.mtimeNs));
   }
   process.stdout.write(`arca restore-wait: ${dirs.length} volume${dirs.length === 1 ? '' : 's'} restored\n`);
   return 0;
@@ -99,6 +102,18 @@ async function waitForMarkers(dirs: string[], uid: string, timeoutMs: number): P
     clearInterval(recheck);
     await watcher.close();
   }
+}
+
+/**
+ * A time for utimes as a numeric string of seconds (Node passes strings on; it would turn a
+ * negative number into "now"): the middle of its microsecond, which the float Node converts
+ * it through cannot push into another one. Node cannot set times finer than that anyway.
+ */
+function utimeSeconds(ns: bigint): string {
+  const micros = ns >= 0n ? ns / 1000n : -((-ns + 999n) / 1000n);
+  const middle = micros * 1000n + 500n;
+  const abs = middle < 0n ? -middle : middle;
+  return `${middle < 0n ? '-' : ''}${abs / 1_000_000_000n}.${(abs % 1_000_000_000n).toString().padStart(9, '0')}`;
 }
 
 async function stateOf(dir: string, uid: string): Promise<VolumeState> {

@@ -1,10 +1,11 @@
-// One PodVolumeRestore per volume of a marked pod, created once the pod is scheduled (a pod made
-// from a generateName has no name, UID or node at admission). Names are derived from the pod UID
-// and volume, so creating twice is harmless.
+// One PodVolumeRestore per volume of a marked pod, created once its arca-restore-wait init
+// container runs: the kubelet starts it only after mounting the pod's volumes, so the agent finds
+// them (a pod made from a generateName has no name, UID or node at admission). Names are derived
+// from the pod UID and volume, so creating twice is harmless.
 import { createHash } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import { API_VERSION, type PodVolumeBackup, type PodVolumeRestore, type VolumeRestore } from '../../kube/api/kinds.ts';
-import { NODE_LABEL, RESTORE_NAMESPACE_LABEL, RESTORE_VOLUMES_ANNOTATION } from '../../kube/api/labels.ts';
+import { NODE_LABEL, RESTORE_INIT_CONTAINER, RESTORE_NAMESPACE_LABEL, RESTORE_VOLUMES_ANNOTATION } from '../../kube/api/labels.ts';
 
 /** The volumes the webhook wrote on the pod: volume name to PodVolumeBackup name; empty if unreadable. */
 export function markedVolumes(pod: V1Pod): Map<string, string> {
@@ -23,7 +24,12 @@ export function podVolumeRestoreName(restore: string, podUid: string, volume: st
   return `${restore}-${createHash('sha256').update(`${podUid}/${volume}`).digest('hex').slice(0, 10)}`;
 }
 
-/** The PodVolumeRestores a scheduled, marked pod needs; none before it has a node. */
+/** The kubelet runs an init container only once the pod's volumes are mounted. */
+function restoreWaitRunning(pod: V1Pod): boolean {
+  return pod.status?.initContainerStatuses?.some((s) => s.name === RESTORE_INIT_CONTAINER && s.state?.running !== undefined) === true;
+}
+
+/** The PodVolumeRestores a marked pod needs; none before its node mounted its volumes (restore-wait runs). */
 export function podVolumeRestoresFor(
   restore: VolumeRestore, repository: string, pod: V1Pod, backupNamed: (name: string) => PodVolumeBackup | undefined,
 ): Omit<PodVolumeRestore, 'apiVersion' | 'kind'>[] {
@@ -31,7 +37,7 @@ export function podVolumeRestoresFor(
   const { namespace, name, uid } = pod.metadata ?? {};
   const restoreName = restore.metadata.name;
   const restoreUid = restore.metadata.uid;
-  if (node === undefined || node === '' || namespace === undefined || name === undefined || uid === undefined || restoreName === undefined || restoreUid === undefined) return [];
+  if (node === undefined || node === '' || !restoreWaitRunning(pod) || namespace === undefined || name === undefined || uid === undefined || restoreName === undefined || restoreUid === undefined) return [];
   return [...markedVolumes(pod)].flatMap(([volume, source]) => {
     const snapshotID = backupNamed(source)?.status?.snapshotID;
     if (snapshotID === undefined) return [];

@@ -1,6 +1,6 @@
 // VolumeRestore: labels the target namespaces (the webhook then marks new pods), creates the
-// PodVolumeRestores of marked pods once they are scheduled, counts them, and when every volume of
-// the backup set is done (or the restore is canceled or deleted) ends and removes the labels.
+// PodVolumeRestores of marked pods once their volumes are mounted (restore-wait runs), counts
+// them, and when every volume of the backup set is done (or the restore is canceled or deleted) ends and removes the labels.
 import type { PodVolumeBackup, PodVolumeRestore, VolumeRestore } from '../../kube/api/kinds.ts';
 import { RESTORE_NAMESPACE_LABEL } from '../../kube/api/labels.ts';
 import { updateStatus } from '../../kube/status.ts';

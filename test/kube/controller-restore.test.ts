@@ -56,6 +56,13 @@ describe.skipIf(!kubeAvailable)('arca controller: backups and restores', () => {
     return created;
   }
 
+  /** The kubelet's part on the pod's node: volumes mounted, the injected init container started. */
+  async function restoreWaitStarts(namespace: string, name: string): Promise<void> {
+    const current = await core.readNamespacedPod({ namespace, name });
+    const initContainerStatuses = [{ name: 'arca-restore-wait', image: 'arca:test', imageID: '', ready: false, restartCount: 0, state: { running: { startedAt: new Date() } } }];
+    await core.replaceNamespacedPodStatus({ namespace, name, body: { metadata: current.metadata, spec: current.spec, status: { phase: 'Pending', initContainerStatuses } } });
+  }
+
   async function agentFinishes(pvb: PodVolumeBackup, snapshot: string, bytes: number): Promise<void> {
     await clients.pvbs.replaceStatus({
       ...pvb,
@@ -193,7 +200,9 @@ describe.skipIf(!kubeAvailable)('arca controller: backups and restores', () => {
     const outside = await core.createNamespacedPod({ namespace: appNs, body: db('db-1') });
     expect(outside.spec?.initContainers?.map((c) => c.name)).toEqual(['migrate']);
 
-    // Once scheduled, each marked pod's volumes get PodVolumeRestores on its node.
+    // Once its node has mounted its volumes and started restore-wait, each marked pod's volumes
+    // get PodVolumeRestores on its node.
+    await restoreWaitStarts(targetNs, 'db-0');
     const pvrsOf = async () => (await clients.pvrs.list(controllerNs, { labelSelector: `${RESTORE_NAMESPACE_LABEL}=r1` })).items;
     const dbPvrs = await until(async () => { const l = await pvrsOf(); return l.length === 1 ? l : undefined; });
     expect(dbPvrs[0]?.spec).toMatchObject({
@@ -203,6 +212,7 @@ describe.skipIf(!kubeAvailable)('arca controller: backups and restores', () => {
     expect(dbPvrs[0]?.metadata.labels?.['arca.dev/node']).toBe('node-c');
     const webName = webPod.metadata?.name ?? '';
     await core.createNamespacedPodBinding({ namespace: targetNs, name: webName, body: { metadata: { name: webName }, target: { kind: 'Node', name: 'node-d' } } });
+    await restoreWaitStarts(targetNs, webName);
     const all = await until(async () => { const l = await pvrsOf(); return l.length === 2 ? l : undefined; });
     expect(all.find((p) => p.spec.volume === 'cache')?.spec).toMatchObject({ node: 'node-d', pod: { name: webName, uid: webPod.metadata?.uid } });
 

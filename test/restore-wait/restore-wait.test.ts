@@ -1,7 +1,8 @@
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { collectOutput, runArca, startArca, tempDir } from '../support/cli.ts';
+import { floorMicros } from '../support/fs-tree.ts';
 
 // `arca restore-wait` as the init container runs it: a real process, markers written beside it.
 const UID = 'c0ffee00-1234-4abc-9def-000000000001';
@@ -43,6 +44,18 @@ describe('arca restore-wait', () => {
     expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
     expect(stdout).toContain('3 volumes restored');
     for (const dir of volumes) expect(await readdir(dir)).toEqual([]); // markers and the empty .arca gone
+  });
+
+  it('leaves each volume\'s root with the times it had once restored (removing .arca would change them)', async () => {
+    for (const [i, dir] of volumes.entries()) {
+      await mark(dir, UID);
+      await utimes(dir, 1_500_000_000.123456 + i, String(-86_400.5 * (i + 1))); // before 1970: Node takes a negative number for "now", a string as it is
+    }
+    expect((await runArca(['restore-wait', '--restore-uid', UID, ...volumes])).code).toBe(0);
+    for (const [i, dir] of volumes.entries()) {
+      const { atimeNs, mtimeNs } = await stat(dir, { bigint: true });
+      expect({ atimeUs: floorMicros(atimeNs), mtimeUs: floorMicros(mtimeNs) }).toEqual({ atimeUs: 1_500_000_000_123_456n + BigInt(i) * 1_000_000n, mtimeUs: -86_400_500_000n * BigInt(i + 1) });
+    }
   });
 
   it('leaves markers of other restores alone', async () => {
