@@ -5,10 +5,11 @@ import { WorkerPool, workerSetupFor } from './pool/worker-pool.ts';
 
 /**
  * After a cancel, what is left to do (index the packs already stored, release the lease) gets
- * this long: it is a request or two; a storage that does not answer in time is left alone (the
- * packs are reused once a later run indexes them again, and a lease expires by itself).
+ * this long: a few sequential requests to a storage that may be slow; one that does not answer in
+ * time is left alone (the packs are reused once a later run indexes them again, and a lease
+ * expires by itself). All other work stops at once.
  */
-export const CLEANUP_GRACE_MS = 1500;
+export const CLEANUP_GRACE_MS = 5000;
 
 /** What every door call takes besides its own options. */
 export interface JobOptions {
