@@ -43,7 +43,7 @@ describe('the npm package', () => {
     expect(modules).not.toContain('typescript');
     const pkg = path.join(installed, 'node_modules', 'arca');
     await access(path.join(pkg, 'manifests', 'kustomization.yaml'));
-    expect((await readdir(path.join(pkg, 'dist'))).sort()).toEqual(['agent', 'chunker', 'cli', 'controller', 'engine', 'kube', 'repository', 'restore-wait']);
+    expect((await readdir(path.join(pkg, 'dist'))).sort()).toEqual(['agent', 'chunker', 'cli', 'controller', 'engine', 'kube', 'repository', 'repository-access', 'restore-wait']);
   });
 
   test.each([
