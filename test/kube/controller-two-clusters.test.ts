@@ -13,7 +13,7 @@ import { findControlPlaneBinaries, kubeCacheDir, kubeConfigFromFile, startContro
 import { installCrds } from '../support/arca-kube.ts';
 import { stopChild, waitForLine } from '../support/child-process.ts';
 import { runArca, startArca } from '../support/cli.ts';
-import { controllerArgs, createWebhookConfiguration, freePort, startControllerProcess, until, type ControllerProcess } from '../support/controller-process.ts';
+import { controllerArgs, createWebhookConfiguration, deleteWebhookConfiguration, freePort, startControllerProcess, until, type ControllerProcess } from '../support/controller-process.ts';
 import { adminKubeConfig, createTestNamespace, kubeAvailable, kubeTestEnv } from '../support/control-plane.ts';
 import { asObject, scanTree } from '../support/fs-tree.ts';
 import { scrapeMetrics } from '../support/metrics.ts';
@@ -57,6 +57,8 @@ describe.skipIf(!kubeAvailable)('two clusters, one repository: the second restor
   let second: ControlPlane | undefined;
   const children: ChildProcess[] = [];
   const clusters: Cluster[] = [];
+  /** Webhook configurations made in the run's shared control plane, which outlives this file. */
+  const sharedWebhooks: string[] = [];
   let appNs: string;
   let files: Record<string, unknown>;
 
@@ -82,8 +84,10 @@ describe.skipIf(!kubeAvailable)('two clusters, one repository: the second restor
       s3: { endpoint: s3.endpoint, forcePathStyle: true }, ...repository,
     } });
     const port = await freePort();
+    const webhook = await createWebhookConfiguration(admin, port);
+    if (kubeconfig === kubeTestEnv().kubeconfig) sharedWebhooks.push(webhook);
     const controller = await startControllerProcess([
-      ...controllerArgs(kubeconfig, arcaNs, await createWebhookConfiguration(admin, port), port),
+      ...controllerArgs(kubeconfig, arcaNs, webhook, port),
       '--repository-check-period', '1s', '--cache-dir', path.join(root, name, 'controller-cache'),
     ]);
     children.push(controller.child);
@@ -131,6 +135,7 @@ describe.skipIf(!kubeAvailable)('two clusters, one repository: the second restor
 
   afterAll(async () => {
     await Promise.all(children.map((c) => stopChild(c)));
+    for (const name of sharedWebhooks) await deleteWebhookConfiguration(adminKubeConfig(), name);
     await second?.stop();
     await s3.stop();
     await rm(root, { recursive: true, force: true });
