@@ -32,7 +32,7 @@ export interface AdmissionServerOptions {
 
 export interface AdmissionServer {
   readonly url: string;
-  /** Serves `tls` from the next TLS handshake on; connections already open keep theirs. */
+  /** Serves `tls` from the next TLS handshake on; idle connections are closed so that clients reconnect to it, busy ones finish first. */
   setTls(tls: { certPem: string; keyPem: string }): void;
   close(): Promise<void>;
 }
@@ -62,7 +62,12 @@ export async function startAdmissionServer({ address, tls, mutatePod, log }: Adm
   const server = app.server as unknown as TlsServer;
   return {
     url: `https://${host.includes(':') ? `[${host}]` : host}:${boundPort}`,
-    setTls: ({ certPem, keyPem }) => { server.setSecureContext({ cert: certPem, key: keyPem }); },
+    setTls: ({ certPem, keyPem }) => {
+      server.setSecureContext({ cert: certPem, key: keyPem });
+      // The API server keeps connections alive: without this it would meet the renewed certificate
+      // only at some later reconnect, and a problem with it would show only then.
+      app.server.closeIdleConnections();
+    },
     close: () => app.close(),
   };
 }

@@ -4,6 +4,7 @@ import { connect, type PeerCertificate } from 'node:tls';
 import { AdmissionregistrationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { RESTORE_NAMESPACE_LABEL } from '../../kube/api/labels.ts';
+import { installCrds } from '../support/arca-kube.ts';
 import { stopChild } from '../support/child-process.ts';
 import {
   controllerArgs, createWebhookConfiguration, deleteWebhookConfiguration, freePort, startControllerProcess, until as waitFor, type ControllerProcess,
@@ -13,7 +14,9 @@ import { scrapeMetrics } from '../support/metrics.ts';
 
 // The restore webhook's serving certificate is renewed while the controller runs: with a 4 s life
 // it is renewed every ~2.7 s, and the API server keeps admitting pods through the webhook
-// (failurePolicy Fail: a webhook it cannot trust would refuse them) across several renewals.
+// (failurePolicy Fail: a webhook it cannot trust would refuse them) across several renewals. The
+// webhook closes idle connections on each renewal, so the API server's next call is a new TLS
+// handshake with the renewed certificate.
 
 const VALIDITY_S = 4;
 
@@ -34,8 +37,9 @@ describe.skipIf(!kubeAvailable)('arca controller: the webhook certificate is ren
   let controller: ControllerProcess;
   const children: ChildProcess[] = [];
 
-  beforeAll(() => {
+  beforeAll(async () => {
     admin = adminKubeConfig();
+    await installCrds(admin);
   });
 
   afterAll(async () => {
