@@ -10,6 +10,8 @@ import type { Logger } from '../kube/logger.ts';
 import type { ResourceClient } from '../kube/resources.ts';
 import type { Watcher } from '../kube/watcher.ts';
 import type { RepositoryPool } from '../repository-access/pool.ts';
+import type { ControllerMetrics } from './metrics.ts';
+import type { LocalMaintenance } from './repository/local-maintenance.ts';
 import type { MaintenanceJobSettings } from './repository/maintenance-job.ts';
 
 export interface Caches {
@@ -46,6 +48,9 @@ export interface ControllerContext {
   repositories: RepositoryPool;
   periods: ControllerPeriods;
   maintenance: MaintenanceJobSettings;
+  /** Maintenance runs of local-path repositories, inside this process. */
+  localMaintenance: LocalMaintenance;
+  metrics: ControllerMetrics;
 }
 
 export interface ControllerPeriods {

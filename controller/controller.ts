@@ -16,6 +16,8 @@ import { watchKind } from '../kube/service.ts';
 import { Watcher } from '../kube/watcher.ts';
 import { reconcileVolumeBackup } from './backup/volume-backup-reconciler.ts';
 import type { Caches, Clients, ControllerContext, ControllerPeriods } from './context.ts';
+import { createControllerMetrics } from './metrics.ts';
+import { LocalMaintenance } from './repository/local-maintenance.ts';
 import type { MaintenanceJobSettings } from './repository/maintenance-job.ts';
 import { reconcileRepository } from './repository/repository-reconciler.ts';
 import { kubeRepositorySource, RepositoryPool } from '../repository-access/pool.ts';
@@ -23,6 +25,7 @@ import { admitPod } from './restore/pod-admission.ts';
 import { reconcileVolumeRestore } from './restore/volume-restore-reconciler.ts';
 import { reconcileSchedule, SCHEDULE_LABEL } from './schedule/schedule-reconciler.ts';
 import { startAdmissionServer, type AdmissionServer } from './webhook/admission-server.ts';
+import { CertificateRenewal } from './webhook/certificate-renewal.ts';
 import { ensureWebhookTls, patchCaBundle } from './webhook/certificate-store.ts';
 import { WorkQueue, type ReconcileResult } from './work-queue.ts';
 
@@ -33,6 +36,8 @@ export interface WebhookOptions {
   configuration: string;
   secret: string;
   hosts: readonly string[];
+  /** Life of each serving certificate; it is renewed at two thirds of it. */
+  certificateValidityMs: number;
   restoreWaitImage: string;
 }
 
@@ -127,13 +132,17 @@ export async function startController(options: ControllerOptions): Promise<Contr
 
   const ctx: ControllerContext = {
     namespace, caches, clients, log, now: () => new Date(), periods: options.periods, maintenance: options.maintenance,
+    localMaintenance: new LocalMaintenance(log, (name) => { enqueue.repository(name); }),
+    metrics: createControllerMetrics(registry),
     repositories: new RepositoryPool(kubeRepositorySource(kc, namespace, FIELD_MANAGER), path.resolve(options.cacheDir), log),
     events: new EventRecorder({ kc, controller: 'arca.dev/controller', instance: options.instance, log }),
   };
 
   let webhook: AdmissionServer | undefined;
+  let renewal: CertificateRenewal;
   try {
-    const tls = await ensureWebhookTls({ kc, namespace, secretName: options.webhook.secret, hosts: options.webhook.hosts, log });
+    const store = { kc, namespace, secretName: options.webhook.secret, hosts: options.webhook.hosts, validityMs: options.webhook.certificateValidityMs, log };
+    const tls = await ensureWebhookTls(store);
     webhook = await startAdmissionServer({
       address: options.webhook.address, tls: tls.serving, log,
       mutatePod: (request) => (request.operation === 'CREATE' && request.namespace !== undefined && typeof request.object === 'object' && request.object !== null
@@ -144,7 +153,9 @@ export async function startController(options: ControllerOptions): Promise<Contr
         : undefined),
     });
     log.info({ url: webhook.url }, 'serving the restore webhook');
-    await patchCaBundle(kc, options.webhook.configuration, tls.ca.certPem, log);
+    await patchCaBundle(kc, options.webhook.configuration, tls.caBundle, log);
+    renewal = new CertificateRenewal({ kc, store, configuration: options.webhook.configuration, server: webhook, registry, log }, tls);
+    renewal.start();
   } catch (err) {
     await webhook?.close();
     await Promise.all(watchers.map((w) => w.stop()));
@@ -176,6 +187,7 @@ export async function startController(options: ControllerOptions): Promise<Contr
     },
     async stop() {
       await Promise.all(queues.map((q) => q.stop()));
+      await renewal.stop();
       await webhook.close();
       await Promise.all(watchers.map((w) => w.stop()));
       await ctx.repositories.closeAll();

@@ -7,13 +7,14 @@ import { Gauge } from 'prom-client';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../kube/client.ts';
 import { KubeSetupError, reportingSetupErrors } from '../kube/errors.ts';
-import { Command, Option, parseCommandLine, withDuration } from '../kube/command-line.ts';
+import { atLeast, Command, Option, parseCommandLine, withDuration } from '../kube/command-line.ts';
 import { parseDuration } from '../kube/duration.ts';
 import { LeaderElector } from '../kube/leader-election.ts';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../kube/logger.ts';
 import { createRegistry } from '../kube/metrics.ts';
 import { serve, watchersSynced } from '../kube/service.ts';
 import { startController } from './controller.ts';
+import { SERVING_VALIDITY_MS } from './webhook/certificate.ts';
 
 interface ControllerOptions {
   namespace: string;
@@ -31,6 +32,7 @@ interface ControllerOptions {
   webhookSecret: string;
   webhookService: string;
   webhookHost: string[];
+  webhookCertValidity: number;
   restoreWaitImage?: string;
   cacheDir: string;
   repositoryCheckPeriod: number;
@@ -58,6 +60,7 @@ export async function run(argv: readonly string[], env: Readonly<Record<string, 
     .option('--webhook-secret <name>', 'Secret (in --namespace) holding the webhook CA and serving certificate', 'arca-webhook-tls')
     .option('--webhook-service <name>', 'Service in front of the webhook: its DNS names go into the certificate', 'arca-controller')
     .option('--webhook-host <name>', 'another DNS name or IP address for the certificate (repeatable)', (value: string, previous: string[]) => [...previous, value], [] as string[])
+    .addOption(new Option('--webhook-cert-validity <duration>', 'life of the webhook serving certificate; renewed at two thirds of it, without a restart').argParser(atLeast(duration, 3_000, '3s')).default(SERVING_VALIDITY_MS, '8760h'))
     .addOption(new Option('--restore-wait-image <image>', 'image of the injected init container (default: this pod\'s own image)').env('ARCA_IMAGE'))
     .option('--cache-dir <dir>', 'directory of the repositories\' local caches', path.join(tmpdir(), 'arca-controller'))
     .addOption(new Option('--repository-check-period <duration>', 'how often each BackupRepository is opened again to check it').argParser(duration).default(300_000, '5m'))
@@ -101,6 +104,7 @@ export async function run(argv: readonly string[], env: Readonly<Record<string, 
             configuration: options.webhookConfiguration,
             secret: options.webhookSecret,
             hosts: [service, `${service}.cluster.local`, ...options.webhookHost],
+            certificateValidityMs: options.webhookCertValidity,
             restoreWaitImage: image,
           },
         });

@@ -7,6 +7,9 @@ export { backupVolume, type BackupOutcome, type BackupVolumeOptions, type Parent
 export { restoreSnapshot, type RestoreOutcome, type RestoreSnapshotOptions } from './volume-restore.ts';
 export { copySnapshots, type CopiedSnapshot, type CopyOutcome, type CopyResult, type CopySnapshotsOptions } from './copy-snapshots.ts';
 export { forgetSnapshots } from './forget-snapshots.ts';
+export { maintainRepository, type MaintainRepositoryOptions, type MaintenanceOutcome } from './maintain-repository.ts';
+export { describeProblem, type CheckReport } from '../repository/check/report.ts';
+export type { PruneReport } from '../repository/maintenance/prune.ts';
 export { applyPolicy, type PolicyDecision, type RetentionPolicy } from '../repository/maintenance/retention.ts';
 export type { RetentionDuration } from '../repository/maintenance/duration.ts';
 export { CLEANUP_GRACE_MS, type JobOptions } from './job.ts';
@@ -14,7 +17,7 @@ export type { ItemError, Progress, Reporter } from './progress.ts';
 export type { RestoreSummary } from './restore/restorer.ts';
 export { initRepository, openRepository, type InitRepositoryOptions, type RepositoryOptions } from '../repository/open-repository.ts';
 export type { Repository } from '../repository/repository.ts';
-export type { BackendOptions } from '../repository/storage/open.ts';
+export { schemeOf, type BackendOptions } from '../repository/storage/open.ts';
 export type { S3Options, S3Credentials } from '../repository/storage/s3.ts';
 export type { AzureOptions, AzureCredential } from '../repository/storage/azure.ts';
 export type { Logger, LogFields } from '../repository/logger.ts';

@@ -32,4 +32,13 @@ export function withDuration(parse: (text: string) => number): (value: string) =
   };
 }
 
+/** `parse`, refusing results below `min`; `describe` says the minimum in the user's terms. */
+export function atLeast(parse: (value: string) => number, min: number, describe: string): (value: string) => number {
+  return (value) => {
+    const n = parse(value);
+    if (n < min) throw new InvalidArgumentError(`expected at least ${describe}.`);
+    return n;
+  };
+}
+
 export { Command, Option } from 'commander';

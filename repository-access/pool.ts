@@ -10,7 +10,7 @@ import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-no
 import { BackupRepositoryKind, type BackupRepository } from '../kube/api/kinds.ts';
 import { httpStatusOf } from '../kube/errors.ts';
 import { ResourceClient } from '../kube/resources.ts';
-import { openRepository, type Logger, type Repository } from '../engine/index.ts';
+import { openRepository, type Logger, type Repository, type RepositoryOptions } from '../engine/index.ts';
 import { RepositoryAccessError } from './errors.ts';
 import { repositoryOptionsFor, type RepositorySecrets } from './options.ts';
 
@@ -87,6 +87,12 @@ export class RepositoryPool {
         if (current.superseded && current.users === 0) await this.close(current);
       },
     };
+  }
+
+  /** The options that open `name` now (its BackupRepository and Secrets read again), for a user that opens its own instance. */
+  async optionsOf(name: string): Promise<RepositoryOptions> {
+    const definition = await this.source(name);
+    return repositoryOptionsFor(definition.repository, definition.secrets, path.join(this.cacheDir, 'repositories'), this.logger.child({ backupRepository: name }));
   }
 
   /** Closes every repository (the process is stopping; its users have let go). */

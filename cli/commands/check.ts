@@ -1,26 +1,10 @@
 import { Checker, type ReadDataSelection } from '../../repository/check/checker.ts';
+import { parseReadDataSubset } from '../../repository/check/read-data-selection.ts';
 import { describeNotice, describeProblem } from '../../repository/check/report.ts';
 import { UsageError } from '../../repository/errors.ts';
 import { flag, str, type Command } from '../command.ts';
 import { openRepository } from '../context.ts';
 import { printJson } from '../output.ts';
-
-function parseSubset(text: string): ReadDataSelection {
-  const percent = /^(\d+(?:\.\d+)?)%$/.exec(text);
-  if (percent) {
-    const value = Number(percent[1]);
-    if (value <= 0 || value > 100) throw new UsageError('--read-data-subset N% takes N in (0, 100].');
-    return { kind: 'percent', percent: value };
-  }
-  const part = /^(\d+)\/(\d+)$/.exec(text);
-  if (part) {
-    const n = Number(part[1]);
-    const of = Number(part[2]);
-    if (of < 1 || n < 1 || n > of) throw new UsageError('--read-data-subset N/M takes 1 <= N <= M.');
-    return { kind: 'part', n, of };
-  }
-  throw new UsageError(`--read-data-subset takes N% or N/M, not "${text}".`);
-}
 
 export const checkCommand: Command = {
   name: 'check',
@@ -37,7 +21,7 @@ export const checkCommand: Command = {
   async run(values, _positionals, global) {
     const subset = str(values, 'read-data-subset');
     if (subset !== undefined && flag(values, 'read-data')) throw new UsageError('Give --read-data or --read-data-subset, not both.');
-    const readData: ReadDataSelection = subset !== undefined ? parseSubset(subset) : flag(values, 'read-data') ? { kind: 'all' } : { kind: 'none' };
+    const readData: ReadDataSelection = subset !== undefined ? parseReadDataSubset(subset) : flag(values, 'read-data') ? { kind: 'all' } : { kind: 'none' };
     const repo = await openRepository(global, { withIndex: false, cache: false });
     const report = await new Checker(repo).run({ readData });
     if (global.json) {

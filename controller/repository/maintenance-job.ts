@@ -73,11 +73,23 @@ export function maintenanceJob(repository: BackupRepository, name: string, setti
   };
 }
 
-export type JobOutcome = 'Running' | 'Succeeded' | 'Failed';
+/** One maintenance run, a Job's or one inside the controller (local-path repositories), as the status reports it. */
+export interface MaintenanceRun {
+  name: string;
+  outcome: 'Running' | 'Succeeded' | 'Failed';
+  startTime?: Date;
+  completionTime?: Date;
+  /** What it did, or why it failed. */
+  message?: string;
+}
 
-export function jobOutcome(job: V1Job): JobOutcome {
+export function jobRun(job: V1Job): MaintenanceRun {
   const conditions = job.status?.conditions ?? [];
-  if (conditions.some((c) => c.type === 'Complete' && c.status === 'True')) return 'Succeeded';
-  if (conditions.some((c) => c.type === 'Failed' && c.status === 'True')) return 'Failed';
-  return 'Running';
+  const complete = conditions.find((c) => c.type === 'Complete' && c.status === 'True');
+  const failed = conditions.find((c) => c.type === 'Failed' && c.status === 'True');
+  const name = job.metadata?.name ?? '';
+  const startTime = job.status?.startTime;
+  if (complete !== undefined) return { name, outcome: 'Succeeded', startTime, completionTime: job.status?.completionTime ?? complete.lastTransitionTime, message: `Job ${name} pruned and checked the repository.` };
+  if (failed !== undefined) return { name, outcome: 'Failed', startTime, completionTime: failed.lastTransitionTime, message: `Job ${name} failed; see its pods' logs (prune, then check).` };
+  return { name, outcome: 'Running', startTime };
 }

@@ -40,7 +40,10 @@ async function syncIfDue(ctx: ControllerContext, repository: BackupRepository): 
   const since = ctx.now().getTime() - (Date.parse(repository.status?.lastSyncTime ?? '') || 0);
   if (since < period) return period - since;
   const syncedAt = ctx.now().toISOString();
-  const { created, removed } = await syncBackupSets(ctx, repository);
+  const labels = { repository: repository.metadata.name ?? '' };
+  const { created, removed, snapshots } = await ctx.metrics.sync.time(labels, () => syncBackupSets(ctx, repository));
+  ctx.metrics.syncedSnapshots.inc(labels, snapshots);
+  ctx.metrics.syncRemovedBackupSets.inc(labels, removed.length);
   const fresh = ctx.caches.repositories.get(repository.metadata.name ?? '', ctx.namespace) ?? repository;
   await writeRepositoryStatus(ctx, fresh, { lastSyncTime: syncedAt });
   if (created.length + removed.length > 0) {

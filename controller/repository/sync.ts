@@ -2,7 +2,8 @@
 // become Completed VolumeBackups with their PodVolumeBackups, so a cluster pointed at a repository
 // another cluster wrote can restore from it; objects whose snapshots are gone are removed.
 import type { StoredSnapshot } from '../../engine/index.ts';
-import { API_VERSION, type BackupRepository, type PodVolumeBackup } from '../../kube/api/kinds.ts';
+import { API_VERSION, type BackupRepository, type PodVolumeBackup, type VolumeBackup } from '../../kube/api/kinds.ts';
+import { updateStatus } from '../../kube/status.ts';
 import { BACKUP_SET_LABEL } from '../../kube/api/labels.ts';
 import { httpStatusOf } from '../../kube/errors.ts';
 import { metadataFromLabels, type VolumeSnapshotMetadata } from '../../repository-access/snapshot-labels.ts';
@@ -25,6 +26,8 @@ interface SetVolume {
 export interface SyncResult {
   created: string[];
   removed: string[];
+  /** PodVolumeBackups created, one per snapshot. */
+  snapshots: number;
 }
 
 export async function syncBackupSets(ctx: ControllerContext, repository: BackupRepository): Promise<SyncResult> {
@@ -43,32 +46,50 @@ export async function syncBackupSets(ctx: ControllerContext, repository: BackupR
     if (meta !== undefined) sets.set(meta.backupSet, [...(sets.get(meta.backupSet) ?? []), { meta, snapshot }]);
   }
   const created: string[] = [];
+  let synced = 0;
   for (const [set, volumes] of sets) {
-    if (ctx.caches.backups.get(set, ctx.namespace) !== undefined) continue;
-    if (await createBackupSet(ctx, name, set, volumes)) created.push(set);
+    const existing = ctx.caches.backups.get(set, ctx.namespace);
+    // A set this cluster made is its own; a synced one may have grown since (synced while another cluster was still writing it).
+    if (existing !== undefined && existing.metadata.labels?.[SYNCED_LABEL] !== 'true') continue;
+    const missing = volumes.filter((v) => ctx.caches.podVolumeBackups.get(podVolumeBackupName(set, v.meta.podUid, v.meta.volume), ctx.namespace) === undefined);
+    if (existing !== undefined && missing.length === 0) continue;
+    const made = await syncBackupSet(ctx, name, set, volumes, missing, existing);
+    if (made === undefined) continue;
+    if (existing === undefined) created.push(set);
+    synced += made;
   }
   const removed = await removeForgottenObjects(ctx, name, { snapshots: new Set(snapshots.map((s) => s.id)), sets: new Set(sets.keys()), listedAt });
   if (created.length > 0) ctx.log.info({ repository: name, backups: created }, 'synced backup sets from the repository');
-  return { created, removed };
+  return { created, removed, snapshots: synced };
 }
 
-async function createBackupSet(ctx: ControllerContext, repository: string, set: string, volumes: readonly SetVolume[]): Promise<boolean> {
+/**
+ * Makes the VolumeBackup of `set` (unless `existing`) and the PodVolumeBackups of its `missing`
+ * volumes; returns how many of those it created, undefined when another writer made the set first.
+ */
+async function syncBackupSet(
+  ctx: ControllerContext, repository: string, set: string, volumes: readonly SetVolume[], missing: readonly SetVolume[], existing: VolumeBackup | undefined,
+): Promise<number | undefined> {
   const times = volumes.map((v) => v.snapshot.snapshot.time).sort();
   const labels = { [BACKUP_SET_LABEL]: set, [SYNCED_LABEL]: 'true' };
-  let backup;
-  try {
-    // The finalizer, as a planned backup gets it: deleting it with deleteSnapshots forgets the snapshots.
-    backup = await ctx.clients.backups.create(ctx.namespace, { metadata: { name: set, labels, finalizers: [FINALIZER] }, spec: { repository } });
-  } catch (err) {
-    if (httpStatusOf(err) === 409) return false;
-    throw err;
+  let backup = existing;
+  if (backup === undefined) {
+    try {
+      // The finalizer, as a planned backup gets it: deleting it with deleteSnapshots forgets the snapshots.
+      backup = await ctx.clients.backups.create(ctx.namespace, { metadata: { name: set, labels, finalizers: [FINALIZER] }, spec: { repository } });
+    } catch (err) {
+      if (httpStatusOf(err) === 409) return undefined;
+      throw err;
+    }
   }
-  for (const { meta, snapshot } of volumes) {
-    await createIfMissing(async () => {
+  const owner = backup;
+  let made = 0;
+  for (const { meta, snapshot } of missing) {
+    if (await createIfMissing(async () => {
       const pvb = await ctx.clients.podVolumeBackups.create(ctx.namespace, {
         metadata: {
           name: podVolumeBackupName(set, meta.podUid, meta.volume), labels,
-          ownerReferences: [{ apiVersion: API_VERSION, kind: 'VolumeBackup', name: set, uid: backup.metadata.uid ?? '', controller: true }],
+          ownerReferences: [{ apiVersion: API_VERSION, kind: 'VolumeBackup', name: set, uid: owner.metadata.uid ?? '', controller: true }],
         },
         spec: {
           node: meta.node, pod: { namespace: meta.namespace, name: meta.pod, uid: meta.podUid }, volume: meta.volume, repository, backupSet: set,
@@ -77,17 +98,14 @@ async function createBackupSet(ctx: ControllerContext, repository: string, set: 
         },
       });
       await ctx.clients.podVolumeBackups.replaceStatus({ ...pvb, status: completedStatus(snapshot) });
-    });
+    })) made++;
   }
-  await ctx.clients.backups.replaceStatus({
-    ...backup,
-    status: {
-      phase: 'Completed', message: `Synced from BackupRepository ${repository}: ${volumes.length} volumes.`,
-      volumes: { total: volumes.length, completed: volumes.length },
-      startTimestamp: times[0], completionTimestamp: times.at(-1),
-    },
-  });
-  return true;
+  await updateStatus(ctx.clients.backups, backup, (): NonNullable<VolumeBackup['status']> => ({
+    phase: 'Completed', message: `Synced from BackupRepository ${repository}: ${volumes.length} volumes.`,
+    volumes: { total: volumes.length, completed: volumes.length },
+    startTimestamp: times[0], completionTimestamp: times.at(-1),
+  }));
+  return made;
 }
 
 function completedStatus({ id, snapshot }: StoredSnapshot): NonNullable<PodVolumeBackup['status']> {

@@ -62,7 +62,9 @@ async function retentionAfterRun(ctx: ControllerContext, schedule: VolumeBackupS
     return { message: `BackupRepository ${schedule.spec.repository} is read-only in this cluster; retention is not applied.` };
   }
   try {
-    await applyRetention(ctx, schedule, retentionPolicyOf(retention));
+    const labels = { schedule: schedule.metadata.name ?? '' };
+    const forgotten = await ctx.metrics.retention.time(labels, () => applyRetention(ctx, schedule, retentionPolicyOf(retention)));
+    ctx.metrics.forgottenSnapshots.inc({ ...labels, repository: schedule.spec.repository }, forgotten.length);
   } catch (err) {
     if (err instanceof RetentionError) return { message: err.message };
     // The repository cannot be opened: said here, and tried again after the next run.

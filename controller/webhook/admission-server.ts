@@ -1,6 +1,7 @@
 // The mutating admission webhook: fastify over TLS, one route per webhook. It answers every
 // well-formed AdmissionReview with `allowed`; a pod it cannot or need not change is admitted as it
 // is (the webhook's namespaceSelector already keeps it away from namespaces outside a restore).
+import type { Server as TlsServer } from 'node:tls';
 import { fastify } from 'fastify';
 import type { Logger } from '../../kube/logger.ts';
 import { parseListenAddress } from '../../kube/health-server.ts';
@@ -31,6 +32,8 @@ export interface AdmissionServerOptions {
 
 export interface AdmissionServer {
   readonly url: string;
+  /** Serves `tls` from the next TLS handshake on; idle connections are closed so that clients reconnect to it, busy ones finish first. */
+  setTls(tls: { certPem: string; keyPem: string }): void;
   close(): Promise<void>;
 }
 
@@ -55,5 +58,16 @@ export async function startAdmissionServer({ address, tls, mutatePod, log }: Adm
   await app.listen({ host, port });
   const bound = app.server.address();
   const boundPort = typeof bound === 'object' && bound !== null ? bound.port : port;
-  return { url: `https://${host.includes(':') ? `[${host}]` : host}:${boundPort}`, close: () => app.close() };
+  // Fastify types its server as plain HTTP; with `https` set it is a TLS server.
+  const server = app.server as unknown as TlsServer;
+  return {
+    url: `https://${host.includes(':') ? `[${host}]` : host}:${boundPort}`,
+    setTls: ({ certPem, keyPem }) => {
+      server.setSecureContext({ cert: certPem, key: keyPem });
+      // The API server keeps connections alive: without this it would meet the renewed certificate
+      // only at some later reconnect, and a problem with it would show only then.
+      app.server.closeIdleConnections();
+    },
+    close: () => app.close(),
+  };
 }

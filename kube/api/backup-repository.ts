@@ -15,10 +15,10 @@ export const BackupRepositorySpec = Type.Object({
   maintenance: Type.Optional(Type.Object({
     schedule: Cron('When prune and check run.'),
     timeZone: Type.Optional(TimeZone()),
-    checkReadDataSubset: Type.Optional(Type.String({ pattern: '^([0-9]+(\\.[0-9]+)?%|[0-9]+/[0-9]+)$', description: 'Part of the pack data that `check` reads: N% or N/M.' })),
+    checkReadDataSubset: Type.Optional(Type.String({ pattern: '^((100(\\.0+)?|[1-9][0-9]?(\\.[0-9]+)?|0\\.[0-9]*[1-9][0-9]*)%|[1-9][0-9]*/[1-9][0-9]*)$', description: 'Part of the pack data that `check` reads: N% (0 < N <= 100) or N/M (1 <= N <= M).' })),
     pruneMaxUnusedPercent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'Unused space tolerated before prune repacks.' })),
     paused: Type.Optional(Type.Boolean()),
-  }, { description: 'Periodic prune and check, run as Kubernetes Jobs.' })),
+  }, { description: 'Periodic prune and check, run as Kubernetes Jobs (inside the controller for a local-path repository, which a Job could not reach).' })),
 });
 
 export const BackupRepositoryStatus = Type.Object({
@@ -27,6 +27,6 @@ export const BackupRepositoryStatus = Type.Object({
   lastValidationTime: Type.Optional(Timestamp('When the repository was last opened successfully or not.')),
   lastSyncTime: Type.Optional(Timestamp('When backup sets were last listed from the repository.')),
   lastMaintenanceTime: Type.Optional(Timestamp('When prune and check last finished.')),
-  lastMaintenanceJob: Type.Optional(Name('The last maintenance Job.')),
+  lastMaintenanceJob: Type.Optional(Name('The last maintenance run: a Job, or for a local-path repository a run inside the controller, named alike.')),
   conditions: Type.Optional(Type.Array(Condition)),
 });

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,7 +13,11 @@ import { ResourceClient } from '../../kube/resources.ts';
 import { snapshotLabels } from '../../repository-access/snapshot-labels.ts';
 import { installCrds } from '../support/arca-kube.ts';
 import { stopChild } from '../support/child-process.ts';
-import { controllerArgs, createWebhookConfiguration, deleteWebhookConfiguration, freePort, startControllerProcess, until } from '../support/controller-process.ts';
+import {
+  controllerArgs, createWebhookConfiguration, deleteWebhookConfiguration, freePort, startControllerProcess, until, type ControllerProcess,
+} from '../support/controller-process.ts';
+import { scrapeMetrics } from '../support/metrics.ts';
+import { startS3Server, type S3Server } from '../support/s3-server.ts';
 import { adminKubeConfig, createTestNamespace, kubeAvailable, kubeTestEnv } from '../support/control-plane.ts';
 import { SMALL_REPO } from '../storage-wrappers/helpers.ts';
 
@@ -30,6 +34,7 @@ describe.skipIf(!kubeAvailable)('arca controller: repositories, retention and sy
   let work: string;
   let repoDir: string;
   let repo: Repository;
+  let s3: S3Server;
   const children: ChildProcess[] = [];
   const webhookConfigs: string[] = [];
   let repositories: ResourceClient<typeof BackupRepositoryKind>;
@@ -38,7 +43,7 @@ describe.skipIf(!kubeAvailable)('arca controller: repositories, retention and sy
   let schedules: ResourceClient<typeof VolumeBackupScheduleKind>;
 
   /** A controller of its own namespace ("cluster"), checking repositories every second. */
-  async function startController(namespace: string): Promise<void> {
+  async function startController(namespace: string): Promise<ControllerProcess> {
     const port = await freePort();
     const config = await createWebhookConfiguration(admin, port);
     webhookConfigs.push(config);
@@ -47,6 +52,7 @@ describe.skipIf(!kubeAvailable)('arca controller: repositories, retention and sy
       '--repository-check-period', '1s', '--cache-dir', path.join(work, `cache-${namespace}`),
     ], { POD_NAME: `ctl-${namespace}` });
     children.push(controller.child);
+    return controller;
   }
 
   async function passwordSecret(namespace: string, name: string, password: string): Promise<void> {
@@ -94,16 +100,20 @@ describe.skipIf(!kubeAvailable)('arca controller: repositories, retention and sy
     repoDir = path.join(work, 'repo');
     await (await initRepository({ url: repoDir, password: PASSWORD, config: SMALL_REPO, kdf: { fixedN: 1024 } })).close();
     repo = await openRepository({ url: repoDir, password: PASSWORD });
+    s3 = await startS3Server();
   });
 
   afterAll(async () => {
     await Promise.all(children.map((c) => stopChild(c)));
     for (const config of webhookConfigs) await deleteWebhookConfiguration(admin, config);
     await repo.close();
+    await s3.stop();
     await rm(work, { recursive: true, force: true });
   });
 
   let ns: string;
+  let controller: ControllerProcess;
+  const startedAt = Date.now();
   const spec = (over: Partial<BackupRepository['spec']> = {}): BackupRepository['spec'] => ({ url: repoDir, passwordSecretRef: { name: 'repo', key: 'password' }, syncPeriod: '1s', ...over });
 
   test('a BackupRepository is Ready when it opens, NotReady with the reason when it does not, and follows its Secret', async () => {
@@ -112,7 +122,7 @@ describe.skipIf(!kubeAvailable)('arca controller: repositories, retention and sy
     await repositories.create(ns, { metadata: { name: 'main' }, spec: spec() });
     await repositories.create(ns, { metadata: { name: 'no-secret' }, spec: spec({ passwordSecretRef: { name: 'absent', key: 'password' } }) });
     await repositories.create(ns, { metadata: { name: 'no-repo' }, spec: spec({ url: path.join(work, 'nothing-here') }) });
-    await startController(ns);
+    controller = await startController(ns);
 
     expect((await untilPhase(ns, 'main', 'NotReady')).message).toMatch(/password in Secret repo \(key password\) does not open the repository/);
     expect((await untilPhase(ns, 'no-secret', 'NotReady')).message).toMatch(/Secret absent .* does not exist/);
@@ -162,6 +172,21 @@ describe.skipIf(!kubeAvailable)('arca controller: repositories, retention and sy
     const ofA = (await pvbs.list(ns, { labelSelector: `${BACKUP_SET_LABEL}=${sets[0] ?? ''}` })).items;
     expect(ofA.map((p) => p.status?.snapshotID)).toEqual([ids.a1]);
     expect(await snapshotIds()).toEqual(kept);
+
+    // What a scraper of the controller sees: retention ran and forgot the three, sync made objects of the eight.
+    const metric = await scrapeMetrics(controller.url);
+    const runs = metric('arca_retention_runs_total', { schedule: 'nightly', outcome: 'success' }) ?? 0;
+    expect(runs).toBeGreaterThanOrEqual(1);
+    expect(metric('arca_retention_runs_total', { schedule: 'nightly', outcome: 'failure' })).toBeUndefined();
+    expect(metric('arca_retention_duration_seconds_count', { schedule: 'nightly', outcome: 'success' })).toBe(runs);
+    expect(metric('arca_retention_snapshots_forgotten_total', { schedule: 'nightly', repository: 'main' })).toBe(3);
+    expect(metric('arca_retention_last_success_timestamp_seconds', { schedule: 'nightly' })).toBeGreaterThan(startedAt / 1000);
+    expect(metric('arca_sync_runs_total', { repository: 'main', outcome: 'success' })).toBeGreaterThan(0);
+    expect(metric('arca_sync_last_success_timestamp_seconds', { repository: 'main' })).toBeGreaterThan(startedAt / 1000);
+    // Each snapshot once; a sync that listed before retention forgot may make an object again, which the next one removes.
+    expect(metric('arca_sync_snapshots_synced_total', { repository: 'main' })).toBeGreaterThanOrEqual(8);
+    // The repositories that never opened were never synced.
+    expect(metric('arca_sync_runs_total', { repository: 'no-repo' })).toBeUndefined();
   });
 
   test('deleting a VolumeBackup with deleteSnapshots forgets its snapshots', async () => {
@@ -180,7 +205,7 @@ describe.skipIf(!kubeAvailable)('arca controller: repositories, retention and sy
     await passwordSecret(other, 'repo', PASSWORD);
     // Read-only: maintained by whoever writes it, never from here.
     await repositories.create(other, { metadata: { name: 'theirs' }, spec: spec({ readOnly: true, maintenance: { schedule: '* * * * * *' } }) });
-    await startController(other);
+    const theirController = await startController(other);
     await untilPhase(other, 'theirs', 'Ready');
     const ours = (await backups.list(ns)).items.filter((b) => b.status?.phase === 'Completed' && b.metadata.labels?.['arca.dev/synced'] === 'true').map((b) => b.metadata.name ?? '').sort();
     expect(ours.length).toBeGreaterThan(0);
@@ -194,6 +219,11 @@ describe.skipIf(!kubeAvailable)('arca controller: repositories, retention and sy
     const [first] = (await pvbs.list(other)).items;
     expect(first?.spec).toMatchObject({ repository: 'theirs', volume: 'data', node: 'node-a', ownerWorkload: { kind: 'StatefulSet', name: 'db' } });
     expect(first?.metadata.labels?.['arca.dev/node']).toBeUndefined();
+    // Every snapshot made into an object exactly once, by a sync that succeeded.
+    const metric = await scrapeMetrics(theirController.url);
+    expect(metric('arca_sync_snapshots_synced_total', { repository: 'theirs' })).toBe(snapshotsThere.length);
+    expect(metric('arca_sync_runs_total', { repository: 'theirs', outcome: 'success' })).toBeGreaterThan(0);
+    expect(metric('arca_sync_runs_total', { repository: 'theirs', outcome: 'failure' })).toBeUndefined();
 
     // Nothing here writes to it: no maintenance Job, and deleteSnapshots forgets nothing.
     const jobs = await admin.makeApiClient(BatchV1Api).listNamespacedJob({ namespace: other, labelSelector: 'arca.dev/maintenance=theirs' });
@@ -210,10 +240,39 @@ describe.skipIf(!kubeAvailable)('arca controller: repositories, retention and sy
     await until(async () => ((await pvbs.list(other)).items.some((p) => p.status?.snapshotID === gone) ? undefined : true));
   });
 
-  test('maintenance: one Job per cron slot running prune then check, never two at once; the outcome in the status', async () => {
+  test('maintenance of a local-path repository runs inside the controller (no Job could reach the path): prune, then check, the outcome in the status and the metrics', async () => {
+    const batch = admin.makeApiClient(BatchV1Api);
+    const packs = async () => (await readdir(path.join(repoDir, 'data'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).length;
+    // Forgotten data for prune to delete: a snapshot of its own content, then forgotten.
+    const lone = await snapshotAt('lone-1', 'data-db-9', new Date());
+    await forgetSnapshots(repo, [lone]);
+    const before = await packs();
+    await repositories.create(ns, { metadata: { name: 'local' }, spec: spec({ maintenance: { schedule: '* * * * * *', checkReadDataSubset: '100%', pruneMaxUnusedPercent: 0 } }) });
+    const condition = await until(async () => (await phaseOf(ns, 'local'))?.conditions?.find((c) => c.type === 'Maintained'));
+    await repositories.mergePatch(ns, 'local', { spec: { maintenance: { paused: true } } });
+    expect(condition).toMatchObject({ status: 'True', reason: 'Succeeded' });
+    expect(condition.message).toMatch(/^Run local-[0-9a-f]{6}-maint-\d{14} in the controller: prune deleted [1-9]\d* packs .*; check read (\d+) of \1 packs of \d+ snapshots: no errors\.$/);
+    expect(await packs()).toBeLessThan(before);
+    expect((await batch.listNamespacedJob({ namespace: ns, labelSelector: 'arca.dev/maintenance=local' })).items).toEqual([]);
+    const metric = await scrapeMetrics(controller.url);
+    expect(metric('arca_maintenance_runs_total', { repository: 'local', outcome: 'success' })).toBeGreaterThanOrEqual(1);
+    expect(metric('arca_maintenance_runs_total', { repository: 'local', outcome: 'failure' })).toBeUndefined();
+    expect(metric('arca_maintenance_duration_seconds_count', { repository: 'local', outcome: 'success' })).toBeGreaterThanOrEqual(1);
+    expect(metric('arca_maintenance_last_success_timestamp_seconds', { repository: 'local' })).toBeGreaterThan(startedAt / 1000);
+    // What it pruned is what a later check sees: the repository is whole.
+    expect((await snapshotIds()).length).toBeGreaterThan(0);
+  });
+
+  test('maintenance of an object-storage repository: one Job per cron slot running prune then check, never two at once; the outcome in the status and the metrics', async () => {
     const batch = admin.makeApiClient(BatchV1Api);
     const jobsOf = async () => (await batch.listNamespacedJob({ namespace: ns, labelSelector: 'arca.dev/maintenance=maint' })).items;
-    await repositories.create(ns, { metadata: { name: 'maint' }, spec: spec({ maintenance: { schedule: '* * * * * *', checkReadDataSubset: '10%', pruneMaxUnusedPercent: 3 } }) });
+    const url = `s3://${s3.bucket}/maint`;
+    await (await initRepository({ url, password: PASSWORD, config: SMALL_REPO, kdf: { fixedN: 1024 }, backend: { s3: { endpoint: s3.endpoint, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } } } })).close();
+    await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 's3' }, stringData: { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey } } });
+    await repositories.create(ns, { metadata: { name: 'maint' }, spec: spec({
+      url, credentialsSecretRef: { name: 's3' }, s3: { endpoint: s3.endpoint, forcePathStyle: true },
+      maintenance: { schedule: '* * * * * *', checkReadDataSubset: '10%', pruneMaxUnusedPercent: 3 },
+    }) });
     const [job] = await until(async () => { const jobs = await jobsOf(); return jobs.length > 0 ? jobs : undefined; });
     expect(job?.metadata?.name).toMatch(/^maint-[0-9a-f]{6}-maint-\d{14}$/);
     const pod = job?.spec?.template.spec;
@@ -222,17 +281,20 @@ describe.skipIf(!kubeAvailable)('arca controller: repositories, retention and sy
     expect(pod?.containers[0]?.image).toBe('arca:test');
     expect(pod?.containers[0]?.resources?.limits).toEqual({ memory: '1Gi' });
     expect(pod?.containers[0]?.env).toEqual(expect.arrayContaining([
-      { name: 'ARCA_REPOSITORY', value: repoDir },
+      { name: 'ARCA_REPOSITORY', value: url },
       { name: 'ARCA_PASSWORD', valueFrom: { secretKeyRef: { name: 'repo', key: 'password' } } },
+      { name: 'ARCA_S3_ENDPOINT', value: s3.endpoint },
     ]));
+    expect(pod?.containers[0]?.envFrom).toEqual([{ secretRef: { name: 's3' } }]);
     // Several slots pass while it runs (nothing runs Jobs here): still that one Job.
     await sleep(3_000);
     expect((await jobsOf()).map((j) => j.metadata?.name)).toEqual([job?.metadata?.name]);
 
-    // It succeeds: recorded in the status, and the next slot gets its own Job.
+    // It succeeds after 42 s: recorded in the status and the metrics, and the next slot gets its own Job.
     const now = new Date();
+    const started = new Date(now.getTime() - 42_000);
     await batch.replaceNamespacedJobStatus({ namespace: ns, name: job?.metadata?.name ?? '', body: { metadata: job?.metadata, spec: job?.spec, status: {
-      startTime: now, completionTime: now, succeeded: 1,
+      startTime: started, completionTime: now, succeeded: 1,
       conditions: [{ type: 'SuccessCriteriaMet', status: 'True', lastTransitionTime: now }, { type: 'Complete', status: 'True', lastTransitionTime: now }],
     } } });
     const status = await until(async () => { const s = await phaseOf(ns, 'maint'); return s?.conditions?.some((c) => c.type === 'Maintained' && c.status === 'True') === true ? s : undefined; });
@@ -240,5 +302,11 @@ describe.skipIf(!kubeAvailable)('arca controller: repositories, retention and sy
     const names = await until(async () => { const jobs = await jobsOf(); return jobs.length === 2 ? jobs.map((j) => j.metadata?.name) : undefined; });
     expect(new Set(names).size).toBe(2);
     await repositories.mergePatch(ns, 'maint', { spec: { maintenance: { paused: true } } });
+    const metric = await scrapeMetrics(controller.url);
+    expect(metric('arca_maintenance_runs_total', { repository: 'maint', outcome: 'success' })).toBe(1);
+    expect(metric('arca_maintenance_duration_seconds_sum', { repository: 'maint', outcome: 'success' })).toBe(42);
+    expect(metric('arca_maintenance_duration_seconds_bucket', { repository: 'maint', outcome: 'success', le: '15' })).toBe(0);
+    expect(metric('arca_maintenance_duration_seconds_bucket', { repository: 'maint', outcome: 'success', le: '60' })).toBe(1);
+    expect(metric('arca_maintenance_last_success_timestamp_seconds', { repository: 'maint' })).toBe(Math.floor(now.getTime() / 1000));
   });
 });

@@ -60,6 +60,18 @@ describe.skipIf(!kubeAvailable)('the generated CRDs on a real API server', () =>
       expect(await rejection(create('volumebackupschedules', 'not-cron', { ...valid.VolumeBackupSchedule, schedule })))
         .toMatchObject({ code: 422, message: expect.stringContaining(`spec.schedule: Invalid value: "${schedule}": spec.schedule in body should match`) as unknown });
     }
+    // The maintenance settings a controller acts on (Jobs, or prune and check inside it for a local path).
+    const maintenance = valid.BackupRepository.maintenance;
+    for (const [name, change, field] of [
+      ['prune-over-100', { pruneMaxUnusedPercent: 101 }, 'spec.maintenance.pruneMaxUnusedPercent: Invalid value: 101'],
+      ['subset-words', { checkReadDataSubset: 'half' }, 'spec.maintenance.checkReadDataSubset: Invalid value: "half"'],
+      ['subset-zero', { checkReadDataSubset: '0%' }, 'spec.maintenance.checkReadDataSubset: Invalid value: "0%"'],
+      ['subset-over-all', { checkReadDataSubset: '150%' }, 'spec.maintenance.checkReadDataSubset: Invalid value: "150%"'],
+      ['maintenance-not-cron', { schedule: 'nightly' }, 'spec.maintenance.schedule: Invalid value: "nightly"'],
+    ] as const) {
+      expect(await rejection(create('backuprepositories', name, { ...valid.BackupRepository, maintenance: { ...maintenance, ...change } })))
+        .toMatchObject({ code: 422, message: expect.stringContaining(field) as unknown });
+    }
     expect(await rejection(create('podvolumerestores', 'bad-snapshot', { ...valid.PodVolumeRestore, snapshotID: 'latest' })))
       .toMatchObject({ code: 422, message: expect.stringContaining('spec.snapshotID') as unknown });
 

@@ -7,9 +7,12 @@ import { kubectl } from './control-plane.ts';
 
 export const MANIFESTS = fileURLToPath(new URL('../../manifests', import.meta.url));
 
-/** Applies the CRDs (server-side, idempotent: test files may race) and waits until each is Established. */
-export async function installCrds(admin: KubeConfig): Promise<void> {
-  await kubectl(['apply', '--server-side', '--force-conflicts', '-k', `${MANIFESTS}/crds`]);
+/**
+ * Applies the CRDs (server-side, idempotent: test files may race) and waits until each is
+ * Established; `kubeconfig` is the file of `admin` when that is not the run's control plane.
+ */
+export async function installCrds(admin: KubeConfig, kubeconfig?: string): Promise<void> {
+  await kubectl(['apply', '--server-side', '--force-conflicts', '-k', `${MANIFESTS}/crds`], kubeconfig);
   const api = admin.makeApiClient(ApiextensionsV1Api);
   for (const kind of KINDS) {
     for (;;) {

@@ -53,10 +53,9 @@ export async function createTestNamespace(admin: KubeConfig, prefix: string): Pr
   return name;
 }
 
-/** Runs the pinned kubectl against the control plane as admin; rejects on a non-zero exit. */
-export async function kubectl(args: readonly string[]): Promise<{ stdout: string; stderr: string }> {
-  const { kubectl: executable, kubeconfig } = kubeTestEnv();
-  return promisify(execFile)(executable, [`--kubeconfig=${kubeconfig}`, ...args]);
+/** Runs the pinned kubectl as admin against the run's control plane (or the one `kubeconfig` names); rejects on a non-zero exit. */
+export async function kubectl(args: readonly string[], kubeconfig = kubeTestEnv().kubeconfig): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(kubeTestEnv().kubectl, [`--kubeconfig=${kubeconfig}`, ...args]);
 }
 
 function currentUser(kc: KubeConfig): User {
