@@ -10,7 +10,8 @@ import type { VolumeRestore } from '../../kube/api/kinds.ts';
 import { RESTORE_INIT_CONTAINER } from '../../kube/api/labels.ts';
 import type { RunResult } from './cli.ts';
 import { until } from './controller-process.ts';
-import type { SimulatedCluster, VolumeDirs } from './simulated-cluster.ts';
+import { asObject, scanTree, type ScannedEntry } from './fs-tree.ts';
+import { final, type SimulatedCluster, type VolumeDirs } from './simulated-cluster.ts';
 
 const statefulSetOwner = [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', uid: 'sts-db', controller: true }];
 const replicaSetOwner = (hash: string) => [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `web-${hash}`, uid: `rs-web-${hash}`, controller: true }];
@@ -126,4 +127,53 @@ export async function reapplyApp(cluster: SimulatedCluster, namespace: string, n
     waiting.push(held.initContainer);
   }
   return { db, web, volumes, initContainers: Promise.all(waiting) };
+}
+
+export interface RestoredApp {
+  /** The VolumeRestore once it ended. */
+  readonly restore: VolumeRestore;
+  /** What each pod's arca-restore-wait ended with. */
+  readonly initContainers: readonly RunResult[];
+  /** The restored volumes' trees, by volume name. */
+  readonly trees: ReadonlyMap<string, Record<string, ScannedEntry>>;
+}
+
+/**
+ * A restore of the whole app, start to end: VolumeRestore `name`, the app re-applied in
+ * `namespace` (its claim made first when the restore maps the app to a new namespace) onto the
+ * given nodes, the init containers' outcome, and what the volumes hold once the restore ended.
+ */
+export async function restoreApp(
+  cluster: SimulatedCluster, name: string, spec: VolumeRestore['spec'], namespace: string, nodes: { db: string; web: string },
+): Promise<RestoredApp> {
+  if (spec.namespaceMapping !== undefined) await createDatabaseClaim(cluster.core, namespace);
+  await startRestore(cluster, name, spec, namespace);
+  const app = await reapplyApp(cluster, namespace, nodes, name.slice(0, 6).replace(/[^a-z0-9]/g, 'x'));
+  const initContainers = await app.initContainers;
+  const restore = await final(cluster.restores, cluster.namespace, name);
+  const trees = new Map<string, Record<string, ScannedEntry>>();
+  for (const [volume, dir] of app.volumes) trees.set(volume, asObject(await scanTree(dir)));
+  return { restore, initContainers, trees };
+}
+
+/** The trees of the app's volumes (by volume name) as they are now, to compare a restore with. */
+export async function scanVolumes(volumes: Readonly<Record<string, string>>): Promise<Map<string, Record<string, ScannedEntry>>> {
+  const trees = new Map<string, Record<string, ScannedEntry>>();
+  for (const [volume, dir] of Object.entries(volumes)) trees.set(volume, asObject(await scanTree(dir)));
+  return trees;
+}
+
+/** An S3 repository in `bucket` of the server at `endpoint`, as a BackupRepository names it and as the CLI reaches it. */
+export function s3Repository(endpoint: string, bucket: string, prefix: string, password: string): {
+  readonly spec: { url: string; s3: { endpoint: string; region: string; forcePathStyle: boolean } };
+  readonly credentials: Record<string, string>;
+  readonly cliEnv: Record<string, string>;
+} {
+  const url = `s3://${bucket}/${prefix}`;
+  const credentials = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
+  return {
+    spec: { url, s3: { endpoint, region: 'us-east-1', forcePathStyle: true } },
+    credentials,
+    cliEnv: { ...credentials, ARCA_REPOSITORY: url, ARCA_S3_ENDPOINT: endpoint, AWS_REGION: 'us-east-1', ARCA_PASSWORD: password },
+  };
 }

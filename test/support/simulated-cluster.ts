@@ -7,9 +7,9 @@
 //
 // No vitest import: the demo script uses this too.
 import type { ChildProcess } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import path from 'node:path';
-import { AdmissionregistrationV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, BatchV1Api, CoreV1Api, type KubeConfig, type V1Container, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import {
   BackupRepositoryKind, PodVolumeBackupKind, PodVolumeRestoreKind, VolumeBackupKind, VolumeBackupScheduleKind, VolumeRestoreKind,
 } from '../../kube/api/kinds.ts';
@@ -56,6 +56,7 @@ export class SimulatedCluster {
   private readonly agents = new Map<string, ChildProcess>();
   private controllerChild: ChildProcess | undefined;
   private webhookConfiguration: string | undefined;
+  private webhookPort = 0;
 
   readonly admin: KubeConfig;
   readonly options: SimulatedClusterOptions;
@@ -83,10 +84,10 @@ export class SimulatedCluster {
    * endpoints here, removed), the controller, and an agent on each node.
    */
   async install(nodes: readonly string[]): Promise<void> {
-    const port = await freePort();
+    this.webhookPort = await freePort();
     await this.admin.makeApiClient(AdmissionregistrationV1Api).deleteMutatingWebhookConfiguration({ name: 'arca-restore' }).catch(() => undefined);
-    this.webhookConfiguration = await createWebhookConfiguration(this.admin, port);
-    await this.startController(this.webhookConfiguration, port);
+    this.webhookConfiguration = await createWebhookConfiguration(this.admin, this.webhookPort);
+    await this.startController();
     for (const node of nodes) await this.startAgent(node);
   }
 
@@ -122,24 +123,23 @@ export class SimulatedCluster {
   /** Ends `node`'s agent: SIGTERM (and SIGKILL after 5 s), or at once with SIGKILL. */
   async stopAgent(node: string, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
     const agent = this.agents.get(node);
-    if (agent === undefined) return;
     this.agents.delete(node);
-    if (signal === 'SIGTERM') return stopChild(agent);
-    const exited = new Promise<void>((resolve) => { agent.once('exit', () => { resolve(); }); });
-    agent.kill('SIGKILL');
-    await exited;
+    if (agent !== undefined) await stopProcess(agent, signal);
   }
 
-  /** Starts `arca controller` with its webhook on `port`, keeping `webhookConfiguration`'s CA bundle. */
-  async startController(webhookConfiguration: string, port: number): Promise<void> {
-    const controller = await startControllerProcess(controllerArgs(this.options.kubeconfig, this.options.namespace, webhookConfiguration, port));
+  /** Starts `arca controller`, its webhook where the webhook configuration reaches it; resolves once it is ready. */
+  async startController(): Promise<void> {
+    if (this.webhookConfiguration === undefined) throw new Error('install() first: the controller needs its webhook configuration');
+    const controller = await startControllerProcess(controllerArgs(this.options.kubeconfig, this.options.namespace, this.webhookConfiguration, this.webhookPort));
     this.controllerChild = controller.child;
     this.recorded.push({ name: 'controller', child: controller.child, get output() { return controller.output(); } });
   }
 
-  async stopController(): Promise<void> {
-    if (this.controllerChild !== undefined) await stopChild(this.controllerChild);
+  /** Ends the controller: SIGTERM (and SIGKILL after 5 s), or at once with SIGKILL, as a lost leader. */
+  async stopController(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    const controller = this.controllerChild;
     this.controllerChild = undefined;
+    if (controller !== undefined) await stopProcess(controller, signal);
   }
 
   /** The kubelet's part once a pod is on `node`: its volume directories, by volume name. */
@@ -193,6 +193,57 @@ export class SimulatedCluster {
     return { volumes, initContainer };
   }
 
+  /**
+   * The kubelet's part for a Job: its init containers, then its containers, run in order as `arca`
+   * with the Job's arguments and environment (values, Secret keys, whole Secrets), each emptyDir a
+   * fresh directory and each hostPath its path; then the Job's status, Complete or Failed, as the
+   * Job controller would write it. Resolves with each container's outcome.
+   */
+  async runJob(job: V1Job): Promise<{ name: string; result: RunResult }[]> {
+    const namespace = job.metadata?.namespace ?? this.namespace;
+    const pod = job.spec?.template.spec;
+    const dirs = new Map<string, string>();
+    for (const volume of pod?.volumes ?? []) {
+      dirs.set(volume.name, volume.hostPath?.path ?? await mkdtemp(path.join(this.options.root, `job-${volume.name}-`)));
+    }
+    const results: { name: string; result: RunResult }[] = [];
+    let failed = false;
+    for (const container of [...(pod?.initContainers ?? []), ...(pod?.containers ?? [])]) {
+      const hostPathOf = new Map((container.volumeMounts ?? []).map((m) => [m.mountPath, dirs.get(m.name) ?? '']));
+      const env = await this.containerEnv(namespace, container);
+      for (const [name, value] of Object.entries(env)) env[name] = hostPathOf.get(value) ?? value;
+      const child = this.record(`job ${job.metadata?.name ?? ''} ${container.name}`, startArca((container.args ?? []).map((a) => hostPathOf.get(a) ?? a), { env }));
+      const result = await collectOutput(child);
+      results.push({ name: container.name, result });
+      if (result.code !== 0) { failed = true; break; }
+    }
+    const now = new Date();
+    const current = await this.admin.makeApiClient(BatchV1Api).readNamespacedJob({ namespace, name: job.metadata?.name ?? '' });
+    const conditions = failed
+      ? [{ type: 'FailureTarget', status: 'True', lastTransitionTime: now }, { type: 'Failed', status: 'True', lastTransitionTime: now }]
+      : [{ type: 'SuccessCriteriaMet', status: 'True', lastTransitionTime: now }, { type: 'Complete', status: 'True', lastTransitionTime: now }];
+    await this.admin.makeApiClient(BatchV1Api).replaceNamespacedJobStatus({
+      namespace, name: current.metadata?.name ?? '',
+      body: { metadata: current.metadata, spec: current.spec, status: { startTime: now, ...(failed ? { failed: 1 } : { succeeded: 1, completionTime: now }), conditions } },
+    });
+    return results;
+  }
+
+  private async containerEnv(namespace: string, container: V1Container): Promise<Record<string, string>> {
+    const secret = async (name: string): Promise<Record<string, string>> => {
+      const data = (await this.core.readNamespacedSecret({ namespace, name })).data ?? {};
+      return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+    };
+    const env: Record<string, string> = {};
+    for (const from of container.envFrom ?? []) if (from.secretRef?.name !== undefined) Object.assign(env, await secret(from.secretRef.name));
+    for (const { name, value, valueFrom } of container.env ?? []) {
+      const ref = valueFrom?.secretKeyRef;
+      const resolved = ref?.name === undefined ? value : (await secret(ref.name))[ref.key];
+      if (resolved !== undefined) env[name] = resolved;
+    }
+    return env;
+  }
+
   /** What every process said (the end of it), and whether it still runs: for a failed journey's report. */
   report(): string {
     return this.recorded.map(({ name, child, output }) => {
@@ -218,6 +269,14 @@ export class SimulatedCluster {
     this.recorded.push(entry);
     return child;
   }
+}
+
+async function stopProcess(child: ChildProcess, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+  if (signal === 'SIGTERM') return stopChild(child);
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve(); }); });
+  child.kill('SIGKILL');
+  await exited;
 }
 
 const FINAL = new Set(['Completed', 'PartiallyFailed', 'Failed']);
