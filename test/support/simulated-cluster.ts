@@ -178,7 +178,7 @@ export class SimulatedCluster {
   /**
    * A pod held for a restore, scheduled to `node`: bound, its (empty) volumes mounted, and its
    * injected init container run as `arca restore-wait` with the node's directories for its mounts,
-   * reported running. Resolves with the volumes' directories and the init container's outcome.
+   * reported running; the pod Running once that exits 0. Resolves with the volumes' directories and the init container's outcome.
    */
   async startHeldPod(pod: V1Pod, node: string, dirs: VolumeDirs): Promise<{ volumes: Record<string, string>; initContainer: Promise<RunResult> }> {
     const { namespace = '', name = '' } = pod.metadata ?? {};
@@ -188,7 +188,11 @@ export class SimulatedCluster {
     if (init === undefined) throw new Error(`pod ${namespace}/${name} has no ${RESTORE_INIT_CONTAINER} init container`);
     const hostPathOf = new Map((init.volumeMounts ?? []).map((m) => [m.mountPath, volumes[m.name] ?? '']));
     const child = this.record(`restore-wait ${name}`, startArca((init.args ?? []).map((arg) => hostPathOf.get(arg) ?? arg)));
-    const initContainer = collectOutput(child);
+    // Once it exits 0 the pod's own containers start: Running.
+    const initContainer = collectOutput(child).then(async (result) => {
+      if (result.code === 0) await this.setPhase(pod, 'Running');
+      return result;
+    });
     await this.setPhase(pod, 'Pending', [RESTORE_INIT_CONTAINER]);
     return { volumes, initContainer };
   }
