@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { arcaOk } from '../../test/support/cli.ts';
 import { until } from '../../test/support/controller-process.ts';
-import { scanVolumes, createDatabaseClaim, dbPod, fillCache, fillDatabase, reapplyApp, startRestore, webDirs, webPod } from '../../test/support/journey-app.ts';
+import { deployApp, reapplyApp, scanVolumes, startRestore } from '../../test/support/journey-app.ts';
 import { final, SimulatedCluster } from '../../test/support/simulated-cluster.ts';
 import {
   ControlPlaneBinariesMissingError, findControlPlaneBinaries, kubeCacheDir, kubeConfigFromFile, startControlPlane, type ControlPlane,
@@ -70,11 +70,8 @@ async function main(): Promise<void> {
 
     step('Journey 1: an app in namespace shop — a database pod on a claim (node-a), a web pod with an emptyDir (node-b), both annotated backup.arca.dev/backup-volumes');
     await createNamespace(kc, 'shop');
-    const db = await cluster.runPod('shop', 'node-a', dbPod(), await createDatabaseClaim(cluster.core, 'shop'));
-    const web = await cluster.runPod('shop', 'node-b', webPod('5d9f'), webDirs);
-    await fillDatabase(db.volumes.data ?? '', 1);
-    await fillCache(web.volumes.cache ?? '');
-    const before = await scanVolumes({ ...db.volumes, ...web.volumes });
+    const app = await deployApp(cluster, 'shop', { db: 'node-a', web: 'node-b' }, 1);
+    const before = await scanVolumes(app.volumes);
     await kubectl('-n', 'shop', 'get', 'pods', '-o', 'wide');
 
     step('A VolumeBackup of the namespace: one PodVolumeBackup per annotated volume, run by that node\'s agent');
@@ -97,18 +94,18 @@ async function main(): Promise<void> {
     await kubectl('-n', 'arca-system', 'get', 'volumerestores');
 
     step('The app is applied again (new UIDs, a new ReplicaSet), each pod on the other node: each is held by its arca-restore-wait init container');
-    const app = await reapplyApp(cluster, 'shop', { db: 'node-b', web: 'node-a' }, '77aa');
+    const restored = await reapplyApp(cluster, 'shop', { db: 'node-b', web: 'node-a' }, '77aa');
     await kubectl('-n', 'shop', 'get', 'pods', '-o', 'wide');
     await kubectl('-n', 'shop', 'get', 'pod', 'db-0', '-o', 'jsonpath={.spec.initContainers[0].name}: {.spec.initContainers[0].args}{"\\n"}');
 
     step('The agents restore the volumes; arca-restore-wait exits 0 and the pods start');
-    for (const result of await app.initContainers) process.stdout.write(result.stdout);
+    for (const result of await restored.initContainers) process.stdout.write(result.stdout);
     await final(cluster.restores, 'arca-system', 'after-disaster');
     await kubectl('-n', 'arca-system', 'get', 'podvolumerestores', '-o', 'wide');
     await kubectl('-n', 'arca-system', 'get', 'volumerestores');
     await kubectl('-n', 'shop', 'get', 'pods');
 
-    const after = await scanVolumes(Object.fromEntries(app.volumes));
+    const after = await scanVolumes(Object.fromEntries(restored.volumes));
     const same = [...before].every(([volume, tree]) => JSON.stringify(tree, jsonBigInt) === JSON.stringify(after.get(volume), jsonBigInt));
     step(same
       ? `Every file is back byte for byte, with its modes, owners, times, hard links and symlinks (${[...before.values()].reduce((n, t) => n + Object.keys(t).length, 0)} entries compared).`

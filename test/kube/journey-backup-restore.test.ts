@@ -8,7 +8,7 @@ import { installCrds } from '../support/arca-kube.ts';
 import { until } from '../support/controller-process.ts';
 import { adminKubeConfig, createTestNamespace, kubeAvailable, kubeTestEnv, kubectl } from '../support/control-plane.ts';
 import { asObject, scanTree, type ScannedEntry } from '../support/fs-tree.ts';
-import { createDatabaseClaim, dbPod, fillCache, fillDatabase, reapplyApp, startRestore, webDirs, webPod } from '../support/journey-app.ts';
+import { deployApp, reapplyApp, scanVolumes, startRestore } from '../support/journey-app.ts';
 import { final, SimulatedCluster } from '../support/simulated-cluster.ts';
 
 // The operator's first two journeys with every Arca process real: the controller (and its restore
@@ -51,13 +51,8 @@ describe.skipIf(!kubeAvailable)('journeys 1 and 2: install, first backup, disast
     await cluster.addRepository('default', PASSWORD, { url: repoDir });
 
     // The app: a StatefulSet's database pod on a bound claim, a Deployment's web pod with an emptyDir.
-    const dbDirs = await createDatabaseClaim(cluster.core, appNs);
-    const db = await cluster.runPod(appNs, 'node-a', dbPod(), dbDirs);
-    const web = await cluster.runPod(appNs, 'node-b', webPod('5d9f'), webDirs);
-    await fillDatabase(db.volumes.data ?? '');
-    await fillCache(web.volumes.cache ?? '');
-    before.set('data', asObject(await scanTree(db.volumes.data ?? '')));
-    before.set('cache', asObject(await scanTree(web.volumes.cache ?? '')));
+    const app = await deployApp(cluster, appNs, { db: 'node-a', web: 'node-b' });
+    for (const [volume, tree] of await scanVolumes(app.volumes)) before.set(volume, tree);
 
     await cluster.backups.create(arcaNs, { metadata: { name: 'first' }, spec: { repository: 'default', includedNamespaces: [appNs] } });
     const done = await final(cluster.backups, arcaNs, 'first');
@@ -66,7 +61,7 @@ describe.skipIf(!kubeAvailable)('journeys 1 and 2: install, first backup, disast
     // The hard link's bytes are read once per name.
     expect(done.status?.totals?.bytesProcessed).toBe(fileBytes(before.get('data') ?? {}) + fileBytes(before.get('cache') ?? {}));
 
-    const webName = web.pod.metadata?.name;
+    const webName = app.web.metadata?.name;
     const pvbs = (await cluster.pvbs.list(arcaNs, { labelSelector: `${BACKUP_SET_LABEL}=first` })).items;
     expect(pvbs.map((p) => ({ node: p.spec.node, pod: p.spec.pod.name, volume: p.spec.volume, phase: p.status?.phase, snapshot: /^[0-9a-f]{64}$/.test(p.status?.snapshotID ?? '') }))
       .sort((a, b) => a.volume.localeCompare(b.volume))).toEqual([

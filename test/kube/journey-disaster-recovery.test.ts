@@ -8,7 +8,7 @@ import { startAzurite, type AzuriteServer } from '../support/azurite.ts';
 import { arcaOk } from '../support/cli.ts';
 import { until } from '../support/controller-process.ts';
 import { adminKubeConfig, createTestNamespace, kubeAvailable, kubeTestEnv } from '../support/control-plane.ts';
-import { createDatabaseClaim, dbPod, fillCache, fillDatabase, restoreApp, s3Repository, scanVolumes, webDirs, webPod } from '../support/journey-app.ts';
+import { deployApp, restoreApp, s3Repository, scanVolumes } from '../support/journey-app.ts';
 import { startS3Server, type S3Server } from '../support/s3-server.ts';
 import { final, SimulatedCluster } from '../support/simulated-cluster.ts';
 
@@ -57,11 +57,8 @@ describe.skipIf(!kubeAvailable)('journey 3: copy to another cloud, restore in an
     await east.install(['east-a', 'east-b']);
     await east.addRepository('s3', PASSWORD, source.spec, source.credentials);
     const appNs = await createTestNamespace(admin, 'shop');
-    const db = await east.runPod(appNs, 'east-a', dbPod(), await createDatabaseClaim(east.core, appNs));
-    const web = await east.runPod(appNs, 'east-b', webPod('5d9f'), webDirs);
-    await fillDatabase(db.volumes.data ?? '');
-    await fillCache(web.volumes.cache ?? '');
-    const expected = await scanVolumes({ ...db.volumes, ...web.volumes });
+    const app = await deployApp(east, appNs, { db: 'east-a', web: 'east-b' });
+    const expected = await scanVolumes(app.volumes);
     await east.backups.create(east.namespace, { metadata: { name: 'nightly' }, spec: { repository: 's3', includedNamespaces: [appNs] } });
     const backedUp = await final(east.backups, east.namespace, 'nightly');
     expect(backedUp.status, backedUp.status?.message).toMatchObject({ phase: 'Completed', volumes: { total: 2, completed: 2 } });

@@ -1,20 +1,15 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { BatchV1Api } from '@kubernetes/client-node';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { BACKUP_SET_LABEL } from '../../kube/api/labels.ts';
-import { installCrds } from '../support/arca-kube.ts';
 import { arcaOk } from '../support/cli.ts';
 import { until } from '../support/controller-process.ts';
-import { adminKubeConfig, createTestNamespace, kubeAvailable, kubeTestEnv } from '../support/control-plane.ts';
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
-import {
-  createDatabaseClaim, dbPod, fillCache, fillDatabase, restoreApp, s3Repository, scanVolumes, webDirs, webPod, writeToDatabase,
-} from '../support/journey-app.ts';
-import { startS3Server, type S3Server } from '../support/s3-server.ts';
-import { final, SimulatedCluster } from '../support/simulated-cluster.ts';
+import { createTestNamespace, kubeAvailable } from '../support/control-plane.ts';
+import { restoreApp, scanVolumes, writeToDatabase } from '../support/journey-app.ts';
+import { appOnS3ForSuite } from '../support/journey-fixture.ts';
+import { final } from '../support/simulated-cluster.ts';
 
 // Journey 4: backups on a schedule while the data changes, retention keeping what the policy says,
 // and a maintenance Job (prune, then check) run while another backup is in the middle of writing,
@@ -22,7 +17,6 @@ import { final, SimulatedCluster } from '../support/simulated-cluster.ts';
 // process is real; support/simulated-cluster.ts plays the kubelet, for pods and for the Job.
 
 const PASSWORD = 'journey4-password';
-const NODES = ['node-a', 'node-b'];
 const RUNS = 4;
 
 interface ListedSnapshot {
@@ -31,51 +25,16 @@ interface ListedSnapshot {
 }
 
 describe.skipIf(!kubeAvailable)('journey 4: scheduled backups with retention, maintenance while a backup runs', () => {
-  let cluster: SimulatedCluster;
-  let s3: S3Server;
-  let proxy: FaultProxy;
-  let repo: ReturnType<typeof s3Repository>;
-  let appNs: string;
-  let root: string;
-  let volumes: Record<string, string>;
+  const setting = appOnS3ForSuite('journey4', PASSWORD, 4);
 
-  const snapshots = async (): Promise<ListedSnapshot[]> => JSON.parse((await arcaOk(['snapshots', '--json'], { env: repo.cliEnv })).stdout) as ListedSnapshot[];
-  const backupsOf = async (schedule: string) => (await cluster.backups.list(cluster.namespace, { labelSelector: `arca.dev/schedule=${schedule}` })).items
+  const snapshots = async (): Promise<ListedSnapshot[]> => JSON.parse((await arcaOk(['snapshots', '--json'], { env: setting().repo.cliEnv })).stdout) as ListedSnapshot[];
+  const backupsOf = async (schedule: string) => (await setting().cluster.backups.list(setting().cluster.namespace, { labelSelector: `arca.dev/schedule=${schedule}` })).items
     .sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
 
-  beforeAll(async () => {
-    const admin = adminKubeConfig();
-    root = await mkdtemp(path.join(os.tmpdir(), 'arca-journey4-'));
-    s3 = await startS3Server();
-    proxy = await startFaultProxy({ upstream: s3.endpoint, faultRate: 0, seed: 4 });
-    repo = s3Repository(proxy.endpoint, s3.bucket, 'shop', PASSWORD);
-    await arcaOk(['init'], { env: repo.cliEnv });
-    await installCrds(admin);
-    cluster = new SimulatedCluster(admin, { kubeconfig: kubeTestEnv().kubeconfig, root, namespace: await createTestNamespace(admin, 'system'), cluster: 'journey4' });
-    await cluster.install(NODES);
-    await cluster.addRepository('s3', PASSWORD, repo.spec, repo.credentials);
-    appNs = await createTestNamespace(admin, 'shop');
-    const db = await cluster.runPod(appNs, 'node-a', dbPod(), await createDatabaseClaim(cluster.core, appNs));
-    const web = await cluster.runPod(appNs, 'node-b', webPod('5d9f'), webDirs);
-    volumes = { ...db.volumes, ...web.volumes };
-    await fillDatabase(volumes.data ?? '');
-    await fillCache(volumes.cache ?? '');
-  });
-
-  afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail') console.error(`What Arca's processes said:\n${cluster.report()}\n${s3.health()}`);
-  });
-
-  afterAll(async () => {
-    await cluster.stop();
-    await proxy.stop();
-    await s3.stop();
-    await rm(root, { recursive: true, force: true });
-  });
-
   test(`${RUNS} scheduled runs while the database writes; retention keeps the newest 2 snapshots of each volume and their VolumeBackups`, async () => {
+    const { cluster, ...env } = setting();
     const ns = cluster.namespace;
-    await cluster.schedules.create(ns, { metadata: { name: 'hourly' }, spec: { schedule: '*/4 * * * * *', repository: 's3', includedNamespaces: [appNs], retention: { keepLast: 2 } } });
+    await cluster.schedules.create(ns, { metadata: { name: 'hourly' }, spec: { schedule: '*/4 * * * * *', repository: 's3', includedNamespaces: [env.appNs], retention: { keepLast: 2 } } });
     // The database writes after each run, so every run has something new.
     const completed: string[] = [];
     while (completed.length < RUNS) {
@@ -83,7 +42,7 @@ describe.skipIf(!kubeAvailable)('journey 4: scheduled backups with retention, ma
       const done = await final(cluster.backups, ns, next);
       expect(done.status, done.status?.message).toMatchObject({ phase: 'Completed', volumes: { total: 2, completed: 2 } });
       completed.push(next);
-      if (completed.length < RUNS) await writeToDatabase(volumes.data ?? '', completed.length);
+      if (completed.length < RUNS) await writeToDatabase(env.app.volumes.data ?? '', completed.length);
     }
     await cluster.schedules.mergePatch(ns, 'hourly', { spec: { paused: true } });
     // The last run (a slot may have started before the pause) is final and retention ran after it.
@@ -105,14 +64,15 @@ describe.skipIf(!kubeAvailable)('journey 4: scheduled backups with retention, ma
   });
 
   test('maintenance: prune and check run as the repository\'s Job while a backup is held mid-write; nothing is lost; the repository checks clean; the backup restores byte for byte', async () => {
+    const { cluster, ...env } = setting();
     const ns = cluster.namespace;
     // New data, so the held backup has packs of its own in the repository before its snapshot.
-    await writeFile(path.join(volumes.data ?? '', 'base', '16384', '2620'), randomBytes(2 << 20));
-    const expected = await scanVolumes(volumes);
+    await writeFile(path.join(env.app.volumes.data ?? '', 'base', '16384', '2620'), randomBytes(2 << 20));
+    const expected = await scanVolumes(env.app.volumes);
 
     // A backup held just before it writes a snapshot: its packs and index are stored, nothing refers to them yet.
-    const held = proxy.hold((method, url) => method === 'PUT' && url.includes('/snapshots/'));
-    await cluster.backups.create(ns, { metadata: { name: 'during-maintenance' }, spec: { repository: 's3', includedNamespaces: [appNs] } });
+    const held = env.proxy.hold((method, url) => method === 'PUT' && url.includes('/snapshots/'));
+    await cluster.backups.create(ns, { metadata: { name: 'during-maintenance' }, spec: { repository: 's3', includedNamespaces: [env.appNs] } });
     await held.reached;
 
     // Maintenance due now: the controller makes the slot's Job; the node runs it (prune, then check).
@@ -129,12 +89,12 @@ describe.skipIf(!kubeAvailable)('journey 4: scheduled backups with retention, ma
     expect(done.status, done.status?.message).toMatchObject({ phase: 'Completed', volumes: { total: 2, completed: 2 } });
 
     // The next prune finishes what the first one planned; then every byte of the repository is read and checked.
-    await arcaOk(['prune'], { env: repo.cliEnv });
-    await arcaOk(['check', '--read-data'], { env: repo.cliEnv });
+    await arcaOk(['prune'], { env: env.repo.cliEnv });
+    await arcaOk(['check', '--read-data'], { env: env.repo.cliEnv });
 
     // The backup made during maintenance restores, into a new namespace, byte for byte.
     const restoredNs = await createTestNamespace(cluster.admin, 'shop-restored');
-    const restored = await restoreApp(cluster, 'after-maintenance', { volumeBackup: 'during-maintenance', namespaceMapping: { [appNs]: restoredNs } }, restoredNs, { db: 'node-b', web: 'node-a' });
+    const restored = await restoreApp(cluster, 'after-maintenance', { volumeBackup: 'during-maintenance', namespaceMapping: { [env.appNs]: restoredNs } }, restoredNs, { db: 'node-b', web: 'node-a' });
     expect(restored.initContainers.map((r) => r.code), restored.initContainers.map((r) => r.stderr).join('\n')).toEqual([0, 0]);
     expect(restored.restore.status, restored.restore.status?.message).toMatchObject({ phase: 'Completed', volumes: { total: 2, completed: 2 } });
     expect(Object.fromEntries(restored.trees)).toEqual(Object.fromEntries(expected));

@@ -177,3 +177,19 @@ export function s3Repository(endpoint: string, bucket: string, prefix: string, p
     cliEnv: { ...credentials, ARCA_REPOSITORY: url, ARCA_S3_ENDPOINT: endpoint, AWS_REGION: 'us-east-1', ARCA_PASSWORD: password },
   };
 }
+
+export interface DeployedApp {
+  readonly db: V1Pod;
+  readonly web: V1Pod;
+  /** The volumes' directories on their nodes, by volume name (data, cache). */
+  readonly volumes: Record<string, string>;
+}
+
+/** The app running in `namespace`, the database on `nodes.db` and the web pod on `nodes.web`, its volumes filled. */
+export async function deployApp(cluster: SimulatedCluster, namespace: string, nodes: { db: string; web: string }, databaseMiB?: number): Promise<DeployedApp> {
+  const db = await cluster.runPod(namespace, nodes.db, dbPod(), await createDatabaseClaim(cluster.core, namespace));
+  const web = await cluster.runPod(namespace, nodes.web, webPod('5d9f'), webDirs);
+  await fillDatabase(db.volumes.data ?? '', databaseMiB);
+  await fillCache(web.volumes.cache ?? '');
+  return { db: db.pod, web: web.pod, volumes: { ...db.volumes, ...web.volumes } };
+}

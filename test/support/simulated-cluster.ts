@@ -248,6 +248,12 @@ export class SimulatedCluster {
     return env;
   }
 
+  /** The processes still running, by name: for measuring them (their pids). */
+  running(): { name: string; pid: number }[] {
+    return this.recorded.filter(({ child }) => child.exitCode === null && child.signalCode === null && child.pid !== undefined)
+      .map(({ name, child }) => ({ name, pid: child.pid ?? 0 }));
+  }
+
   /** What every process said (the end of it), and whether it still runs: for a failed journey's report. */
   report(): string {
     return this.recorded.map(({ name, child, output }) => {
