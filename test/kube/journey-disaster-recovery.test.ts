@@ -49,7 +49,7 @@ describe.skipIf(!kubeAvailable)('journey 3: copy to another cloud, restore in an
   test('backed up to S3 in one cluster, copied to Azure, synced and restored byte for byte in another cluster on other nodes', async () => {
     const admin = adminKubeConfig();
     const kubeconfig = kubeTestEnv().kubeconfig;
-    const source = s3Repository(s3.endpoint, s3.bucket, 'shop', PASSWORD);
+    const source = s3Repository(s3, s3.endpoint, 'shop', PASSWORD);
     await arcaOk(['init'], { env: source.cliEnv });
 
     // The first region: Arca on two nodes, the app, a backup.

@@ -11,6 +11,7 @@ import { RESTORE_INIT_CONTAINER } from '../../kube/api/labels.ts';
 import type { RunResult } from './cli.ts';
 import { until } from './controller-process.ts';
 import { asObject, scanTree, type ScannedEntry } from './fs-tree.ts';
+import type { S3Server } from './s3-server.ts';
 import { final, type SimulatedCluster, type VolumeDirs } from './simulated-cluster.ts';
 
 const statefulSetOwner = [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', uid: 'sts-db', controller: true }];
@@ -163,14 +164,14 @@ export async function scanVolumes(volumes: Readonly<Record<string, string>>): Pr
   return trees;
 }
 
-/** An S3 repository in `bucket` of the server at `endpoint`, as a BackupRepository names it and as the CLI reaches it. */
-export function s3Repository(endpoint: string, bucket: string, prefix: string, password: string): {
+/** A repository under `prefix` in the bucket of `server`, reached at `endpoint` (the server's, or a proxy's), as a BackupRepository names it and as the CLI reaches it. */
+export function s3Repository(server: S3Server, endpoint: string, prefix: string, password: string): {
   readonly spec: { url: string; s3: { endpoint: string; region: string; forcePathStyle: boolean } };
   readonly credentials: Record<string, string>;
   readonly cliEnv: Record<string, string>;
 } {
-  const url = `s3://${bucket}/${prefix}`;
-  const credentials = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
+  const url = `s3://${server.bucket}/${prefix}`;
+  const credentials = { AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: server.secretAccessKey };
   return {
     spec: { url, s3: { endpoint, region: 'us-east-1', forcePathStyle: true } },
     credentials,

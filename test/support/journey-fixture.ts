@@ -32,7 +32,7 @@ export async function startAppOnS3(name: string, password: string, seed: number)
   const root = await mkdtemp(path.join(os.tmpdir(), `arca-${name}-`));
   const s3 = await startS3Server();
   const proxy = await startFaultProxy({ upstream: s3.endpoint, faultRate: 0, seed });
-  const repo = s3Repository(proxy.endpoint, s3.bucket, 'shop', password);
+  const repo = s3Repository(s3, proxy.endpoint, 'shop', password);
   await arcaOk(['init'], { env: repo.cliEnv });
   await installCrds(admin);
   const cluster = new SimulatedCluster(admin, { kubeconfig: kubeTestEnv().kubeconfig, root, namespace: await createTestNamespace(admin, 'system'), cluster: name });
