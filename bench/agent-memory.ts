@@ -3,12 +3,15 @@
  * volume of gen-dataset's data and restores it into another pod, next to `arca backup` and
  * `arca restore` of the same directory.
  *
- *   node bench/agent-memory.ts [--scale S] [--work DIR] [--workers N] [--idle SECONDS]
+ *   node bench/agent-memory.ts [--scale S | --dataset DIR] [--work DIR] [--idle SECONDS]
  *
  *   --scale S     gen-dataset scale (default 1.0, about 2 GiB; 0.25 is about 0.5 GiB)
+ *   --dataset DIR a dataset gen-dataset made already (on the file system of --work): it is moved
+ *                 into the pod volume and back at the end, instead of generating one
  *   --work DIR    work directory, deleted and made anew (default /tmp/arca-agent-bench): the
  *                 dataset, the simulated node's pods directory, the repositories, the control plane
- *   --idle S      seconds the idle agent is sampled, before and after the jobs (default 15)
+ *   --idle S      seconds the idle agent is sampled, before and after the jobs (default 15); after
+ *                 them, its V8 heap and external memory are read from its /metrics too
  *
  * A real control plane (kube-apiserver and etcd, built once by scripts/kube/build-control-plane.sh)
  * and a real `arca agent` process on one simulated node, exactly as test/kube/agent.test.ts runs
@@ -44,6 +47,8 @@ function argument(name: string, fallback: string): string {
 const scale = argument('--scale', '1.0');
 const work = path.resolve(argument('--work', '/tmp/arca-agent-bench'));
 const idleSeconds = Number(argument('--idle', '15'));
+const givenDataset = process.argv.includes('--dataset') ? path.resolve(argument('--dataset', '')) : undefined;
+const METRICS = '127.0.0.1:18085';
 const genDataset = process.env.GEN_DATASET ?? [path.join(ROOT, '..', 'shared', 'bench', 'gen-dataset'), '/work/shared/bench/gen-dataset'].find((p) => existsSync(p)) ?? 'gen-dataset';
 
 function rssOf(pid: number): number {
@@ -114,15 +119,18 @@ async function dirBytes(dir: string): Promise<{ bytes: number; files: number }> 
 async function main(): Promise<void> {
   await fsp.rm(work, { recursive: true, force: true });
   await fsp.mkdir(work, { recursive: true });
-  const dataset = path.join(work, 'dataset');
-  console.log(`generating the dataset (scale ${scale}) with ${genDataset}...`);
-  await run('python3', [genDataset, 'gen', '--root', dataset, '--scale', scale]);
+  const dataset = givenDataset ?? path.join(work, 'dataset');
+  if (givenDataset === undefined) {
+    console.log(`generating the dataset (scale ${scale}) with ${genDataset}...`);
+    await run('python3', [genDataset, 'gen', '--root', dataset, '--scale', scale]);
+  }
   const size = await dirBytes(dataset);
   console.log(`dataset: ${size.files} files, ${mib(size.bytes)}`);
 
   const binaries = await findControlPlaneBinaries(kubeCacheDir(process.env));
   const plane = await startControlPlane({ dir: path.join(work, 'kube'), binaries });
   let agent: ChildProcess | undefined;
+  let volume: string | undefined;
   try {
     await run(binaries.kubectl, ['apply', '--server-side', '-k', path.join(ROOT, 'manifests', 'crds')], { KUBECONFIG: plane.kubeconfig });
     await run(binaries.kubectl, ['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all'], { KUBECONFIG: plane.kubeconfig });
@@ -137,7 +145,7 @@ async function main(): Promise<void> {
     const podsDir = path.join(work, 'pods');
     await fsp.mkdir(podsDir);
     agent = startArca(['agent', '--node', NODE, '--pods-dir', podsDir, '--cache-dir', path.join(work, 'agent-cache'), '--namespace', NS,
-      '--kubeconfig', plane.kubeconfig, '--metrics-address', '127.0.0.1:0']);
+      '--kubeconfig', plane.kubeconfig, '--metrics-address', METRICS]);
     agent.stdout?.resume();
     agent.stderr?.resume();
     const pid = agent.pid ?? 0;
@@ -157,7 +165,7 @@ async function main(): Promise<void> {
     };
     const podRef = async (name: string): Promise<{ namespace: string; name: string; uid: string }> => ({ namespace: NS, name, uid: (await core.readNamespacedPod({ namespace: NS, name })).metadata?.uid ?? '' });
 
-    const volume = await makePod('source');
+    volume = await makePod('source');
     await fsp.rename(dataset, volume);
     const backups = new ResourceClient(kc, PodVolumeBackupKind, 'bench');
     let sampler = new RssSampler(pid);
@@ -191,7 +199,9 @@ async function main(): Promise<void> {
     idle = new RssSampler(pid);
     await sleep(idleSeconds * 1000);
     const idleAfter = idle.stop();
-    console.log(`agent idle after the jobs: ${mib(idleAfter.median)}`);
+    const metrics = await (await fetch(`http://${METRICS}/metrics`)).text();
+    const metric = (name: string): number => Number(new RegExp(`^arca_${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+    console.log(`agent idle after the jobs: ${mib(idleAfter.median)} (last ${mib(idleAfter.last)}); V8 heap ${mib(metric('nodejs_heap_size_used_bytes'))} used of ${mib(metric('nodejs_heap_size_total_bytes'))}, external ${mib(metric('nodejs_external_memory_bytes'))}`);
 
     const env = { ARCA_PASSWORD: PASSWORD };
     const cliRepo = path.join(work, 'repo-cli');
@@ -214,6 +224,7 @@ async function main(): Promise<void> {
   } finally {
     agent?.kill('SIGTERM');
     await plane.stop();
+    if (givenDataset !== undefined && volume !== undefined) await fsp.rename(volume, givenDataset);
     await fsp.rm(work, { recursive: true, force: true });
   }
 }
