@@ -102,6 +102,17 @@ async function measuredArca(args: readonly string[], env: Record<string, string>
   return { seconds: (performance.now() - started) / 1000, peak };
 }
 
+/** The object once its job has ended; an error unless it Completed. */
+async function completed<K extends typeof PodVolumeBackupKind | typeof PodVolumeRestoreKind>(client: ResourceClient<K>, name: string): ReturnType<ResourceClient<K>['get']> {
+  for (;;) {
+    const object = await client.get(NS, name);
+    const phase = object.status?.phase ?? 'New';
+    if (phase === 'Completed') return object;
+    if (['PartiallyFailed', 'Failed', 'Canceled'].includes(phase)) throw new Error(`${client.kind.kind} ${name} ended ${phase}: ${String(object.status?.message)}`);
+    await sleep(200);
+  }
+}
+
 const mib = (bytes: number): string => `${(bytes / MiB).toFixed(0)} MiB`;
 const rate = (bytes: number, seconds: number): string => `${(bytes / MiB / seconds).toFixed(0)} MiB/s`;
 
@@ -170,29 +181,19 @@ async function main(): Promise<void> {
     const backups = new ResourceClient(kc, PodVolumeBackupKind, 'bench');
     let sampler = new RssSampler(pid);
     await backups.create(NS, { metadata: { name: 'b1', labels: { [NODE_LABEL]: NODE } }, spec: { node: NODE, pod: await podRef('source'), volume: 'data', repository: 'default', backupSet: 'bench' } });
-    let backup = await backups.get(NS, 'b1');
-    while (!['Completed', 'PartiallyFailed', 'Failed', 'Canceled'].includes(backup.status?.phase ?? '')) {
-      await sleep(200);
-      backup = await backups.get(NS, 'b1');
-    }
+    const backup = await completed(backups, 'b1');
     const backupRss = sampler.stop();
-    if (backup.status?.phase !== 'Completed') throw new Error(`the backup ended ${String(backup.status?.phase)}: ${String(backup.status?.message)}`);
-    const backupSeconds = backup.status.stats?.durationSeconds ?? 0;
+    const backupSeconds = backup.status?.stats?.durationSeconds ?? 0;
     console.log(`agent backup: ${backupSeconds.toFixed(1)} s, peak ${mib(backupRss.peak)}`);
 
     const target = await makePod('target');
     const restores = new ResourceClient(kc, PodVolumeRestoreKind, 'bench');
     sampler = new RssSampler(pid);
     await fsp.mkdir(target);
-    await restores.create(NS, { metadata: { name: 'r1', labels: { [NODE_LABEL]: NODE } }, spec: { node: NODE, pod: await podRef('target'), volume: 'data', repository: 'default', snapshotID: backup.status.snapshotID ?? '', restoreUID: 'r1' } });
-    let restored = await restores.get(NS, 'r1');
-    while (!['Completed', 'PartiallyFailed', 'Failed', 'Canceled'].includes(restored.status?.phase ?? '')) {
-      await sleep(200);
-      restored = await restores.get(NS, 'r1');
-    }
+    await restores.create(NS, { metadata: { name: 'r1', labels: { [NODE_LABEL]: NODE } }, spec: { node: NODE, pod: await podRef('target'), volume: 'data', repository: 'default', snapshotID: backup.status?.snapshotID ?? '', restoreUID: 'r1' } });
+    const restored = await completed(restores, 'r1');
     const restoreRss = sampler.stop();
-    if (restored.status?.phase !== 'Completed') throw new Error(`the restore ended ${String(restored.status?.phase)}: ${String(restored.status?.message)}`);
-    const restoreSeconds = restored.status.stats?.durationSeconds ?? 0;
+    const restoreSeconds = restored.status?.stats?.durationSeconds ?? 0;
     console.log(`agent restore: ${restoreSeconds.toFixed(1)} s, peak ${mib(restoreRss.peak)}`);
     await fsp.rm(target, { recursive: true });
 

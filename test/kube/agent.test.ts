@@ -188,21 +188,27 @@ describe.skipIf(!kubeAvailable)('arca agent on simulated nodes', () => {
     while ((await backups.get(ns, name)).status?.phase !== phase) await sleep(50);
   }
 
+  /** A pod with a 512 MiB emptyDir on `node`, and a backup of it that has started. */
+  async function runningBigBackup(node: string, backupSet: string): Promise<{ pod: { name: string; uid: string }; name: string }> {
+    const pod = await createPod(node, [{ name: 'big', emptyDir: {} }], { big: 'kubernetes.io~empty-dir/big' });
+    await bigVolume(pod.dirs.big ?? '', 512);
+    const name = `pvb-${++seq}`;
+    await backups.create(ns, { metadata: { name, labels: { [NODE_LABEL]: node } }, spec: { node, pod: { namespace: ns, ...pod }, volume: 'big', repository: 'default', backupSet } });
+    await phaseReached(name, 'InProgress');
+    return { pod, name };
+  }
+
   async function repositoryChecksClean(): Promise<void> {
     await arcaOk(['check', '--repo', path.join(root, 'repo')], { env: { ARCA_PASSWORD: PASSWORD } });
   }
 
-  /** The leases left in the local repository: none once every job has ended. */
+  /** The leases in the local repository (one an agent killed by SIGKILL left stays until it expires). */
   async function leases(): Promise<string[]> {
     return readdir(path.join(root, 'repo', LEASES_PREFIX)).catch(() => []);
   }
 
   test('spec.cancel stops a running backup (Canceled, no snapshot); the repository checks clean', async () => {
-    const pod = await createPod('node-a', [{ name: 'big', emptyDir: {} }], { big: 'kubernetes.io~empty-dir/big' });
-    await bigVolume(pod.dirs.big ?? '', 512);
-    const name = `pvb-${++seq}`;
-    await backups.create(ns, { metadata: { name, labels: { [NODE_LABEL]: 'node-a' } }, spec: { node: 'node-a', pod: { namespace: ns, ...pod }, volume: 'big', repository: 'default', backupSet: 'set-2' } });
-    await phaseReached(name, 'InProgress');
+    const { name } = await runningBigBackup('node-a', 'set-2');
     await backups.mergePatch(ns, name, { spec: { cancel: true } });
     const canceled = await finalOf(backups, name);
     expect(canceled.status, canceled.status?.message).toMatchObject({ phase: 'Canceled' });
@@ -211,11 +217,7 @@ describe.skipIf(!kubeAvailable)('arca agent on simulated nodes', () => {
   });
 
   test('an agent killed mid-backup (SIGKILL) takes the job up again when it is back: Completed on attempt 2', async () => {
-    const pod = await createPod('node-b', [{ name: 'big', emptyDir: {} }], { big: 'kubernetes.io~empty-dir/big' });
-    await bigVolume(pod.dirs.big ?? '', 512);
-    const name = `pvb-${++seq}`;
-    await backups.create(ns, { metadata: { name, labels: { [NODE_LABEL]: 'node-b' } }, spec: { node: 'node-b', pod: { namespace: ns, ...pod }, volume: 'big', repository: 'default', backupSet: 'set-2' } });
-    await phaseReached(name, 'InProgress');
+    const { name } = await runningBigBackup('node-b', 'set-2');
     const node = nodeOf('node-b');
     const exited = new Promise((resolve) => { node.agent.once('exit', resolve); });
     node.agent.kill('SIGKILL');
@@ -281,7 +283,7 @@ describe.skipIf(!kubeAvailable)('arca agent on simulated nodes', () => {
     while ((await restores.get(ns, name)).status?.phase !== phase) await sleep(50);
   }
 
-  test('spec.cancel stops a running restore: Canceled, the failed marker and never the done one, restore-wait fails, no lease left', async () => {
+  test('spec.cancel stops a running restore: Canceled, the failed marker and never the done one, restore-wait fails, no lease of its own left', async () => {
     const source = await createPod('node-a', [{ name: 'big', emptyDir: {} }], { big: 'kubernetes.io~empty-dir/big' });
     await bigVolume(source.dirs.big ?? '', 768);
     const saved = await backup('node-a', source, 'big', { backupSet: 'set-3' });
@@ -290,6 +292,7 @@ describe.skipIf(!kubeAvailable)('arca agent on simulated nodes', () => {
 
     const target = await createPod('node-b', [{ name: 'big', emptyDir: {} }], { big: 'kubernetes.io~empty-dir/big' });
     const volume = target.dirs.big ?? '';
+    const leasesBefore = await leases();
     const { name, restoreUID } = await startRestore('node-b', target, 'big', saved.status?.snapshotID ?? '');
     await restorePhaseReached(name, 'InProgress');
     await restores.mergePatch(ns, name, { spec: { cancel: true } });
@@ -301,22 +304,19 @@ describe.skipIf(!kubeAvailable)('arca agent on simulated nodes', () => {
     const waited = await runArca(['restore-wait', '--restore-uid', restoreUID, '--timeout', '30s', volume]);
     expect(waited.code, waited.stderr).not.toBe(0);
     expect(waited.stderr).toMatch(/canceled/);
-    expect(await leases()).toEqual([]);
+    expect(await leases()).toEqual(leasesBefore);
     await repositoryChecksClean();
   });
 
-  test('a pod deleted while its volume is backed up stops the job: Failed with the reason, no snapshot, no lease left', async () => {
-    const pod = await createPod('node-a', [{ name: 'big', emptyDir: {} }], { big: 'kubernetes.io~empty-dir/big' });
-    await bigVolume(pod.dirs.big ?? '', 512);
-    const name = `pvb-${++seq}`;
-    await backups.create(ns, { metadata: { name, labels: { [NODE_LABEL]: 'node-a' } }, spec: { node: 'node-a', pod: { namespace: ns, ...pod }, volume: 'big', repository: 'default', backupSet: 'set-4' } });
-    await phaseReached(name, 'InProgress');
+  test('a pod deleted while its volume is backed up stops the job: Failed with the reason, no snapshot, its lease released', async () => {
+    const leasesBefore = await leases();
+    const { pod, name } = await runningBigBackup('node-a', 'set-4');
     await core.deleteNamespacedPod({ namespace: ns, name: pod.name, gracePeriodSeconds: 0 });
     const done = await finalOf(backups, name);
     expect(done.status?.phase, done.status?.message).toBe('Failed');
     expect(done.status?.message).toMatch(new RegExp(`Pod ${ns}/${pod.name} is gone\\. The job stopped while running: no snapshot was written\\.`));
     expect(done.status?.snapshotID).toBeUndefined();
-    expect(await leases()).toEqual([]);
+    expect(await leases()).toEqual(leasesBefore);
     await repositoryChecksClean();
   });
 
