@@ -17,7 +17,7 @@ export default tseslint.config(
   },
   {
     // @kubernetes/client-node's API models are classes that its API takes as plain object literals.
-    files: ['kube/**/*.ts', 'agent/**/*.ts', 'controller/**/*.ts', 'scripts/kube/**/*.ts', 'test/kube/**/*.ts', 'test/agent/**/*.ts', 'test/controller/**/*.ts', 'test/support/control-plane.ts', 'test/support/controller-process.ts', 'test/support/simulated-cluster.ts', 'test/support/journey-app.ts', 'bench/kube-scale.ts'],
+    files: ['kube/**/*.ts', 'agent/**/*.ts', 'controller/**/*.ts', 'scripts/kube/**/*.ts', 'test/kube/**/*.ts', 'test/agent/**/*.ts', 'test/controller/**/*.ts', 'test/support/control-plane.ts', 'test/support/controller-process.ts', 'test/support/simulated-cluster.ts', 'test/support/journey-app.ts', 'bench/kube-scale.ts', 'bench/agent-memory.ts'],
     rules: { '@typescript-eslint/no-unsafe-class-instance-assignment': 'off' },
   },
 );

@@ -4,8 +4,10 @@
  * files or repository internals, and this module knows nothing of Kubernetes objects.
  */
 import { backupVolume, restoreSnapshot, type BackupOutcome, type ItemError, type Logger, type Progress, type Repository, type RestoreOutcome } from '../engine/index.ts';
-import { clearRestoreMarkers, markRestored, markRestoreFailed } from './restore-markers.ts';
-import { makeStagingDir, moveIntoVolume, removeStagingDir, stagedVolumeDir } from './restore-staging.ts';
+import path from 'node:path';
+import { MARKER_DIR } from '../kube/api/restore-markers.ts';
+import { VolumeJobError } from './errors.ts';
+import { clearRestoreMarkers, markerDir, markRestored, markRestoreFailed } from './restore-markers.ts';
 import { snapshotLabels, volumeIdentityLabels, type VolumeSnapshotMetadata } from '../repository-access/snapshot-labels.ts';
 
 /** How many unreadable files a status lists (the count covers all). */
@@ -34,13 +36,17 @@ export interface PodVolumeBackupResult {
 }
 
 /**
- * Backs up the volume into a snapshot labelled with its metadata; the parent is the newest
- * snapshot of the same volume (repository-access/snapshot-labels' identity), wherever and in whichever pod it
- * was taken. The snapshot's host is the node.
+ * Backs up the volume into a snapshot labelled with its metadata, with the volume's directory as
+ * the snapshot's root (its path, under the pod's UID, is only recorded): the parent is the newest
+ * snapshot of the same volume (repository-access/snapshot-labels' identity), and its trees serve
+ * wherever and in whichever pod it was taken, so a rescheduled pod's unchanged files are not read
+ * again. The snapshot's host is the node. The agent's markers (`.arca`) are not the app's data.
  */
 export async function backupPodVolume(request: PodVolumeBackupRequest): Promise<PodVolumeBackupResult> {
   const unreadable: ItemError[] = [];
   const outcome = await backupVolume(request.repo, request.volumeDir, {
+    asRoot: true,
+    excludes: [path.join(request.volumeDir, MARKER_DIR)],
     host: request.metadata.node,
     tags: request.tags,
     labels: snapshotLabels(request.metadata),
@@ -63,31 +69,34 @@ export interface PodVolumeRestoreRequest extends DataPathRequest {
 }
 
 /**
- * Restores the snapshot into the volume (through a staging directory inside it, see
- * restore-staging.ts), then writes the done marker; if the restore fails, is cancelled or leaves
- * files out, the failed marker with the reason, so the pod's init container never waits in vain.
+ * Restores the snapshot straight into the volume (the engine's restore goes through directory
+ * handles, so nothing lands outside it whatever the snapshot or the volume holds), then writes the
+ * done marker; if the restore fails, is cancelled or leaves files out, the failed marker with the
+ * reason, so the pod's init container never waits in vain and never takes a half-done volume for
+ * a restored one. The snapshot's own `.arca`, if any, is left out: a marker in it must not count.
  */
 export async function restorePodVolume(request: PodVolumeRestoreRequest): Promise<RestoreOutcome> {
   const { repo, volumeDir, restoreUid } = request;
-  await clearRestoreMarkers(volumeDir, restoreUid);
-  const staging = await makeStagingDir(volumeDir, restoreUid);
   try {
+    await clearRestoreMarkers(volumeDir, restoreUid);
+    // Made before the restore: the markers written after it then leave the volume's restored times alone.
+    await markerDir(volumeDir);
     const stored = await repo.resolveSnapshot(request.snapshotId);
-    const outcome = await restoreSnapshot(repo, stored, staging, {
+    if (stored.snapshot.root === undefined) {
+      throw new VolumeJobError('ARCA_AGENT_NOT_A_VOLUME', `Snapshot ${stored.id.slice(0, 8)} is not of one volume (its tree holds the paths ${stored.snapshot.paths.join(', ')} from /, not a directory's contents); a volume restore needs a snapshot the agent took.`);
+    }
+    const outcome = await restoreSnapshot(repo, stored, volumeDir, {
+      excludes: [`/${MARKER_DIR}`],
       signal: request.signal,
       logger: request.logger,
       workers: request.workers,
       reporter: { progress: request.onProgress },
     });
     if (outcome.status === 'canceled') {
-      await markRestoreFailed(volumeDir, restoreUid, 'The restore was canceled.');
+      await markRestoreFailed(volumeDir, restoreUid, 'The restore was canceled; the volume holds part of the snapshot.');
     } else if (outcome.summary.errors > 0) {
       await markRestoreFailed(volumeDir, restoreUid, `${outcome.summary.errors} files or directories of snapshot ${stored.id.slice(0, 8)} could not be restored; see the agent's log.`);
     } else {
-      await moveIntoVolume(await stagedVolumeDir(staging, stored.snapshot.paths, stored.id), volumeDir);
-      // Gone before the done marker: restore-wait then removes an empty .arca, and the app never
-      // starts beside our leftovers.
-      await removeStagingDir(staging);
       await markRestored(volumeDir, restoreUid);
     }
     return outcome;
@@ -96,7 +105,5 @@ export async function restorePodVolume(request: PodVolumeRestoreRequest): Promis
       request.logger.warn({ err: markErr instanceof Error ? markErr.message : String(markErr) }, 'could not write the failed marker');
     });
     throw err;
-  } finally {
-    await removeStagingDir(staging);
   }
 }

@@ -32,6 +32,8 @@ export type VolumeJobErrorCode =
   | 'ARCA_AGENT_WRONG_NODE'
   /** The BackupRepository, its Secrets, or what they say cannot open a repository. */
   | 'ARCA_AGENT_REPOSITORY'
+  /** The snapshot to restore is not one of a volume (its tree is not a directory's contents, Snapshot.root). */
+  | 'ARCA_AGENT_NOT_A_VOLUME'
   /** The job was started too often (the agent restarted during each attempt). */
   | 'ARCA_AGENT_ATTEMPTS'
   /** A name from an object (pod UID, volume, PV, restore UID) that cannot be a path segment. */

@@ -7,7 +7,8 @@ import { PodVolumeBackupKind, PodVolumeRestoreKind } from '../kube/api/kinds.ts'
 import { NODE_LABEL } from '../kube/api/labels.ts';
 import { loadKubeConfig } from '../kube/client.ts';
 import { reportingSetupErrors } from '../kube/errors.ts';
-import { Command, Option, parseCommandLine, positiveInteger } from '../kube/command-line.ts';
+import { Command, Option, parseCommandLine, positiveInteger, withDuration } from '../kube/command-line.ts';
+import { parseDuration } from '../kube/duration.ts';
 import { EventRecorder } from '../kube/events.ts';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../kube/logger.ts';
 import { createRegistry, registerWatchedObjects } from '../kube/metrics.ts';
@@ -26,6 +27,7 @@ interface AgentOptions {
   cacheDir: string;
   maxConcurrent: number;
   maxAttempts: number;
+  podCheckInterval: number;
   namespace: string;
   cluster: string;
   kubeconfig?: string;
@@ -46,6 +48,7 @@ export async function run(argv: readonly string[], env: Readonly<Record<string, 
     .option('--cache-dir <dir>', 'repository cache, on a hostPath so it outlives the pod', '/var/cache/arca')
     .option('--max-concurrent <n>', 'volume jobs run at once', positiveInteger, 2)
     .option('--max-attempts <n>', 'starts of one job before it is failed (the agent died during each)', positiveInteger, 3)
+    .addOption(new Option('--pod-check-interval <duration>', 'how often a running job\'s pod is looked up (one GET per job), so a deleted pod stops its job').argParser(withDuration(parseDuration)).default(3_000, '3s'))
     .addOption(new Option('--namespace <ns>', 'namespace of the Arca objects and Secrets').default(env.POD_NAMESPACE ?? 'arca-system', '$POD_NAMESPACE or arca-system'))
     .addOption(new Option('--cluster <name>', 'this cluster\'s name in snapshot labels').default(env.ARCA_CLUSTER ?? 'default', '$ARCA_CLUSTER or "default"'))
     .option('--kubeconfig <file>', 'kubeconfig to use (default: in-cluster, then $KUBECONFIG)')
@@ -79,7 +82,7 @@ export async function run(argv: readonly string[], env: Readonly<Record<string, 
         // The node's cores shared among its concurrent jobs.
         const workers = Math.max(1, Math.floor(os.availableParallelism() / options.maxConcurrent));
         const events = new EventRecorder({ kc, controller: 'arca.dev/agent', instance: node, log });
-        const common = { kc, node, queue, events, metrics, log, maxAttempts: options.maxAttempts, progressIntervalMs: PROGRESS_INTERVAL_MS };
+        const common = { kc, node, queue, events, metrics, log, maxAttempts: options.maxAttempts, progressIntervalMs: PROGRESS_INTERVAL_MS, podCheckIntervalMs: options.podCheckInterval };
         const labelSelector = `${NODE_LABEL}=${node}`;
         const watchCommon = { kc, namespace: options.namespace, labelSelector, resyncMs: RESYNC_MS, log, registry };
         const backups = new ResourceClient(kc, PodVolumeBackupKind, FIELD_MANAGER);

@@ -78,6 +78,8 @@ export interface ReconcilerOptions<K extends PodVolumeKind> {
   /** Starts of one job before it is failed (each agent crash during it costs one). */
   readonly maxAttempts: number;
   readonly progressIntervalMs: number;
+  /** How often a running job's pod is looked up: once it is gone (deleted, or replaced by a pod of that name), the job stops. */
+  readonly podCheckIntervalMs: number;
 }
 
 export class PodVolumeReconciler<K extends PodVolumeKind> {
@@ -148,11 +150,20 @@ export class PodVolumeReconciler<K extends PodVolumeKind> {
       });
     });
     let pod: V1Pod | undefined;
+    const podGone = new AbortController();
+    let podCheck: NodeJS.Timeout | undefined;
     try {
       pod = await this.podOf(current);
+      podCheck = this.checkPodWhileRunning(current, podGone);
       void this.options.events.normal(current, 'Started', 'Run', `Started on node ${this.options.node}${attempts > 1 ? ` (attempt ${attempts})` : ''}.`);
-      const result = await this.options.work({ object: current, pod, signal, logger: log, onProgress: (p) => { progress.report(p); } });
+      const jobSignal = AbortSignal.any([signal, podGone.signal]);
+      const result = await this.options.work({ object: current, pod, signal: jobSignal, logger: log, onProgress: (p) => { progress.report(p); } });
+      clearInterval(podCheck);
       await progress.stop();
+      if (result.phase === 'Canceled' && podGone.signal.aborted && !signal.aborted) {
+        await this.fail(current, undefined, this.podGoneError(podGone.signal.reason), log);
+        return;
+      }
       if (result.phase === 'Canceled' && signal.reason instanceof JobAbort && signal.reason.why === 'stopping') {
         await this.handBack(current, attempts, log);
         return;
@@ -162,9 +173,14 @@ export class PodVolumeReconciler<K extends PodVolumeKind> {
       this.options.metrics.duration.observe({ kind: this.kind, phase: result.phase }, (Date.now() - started) / 1000);
       log.info({ phase: result.phase }, result.message);
     } catch (err) {
+      clearInterval(podCheck);
       await progress.stop();
       if (signal.aborted && signal.reason instanceof JobAbort && signal.reason.why === 'stopping') {
         await this.handBack(current, attempts, log);
+        return;
+      }
+      if (podGone.signal.aborted && !signal.aborted) {
+        await this.fail(current, undefined, this.podGoneError(podGone.signal.reason), log);
         return;
       }
       if (signal.aborted) {
@@ -190,6 +206,28 @@ export class PodVolumeReconciler<K extends PodVolumeKind> {
       throw new VolumeJobError('ARCA_AGENT_WRONG_NODE', `Pod ${ref.namespace}/${ref.name} runs on node ${pod.spec?.nodeName ?? '(none yet)'}, not on ${this.options.node}.`);
     }
     return pod;
+  }
+
+  /**
+   * Looks the pod up every podCheckIntervalMs while its job runs, and aborts `gone` once it is
+   * gone or elsewhere (podOf's error is the reason): its volume is being torn down, so a backup
+   * would save part of it and a restore fill a directory no container will see. A lookup that
+   * fails otherwise (the API server busy) is tried again at the next tick.
+   */
+  private checkPodWhileRunning(object: Resource<K>, gone: AbortController): NodeJS.Timeout {
+    const timer = setInterval(() => {
+      this.podOf(object).catch((err: unknown) => {
+        if (err instanceof VolumeJobError) gone.abort(err);
+      });
+    }, this.options.podCheckIntervalMs);
+    timer.unref();
+    return timer;
+  }
+
+  private podGoneError(reason: unknown): VolumeJobError {
+    const why = reason instanceof Error ? reason.message : String(reason);
+    const left = this.kind === 'PodVolumeBackup' ? 'no snapshot was written' : 'the volume holds part of the snapshot';
+    return new VolumeJobError('ARCA_AGENT_POD_GONE', `${why} The job stopped while running: ${left}.`);
   }
 
   /** The agent is stopping: back to Accepted (that attempt not counted), to run again when it is back. */

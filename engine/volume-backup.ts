@@ -24,6 +24,13 @@ export type ParentChoice =
   | { readonly kind: 'latest'; readonly filter: SnapshotFilter; readonly samePaths: boolean };
 
 export interface BackupVolumeOptions extends JobOptions {
+  /**
+   * Take the one path, a directory, as the snapshot's root (Snapshot.root): its contents are the
+   * tree, so a restore puts them straight into a target and a parent serves wherever the
+   * directory has moved (a pod volume under a new pod's UID). Default: the tree mirrors the
+   * absolute paths, as restic's does.
+   */
+  readonly asRoot?: boolean | undefined;
   /** Recorded in the snapshot (default: this machine's name). */
   readonly host?: string | undefined;
   readonly tags?: readonly string[] | undefined;
@@ -102,7 +109,7 @@ export async function backupVolume(repo: Repository, paths: string | readonly st
         const result = await withSpoolDir(job.repo.storage, (spoolDir) => job.withPool((pool) => {
           archiver = new Archiver(job.repo, pool, writer, options.reporter);
           return archiver.run({
-            paths: sources, host, parent, lease, tags: options.tags, labels: options.labels, excludes: options.excludes,
+            paths: sources, asRoot: options.asRoot, host, parent, lease, tags: options.tags, labels: options.labels, excludes: options.excludes,
             oneFileSystem: options.oneFileSystem, withAtime: options.withAtime, time: options.time, compressionLevel: level,
             scan: options.countTotals, signal: job.signal,
           });

@@ -1,6 +1,7 @@
 import { OperationCanceledError } from '../repository/errors.ts';
 import type { SnapshotFilter, StoredSnapshot } from '../repository/snapshot/snapshot.ts';
 import type { Repository } from '../repository/repository.ts';
+import { applyRootMetadata } from './fs/metadata.ts';
 import { Job, type JobOptions } from './job.ts';
 import type { Reporter } from './progress.ts';
 import { Restorer, type RestoreOptions, type RestoreSummary } from './restore/restorer.ts';
@@ -49,6 +50,12 @@ export async function restoreSnapshot(repo: Repository, snapshot: string | Store
           target, includes: options.includes, excludes: options.excludes, verify: options.verify, overwrite: options.overwrite, delete: options.delete, signal: job.signal,
         });
       }, {}, options.workers);
+      // A snapshot rooted at a directory (Snapshot.root) restores into the target as that
+      // directory; with includes, only parts of it are restored, and the target stays as it was.
+      const { root } = stored.snapshot;
+      if (root !== undefined && (options.includes ?? []).length === 0 && !job.canceled) {
+        applyRootMetadata(target, root);
+      }
       job.logger.info({ snapshot: stored.id }, `restored snapshot ${stored.id.slice(0, 8)}`);
       return { status: 'completed' as const, snapshotId: stored.id, summary, durationSeconds: job.elapsedSeconds };
     });

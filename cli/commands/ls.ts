@@ -31,7 +31,9 @@ export const lsCommand: Command = {
     const { id, snapshot } = await repo.resolveSnapshot(ref, snapshotFilter(values));
     if (under !== undefined && !under.startsWith('/')) {
       // Relative to the current directory (as backup resolves its PATHs), or to a backed-up path.
-      const guesses = [...new Set([path.resolve(under), ...snapshot.paths.map((p) => path.posix.join(p, under))])];
+      // A snapshot rooted at its directory (Snapshot.root, the agent's) has its paths from that root.
+      const inSnapshot = snapshot.root === undefined ? snapshot.paths.map((p) => path.posix.join(p, under)) : [path.posix.join('/', under)];
+      const guesses = [...new Set([path.resolve(under), ...inSnapshot])];
       throw new UsageError(`"${under}" is a relative path, and paths in a snapshot are absolute; did you mean ${guesses.join(' or ')}?`);
     }
     const prefix = under === undefined ? undefined : Buffer.from(under.replace(/\/+$/, ''));

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { closeSync, lstatSync, readlinkSync, promises as fsp } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, readlinkSync, promises as fsp } from 'node:fs';
 import { blobId } from '../../repository/crypto/master-key.ts';
 import { sealBlob } from '../../repository/blob/blob-codec.ts';
 import { releaseBuffer } from '../../repository/util/release-buffer.ts';
@@ -8,7 +8,7 @@ import type { BlobWriter } from '../../repository/blob-writer.ts';
 import { ArcaError, throwIfCanceled, UsageError } from '../../repository/errors.ts';
 import type { Lease } from '../../repository/maintenance/leases.ts';
 import type { Repository } from '../../repository/repository.ts';
-import type { BackupSummary, Snapshot, SnapshotLabels, StoredSnapshot } from '../../repository/snapshot/snapshot.ts';
+import type { BackupSummary, RootDirMeta, Snapshot, SnapshotLabels, StoredSnapshot } from '../../repository/snapshot/snapshot.ts';
 import { encodeTree, type FileNode, type NodeMeta, type Tree, type TreeNode } from '../../repository/tree/tree.ts';
 import { Semaphore } from '../../repository/util/semaphore.ts';
 import { SPOOL_FAILED, splitIds, type SavedCounts, type ScanDirResult, type ScannedDir, type SpooledPackMessage, type StoredBlobMessage, type TaskAnswer, type TaskQuestion } from '../pool/messages.ts';
@@ -26,6 +26,11 @@ export const PROGRAM_VERSION = `arca ${VERSION}`;
 
 export interface BackupOptions {
   readonly paths: readonly string[];
+  /**
+   * Take the one path, a directory, as the snapshot's root (Snapshot.root): the tree is its
+   * contents, wherever it lies. Default: the tree mirrors the absolute paths, as restic's does.
+   */
+  readonly asRoot?: boolean | undefined;
   readonly tags?: readonly string[];
   readonly host?: string;
   /** Snapshot to compare against; by default the newest one of the same host and paths. */
@@ -177,7 +182,10 @@ export class Archiver {
         throw new UsageError(`Cannot back up ${p}: ${err instanceof Error ? err.message : String(err)}.`);
       });
     }
-    const parentTree = options.parent ? Buffer.from(options.parent.snapshot.tree, 'hex') : undefined;
+    if (options.asRoot === true && paths.length !== 1) throw new UsageError(`Only one directory can be a snapshot's root; ${paths.length} paths were given.`);
+    // A parent's tree serves only a backup of the same shape (rooted at the directory, or at `/`).
+    const parentTree = options.parent && (options.parent.snapshot.root !== undefined) === (options.asRoot === true)
+      ? Buffer.from(options.parent.snapshot.tree, 'hex') : undefined;
     const progressTimer = setInterval(() => { this.reportProgress(); }, 1000);
     const stopScan = new AbortController();
     if (options.scan === true) {
@@ -185,8 +193,11 @@ export class Archiver {
       void scanTotals(paths, { excludes: this.excludes, oneFileSystem: this.oneFileSystem, signal }).then((totals) => { this.totals = totals; });
     }
     let root: Buffer;
+    let rootMeta: RootDirMeta | undefined;
     try {
-      root = await this.saveVirtualDir(SLASH, paths.map((p) => p.split('/').filter(Boolean)), parentTree);
+      const [only] = paths;
+      if (options.asRoot === true && only !== undefined) ({ tree: root, meta: rootMeta } = await this.saveRootDir(only, parentTree));
+      else root = await this.saveVirtualDir(SLASH, paths.map((p) => p.split('/').filter(Boolean)), parentTree);
       await this.pool.flushSpools(async (question) => {
         if (question.kind !== 'pack') throw new ArcaError('ARCA_ERR_WORKER_PROTOCOL', `A spool flush asked "${question.kind}".`);
         return this.storeSpooled(question.pack);
@@ -207,6 +218,7 @@ export class Archiver {
       time: (options.time ?? new Date()).toISOString(),
       tree: root.toString('hex'),
       paths,
+      ...(rootMeta === undefined ? {} : { root: rootMeta }),
       hostname: options.host ?? os.hostname(),
       username: os.userInfo().username,
       tags: [...(options.tags ?? [])],
@@ -271,6 +283,23 @@ export class Archiver {
       return { ...metaOf(name, childStat, this.withAtime), type: 'dir', subtree };
     }));
     return this.saveTree({ nodes: nodes.filter((n): n is TreeNode => n !== undefined) });
+  }
+
+  /** Saves the directory `dir` as the snapshot's root: its tree, and its own metadata beside. */
+  private async saveRootDir(dir: string, parentTree: Buffer | undefined): Promise<{ tree: Buffer; meta: RootDirMeta }> {
+    const fd = openDirPath(dir, undefined);
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      const tree = await this.saveDir({ path: Buffer.from(dir), fd }, parentTree, st.dev, st.dev);
+      if (tree === undefined) throw new UsageError(`Cannot back up ${dir}: it cannot be listed.`);
+      if (parentTree === undefined) this.counters.dirs_new++;
+      else if (parentTree.equals(tree)) this.counters.dirs_unmodified++;
+      else this.counters.dirs_changed++;
+      const meta = metaOf(Buffer.alloc(0), st, this.withAtime);
+      return { tree, meta: { mode: meta.mode, uid: meta.uid, gid: meta.gid, mtime: meta.mtimeNs.toString(), atime: meta.atimeNs.toString() } };
+    } finally {
+      closeSync(fd);
+    }
   }
 
   private async loadParentNodes(treeId: Buffer | undefined): Promise<Map<string, TreeNode>> {

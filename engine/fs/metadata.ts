@@ -1,6 +1,7 @@
-import { chmodSync, chownSync, closeSync, constants, fstatSync, lchownSync, lutimesSync, openSync, utimesSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, futimesSync, lchownSync, lutimesSync, openSync, utimesSync } from 'node:fs';
+import type { RootDirMeta } from '../../repository/snapshot/snapshot.ts';
 import type { TreeNode } from '../../repository/tree/tree.ts';
-import { EntryChangedError } from './handles.ts';
+import { EntryChangedError, openDirPath } from './handles.ts';
 import type { TargetDirs } from './target-dirs.ts';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -79,6 +80,21 @@ export function applyMetadata(dirs: TargetDirs, meta: NodeMetadata): void {
     chmodSync(node, meta.mode);
     // Numeric strings: Node turns negative numbers (before 1970) into "now", but passes these on.
     utimesSync(node, meta.atime, meta.mtime);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Gives a restore's target the metadata of a snapshot's root directory (Snapshot.root), through
+ * a handle on it. Last, after everything inside it is restored, which changes its times.
+ */
+export function applyRootMetadata(target: string, root: RootDirMeta): void {
+  const fd = openDirPath(target, undefined);
+  try {
+    if (isRoot) fchownSync(fd, root.uid, root.gid);
+    fchmodSync(fd, root.mode);
+    futimesSync(fd, utimeSeconds(BigInt(root.atime)), utimeSeconds(BigInt(root.mtime)));
   } finally {
     closeSync(fd);
   }

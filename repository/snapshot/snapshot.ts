@@ -20,12 +20,31 @@ export interface BackupSummary {
  */
 export type SnapshotLabels = Readonly<Record<string, string>>;
 
+/**
+ * The metadata of the directory a snapshot has as its root (Snapshot.root): a restore gives it to
+ * the target. Times are nanoseconds since the epoch as decimal strings, as in trees.
+ */
+export interface RootDirMeta {
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly mtime: string;
+  readonly atime: string;
+}
+
 export interface Snapshot {
   readonly version: 1;
   readonly time: string;
   /** Root tree ID (hex). */
   readonly tree: string;
   readonly paths: readonly string[];
+  /**
+   * Set when the backup took its one path as the snapshot's root: `tree` is that directory's
+   * contents (not a tree from `/` down to it), so a restore puts them straight into its target and
+   * the next backup finds its parent wherever the directory has moved; `paths` then only says
+   * where it was. Absent: the tree mirrors the absolute paths.
+   */
+  readonly root?: RootDirMeta | undefined;
   readonly hostname: string;
   readonly username: string;
   readonly tags: readonly string[];
@@ -62,6 +81,13 @@ const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every
 const isLabels = (v: unknown): v is SnapshotLabels => typeof v === 'object' && v !== null && !Array.isArray(v)
   && Object.values(v).every((value) => typeof value === 'string');
 
+const isTime = (v: unknown): boolean => typeof v === 'string' && /^-?[0-9]{1,30}$/.test(v);
+const isRootDirMeta = (v: unknown): v is RootDirMeta => {
+  const r = v as Partial<RootDirMeta> | null;
+  return typeof r === 'object' && r !== null && [r.mode, r.uid, r.gid].every((n) => Number.isSafeInteger(n) && (n ?? -1) >= 0)
+    && isTime(r.mtime) && isTime(r.atime);
+};
+
 export function decodeSnapshot(bytes: Buffer): Snapshot {
   let json: unknown;
   try {
@@ -76,6 +102,7 @@ export function decodeSnapshot(bytes: Buffer): Snapshot {
   if (!isStringArray(s.paths) || !isStringArray(s.tags)) throw new SnapshotFormatError('bad paths or tags');
   if (typeof s.hostname !== 'string' || typeof s.username !== 'string') throw new SnapshotFormatError('bad hostname or username');
   if (s.labels !== undefined && !isLabels(s.labels)) throw new SnapshotFormatError('bad labels');
+  if (s.root !== undefined && (!isRootDirMeta(s.root) || s.paths.length !== 1)) throw new SnapshotFormatError('bad root directory');
   return s as Snapshot;
 }
 
