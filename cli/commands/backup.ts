@@ -1,6 +1,6 @@
 import { backupVolume, type ParentChoice } from '../../engine/index.ts';
 import { UsageError } from '../../repository/errors.ts';
-import { leaseTiming } from '../lease-timing.ts';
+import { leaseTiming } from '../../repository/maintenance/leases.ts';
 import { checkPathPattern, compressionLevel, flag, str, strs, type Command } from '../command.ts';
 import { cliLogger, interruptions, openRepository, workerCount } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';

@@ -1,6 +1,6 @@
 import { copySnapshots } from '../../engine/index.ts';
 import { UsageError } from '../../repository/errors.ts';
-import { leaseTiming } from '../lease-timing.ts';
+import { leaseTiming } from '../../repository/maintenance/leases.ts';
 import { str, type Command } from '../command.ts';
 import { cliLogger, interruptions, openOtherRepository, openRepository, readPasswordFrom } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';

@@ -1,4 +1,4 @@
-import { leaseTiming } from '../lease-timing.ts';
+import { leaseTiming } from '../../repository/maintenance/leases.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { prune, type PruneReport } from '../../repository/maintenance/prune.ts';
 import { UsageError } from '../../repository/errors.ts';

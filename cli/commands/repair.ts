@@ -4,7 +4,6 @@ import { Lease } from '../../repository/maintenance/leases.ts';
 import { repairIndex, SnapshotRepairer } from '../../repository/maintenance/repair.ts';
 import { flag, type Command } from '../command.ts';
 import { openRepository } from '../context.ts';
-import { leaseTiming } from '../lease-timing.ts';
 import { printJson, snakeCaseKeys } from '../output.ts';
 
 export const repairCommand: Command = {
@@ -41,7 +40,7 @@ export const repairCommand: Command = {
     if (what !== 'snapshots') throw new UsageError('Say what to repair: arca repair index, or arca repair snapshots.');
     const dryRun = flag(values, 'dry-run');
     const repo = await openRepository(global, { withIndex: false, cache: false });
-    const lease = dryRun ? undefined : await Lease.acquire(repo, 'backup', leaseTiming());
+    const lease = dryRun ? undefined : await Lease.acquire(repo, 'backup');
     try {
       // The checker loads the index and finds what is lost: missing packs, and with --read-data damaged blobs.
       const check = await new Checker(repo).run({ readData: flag(values, 'read-data') ? { kind: 'all' } : { kind: 'none' } });

@@ -34,9 +34,11 @@ export interface LeaseTiming {
 
 export const DEFAULT_LEASE_TIMING: LeaseTiming = { ttlMs: 10 * 60_000, heartbeatMs: 60_000, skewMs: 5 * 60_000 };
 
-/** Lease timing for a shorter lifetime (tests, benchmarks): heartbeat = TTL/10, skew = TTL/2. */
-export function leaseTimingForTtl(ttlMs: number): LeaseTiming {
-  return { ttlMs, heartbeatMs: Math.max(10, Math.floor(ttlMs / 10)), skewMs: Math.floor(ttlMs / 2) };
+/** Lease timing, shortened by tests and benchmarks through ARCA_LEASE_TTL_MS (heartbeat = TTL/10, skew = TTL/2). */
+export function leaseTiming(): LeaseTiming {
+  const ttl = Number(process.env.ARCA_LEASE_TTL_MS ?? '');
+  if (!Number.isInteger(ttl) || ttl <= 0) return DEFAULT_LEASE_TIMING;
+  return { ttlMs: ttl, heartbeatMs: Math.max(10, Math.floor(ttl / 10)), skewMs: Math.floor(ttl / 2) };
 }
 
 /** The holder went longer than the TTL without a successful heartbeat: prune may have acted meanwhile. */
@@ -67,7 +69,7 @@ export class Lease {
   }
 
   /** Writes a new lease and starts its heartbeat. Call before loading the index. */
-  static async acquire(repo: Repository, kind: LeaseKind, timing: LeaseTiming = DEFAULT_LEASE_TIMING): Promise<Lease> {
+  static async acquire(repo: Repository, kind: LeaseKind, timing: LeaseTiming = leaseTiming()): Promise<Lease> {
     const now = new Date().toISOString();
     const record: LeaseRecord = {
       version: 1, id: randomBytes(16).toString('hex'), kind, hostname: os.hostname(), pid: process.pid, started: now, heartbeat: now,
