@@ -21,6 +21,8 @@ export const PAUSE_POINTS = [
   'snapshot-write',
   /** A prune holds its lease and has listed the plans. */
   'prune-plans-listed',
+  /** A prune has listed the snapshots, index files and packs it marks from. */
+  'prune-packs-listed',
   /** A prune has chosen its candidates and is about to write its draft plan. */
   'prune-marked',
   /** A prune has written its completed plan and is about to delete the draft. */

@@ -94,6 +94,7 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
     const marked: Marked = { used: new BlobSet(), snapshots: new Set(snapshots), indexFiles: await repo.loadIndexFiles(repo.index) };
     report.indexFilesBefore = marked.indexFiles.length;
     const packSizes = await listPackSizes(repo);
+    await pause('prune-packs-listed');
     await markSnapshots(repo, snapshots, marked.used);
     log(`marked ${marked.used.size} blobs in use by ${snapshots.length} snapshots`);
 
@@ -299,15 +300,37 @@ async function writeCompactedIndex(repo: Repository, groups: PackGroups, packs: 
  */
 async function indexAgain(repo: Repository, packs: readonly IndexPack[]): Promise<number> {
   const written = await repo.writeIndexFile([...packs]);
-  const present = await Promise.all(packs.map((pack) => repo.storage.stat(packName(pack.packId.toString('hex'))).then(() => true, (err: unknown) => {
-    if (err instanceof ObjectNotFoundError) return false;
-    throw err;
-  })));
+  const present = await Promise.all(packs.map(async (pack) => (await packSize(repo, pack.packId.toString('hex'))) !== undefined));
   if (present.every(Boolean)) return packs.length;
   const kept = packs.filter((_, i) => present[i]);
   if (kept.length > 0) await repo.writeIndexFile(kept);
   await repo.storage.delete(indexName(written));
   return kept.length;
+}
+
+/** The size of pack `hex`, or undefined when it is gone. */
+async function packSize(repo: Repository, hex: string): Promise<number | undefined> {
+  try {
+    return (await repo.storage.stat(packName(hex))).size;
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Adds to `packSizes` the packs that the index names and the listing of packs did not show:
+ * those of index files loaded after that listing (by the sweep, for snapshots made meanwhile).
+ * Compaction rewrites the entries only of packs it knows to exist, and it replaces those index
+ * files too: without their sizes, their packs would be in no index, and their snapshots broken.
+ */
+async function sizeNewPacks(repo: Repository, packSizes: Map<string, number>): Promise<void> {
+  for (const id of repo.index.packIds()) {
+    const hex = id.toString('hex');
+    if (packSizes.has(hex)) continue;
+    const size = await packSize(repo, hex);
+    if (size !== undefined) packSizes.set(hex, size);
+  }
 }
 
 /** What a prune run has marked: the blobs in use, by which snapshots, and the index files read into repo.index. */
@@ -340,6 +363,7 @@ async function sweepPlans(
   if (newer.length > 0) {
     // Their blobs are in index files written since: those of writers that finished meanwhile.
     marked.indexFiles.push(...await repo.loadIndexFiles(repo.index, { skip: new Set(marked.indexFiles) }));
+    await sizeNewPacks(repo, packSizes);
     await markSnapshots(repo, newer, marked.used);
     for (const id of newer) marked.snapshots.add(id);
   }

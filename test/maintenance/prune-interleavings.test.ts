@@ -19,10 +19,10 @@ const LAPSED = 11;
 
 interface Source { readonly dir: string; readonly files: Map<string, Buffer> }
 
-type Scenario = 1 | 2 | 3 | 4 | 5 | 6 | 7;
+type Scenario = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
 
 /** The scenarios in `only` (all by default) against the repository `targetOf` names for a fresh directory. */
-function scenarios(name: string, targetOf: (dir: string, n: number) => RepositoryTarget | undefined, only: ReadonlySet<Scenario> = new Set([1, 2, 3, 4, 5, 6, 7])): void {
+function scenarios(name: string, targetOf: (dir: string, n: number) => RepositoryTarget | undefined, only: ReadonlySet<Scenario> = new Set([1, 2, 3, 4, 5, 6, 7, 8])): void {
   describe(name, () => {
     let arena: Arena;
     let cleanup: () => Promise<void>;
@@ -181,6 +181,29 @@ function scenarios(name: string, targetOf: (dir: string, n: number) => Repositor
       await arena.run(['prune'], MEDIUM);
       await repair.go();
       await repair.done;
+      await assertWhole(src);
+    });
+
+    itIn(8)('8: a snapshot finished while a prune runs stays indexed when that prune compacts the index', async () => {
+      // Found by the torture tests: the sweep loads the index files of snapshots made since the
+      // prune listed the packs, and compaction replaced those files without their packs.
+      await backup(await arena.source('kept', 1, 1 << 20)); // An index file that compaction merges with the new one.
+      const old = await arena.source('old', 1, 1 << 20);
+      await arena.forget(await backup(old));
+      const writer = arena.start(['backup', '--json', old.dir], 'index-loaded');
+      await writer.reached;
+      expect(JSON.parse((await arena.ok(['prune', '--json'])).stdout)).toMatchObject({ plans_pending: 1 });
+      const pruning = arena.start(['prune'], 'prune-packs-listed');
+      await pruning.reached;
+      const src = await arena.source('src', 3, 1 << 20);
+      await backup(src);
+      await pruning.go();
+      const pruned = await pruning.done;
+      expect(pruned.code, pruned.stderr).toBe(0);
+      await arena.checkClean();
+      await writer.go();
+      finished(await writer.done, old);
+      await arena.ok(['prune']);
       await assertWhole(src);
     });
   });
