@@ -67,7 +67,10 @@ export class Lease implements WriterLease {
   private readonly repo: Repository;
   private readonly clock: Clock;
   private readonly pauseHook: PauseHook | undefined;
-  private readonly timer: NodeJS.Timeout;
+  private readonly heartbeatMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  /** The heartbeat under way (one at a time), which release() lets finish before it removes the lease. */
+  private beating: Promise<void> | undefined;
   private state: LeaseState = 'held';
   private released: Promise<void> | undefined;
 
@@ -76,8 +79,7 @@ export class Lease implements WriterLease {
     this.record = record;
     this.clock = options.clock ?? systemClock;
     this.pauseHook = options.pause;
-    this.timer = setInterval(() => { void this.beat(); }, options.timing.heartbeatMs);
-    this.timer.unref();
+    this.heartbeatMs = options.timing.heartbeatMs;
   }
 
   /**
@@ -90,12 +92,10 @@ export class Lease implements WriterLease {
       version: 1, id: randomBytes(16).toString('hex'), kind, hostname: os.hostname(), pid: process.pid, started: now, heartbeat: now,
     };
     const lease = new Lease(repo, record, options);
-    try {
-      await lease.write(record);
-    } catch (err) {
-      clearInterval(lease.timer);
-      throw err;
-    }
+    await lease.write(record);
+    // Only now: a heartbeat that ran before the lease existed would find it absent, a lapse.
+    lease.timer = setInterval(() => { lease.beating ??= lease.beat().finally(() => { lease.beating = undefined; }); }, lease.heartbeatMs);
+    lease.timer.unref();
     repo.attachLease(lease);
     return lease;
   }
@@ -169,6 +169,9 @@ export class Lease implements WriterLease {
       const wasHeld = this.state === 'held';
       this.state = 'released';
       this.repo.detachLease(this);
+      // A heartbeat's write still under way would put the lease back after the delete, and it
+      // would stand (and keep plans, or another prune, waiting) until it expired.
+      await this.beating;
       // A revoked lease is the prune's to clean up, and a heartbeat may have written it back.
       if (wasHeld) await this.repo.storage.delete(leaseName(this.record.id)).catch(() => undefined);
     })();
@@ -185,6 +188,8 @@ export class Lease implements WriterLease {
     try {
       // Never write back a lease a prune took away: the holder would not know it had lost it.
       await this.confirm();
+      // Released meanwhile: release() removes the lease once this beat is over, so none is written.
+      if (this.released !== undefined) return;
       await this.write({ ...this.record, heartbeat: new Date(this.clock.now()).toISOString() });
     } catch {
       // A lapse is sticky and reported by the next guard(); a failed renewal only brings expiry
