@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { arcaOk, startArca, summaryOf, tempDir, type RunResult } from '../support/cli.ts';
 import { SeededRandom, seedFromEnv } from '../support/seeded-random.ts';
-import { arcaIn, finalPrune, manifestOf, restoreAllMismatches, survivingSnapshots, type Manifest, type TortureConfig } from './torture-harness.ts';
+import { arcaIn, finalPrune, isBusy, manifestOf, restoreAllMismatches, survivingSnapshots, type Manifest, type TortureConfig } from './torture-harness.ts';
 
 /**
  * Torture with what issue 18 added to kills: backups and two forget --prune loops at once, every
@@ -71,7 +71,7 @@ describe('torture: stalls, skewed clocks and two prunes', () => {
     const deadline = Date.now() + config.runForMs;
     const accept = (what: string, result: RunResult & { killed: boolean }): void => {
       if (result.killed) tally.killed++;
-      else if (result.code === 11 && /another prune/i.test(result.stderr)) tally.busy++;
+      else if (isBusy(result)) tally.busy++;
       else if (result.code === 11) tally.lapsed++;
       else if (result.code !== 0) failures.push(`${what} exited ${String(result.code)}: ${result.stderr}`);
     };
