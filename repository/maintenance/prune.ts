@@ -270,7 +270,9 @@ async function repackLiveBlobs(
 
 /**
  * Writes the entries of the given pack groups into index files of about BLOBS_PER_INDEX_FILE
- * blobs, each superseding `supersedes`; only one file's entries are objects at a time.
+ * blobs, each superseding `supersedes`; only one file's entries are objects at a time. At least
+ * one file, even empty: until the superseded files are gone it is what tells another prune that
+ * they are being replaced, so that it merges them into its own files (docs/format.md §9).
  */
 async function writeCompactedIndex(repo: Repository, groups: PackGroups, packs: readonly number[], supersedes: readonly string[]): Promise<number> {
   const superseded = supersedes.map((name) => Buffer.from(idOfName(name) ?? '', 'hex'));
@@ -278,7 +280,6 @@ async function writeCompactedIndex(repo: Repository, groups: PackGroups, packs: 
   let blobs = 0;
   let files = 0;
   const flush = async (): Promise<void> => {
-    if (batch.length === 0 && files > 0) return;
     await repo.writeIndexFile(batch.map((g) => ({ packId: groups.packId(g), blobs: groups.blobs(g) })), { supersedes: superseded });
     files++;
     batch = [];
@@ -289,7 +290,7 @@ async function writeCompactedIndex(repo: Repository, groups: PackGroups, packs: 
     batch.push(group);
     blobs += groups.blobCount(group);
   }
-  if (batch.length > 0) await flush();
+  if (batch.length > 0 || files === 0) await flush();
   return files;
 }
 
@@ -391,9 +392,12 @@ async function sweepPlans(
   // however many plans list it.
   const resurrect = new Map<string, IndexPack>();
   for (const { plan } of sweepable) {
+    // A draft's prune may have been revoked while stalled just before deleting the index files it
+    // replaced, and delete them late: what `live` finds only in those files is not to be relied on.
+    const draft = plan.completed === undefined;
     forEachIndexPack(plan.index, (pack) => {
       const hex = pack.packId.toString('hex');
-      if (resurrect.has(hex) || !pack.blobs.some((b) => used.has(b.id) && !live.has(b.id))) return;
+      if (resurrect.has(hex) || !pack.blobs.some((b) => used.has(b.id) && (draft || !live.has(b.id)))) return;
       // Never index a pack that is gone: its entries would hide good copies and mislead every later backup.
       if (packSizes.has(hex)) resurrect.set(hex, pack);
       else options.log?.(`pack ${hex} holds blobs that a snapshot uses, but it is gone; "arca check" names the snapshot`);
