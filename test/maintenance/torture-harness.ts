@@ -172,19 +172,27 @@ export async function runTorture(config: TortureConfig): Promise<TortureRun> {
 }
 
 /**
- * Waits until every lease of a killed process has expired by the storage's clock (its TTL, and
- * half as much again), then runs one clean prune, which must not find any other prune running,
- * and sweeps every plan; returns its --json report.
+ * The end of every torture run. Waits until every lease of a killed process has expired by the
+ * storage's clock (its TTL, and half as much again), then runs one clean prune, which must not
+ * find any other prune running and must sweep every plan; then `check --read-data` must be
+ * clean. Returns the completed snapshots that are still in the repository (retention keeps the
+ * last few per lane), for the caller to restore.
  */
-export async function finalPrune(config: TortureConfig): Promise<Record<string, unknown>> {
+export async function finalPruneAndCheck(config: TortureConfig, completed: ReadonlyMap<string, Manifest>): Promise<Array<[string, Manifest]>> {
   await new Promise((resolve) => setTimeout(resolve, config.leaseTtlMs * 1.5 + 500));
   const final = await arcaIn(config, ['prune', '--json']);
-  if (final.code !== 0) throw new Error(`the final prune exited ${String(final.code)}: ${final.stderr}`);
-  return JSON.parse(final.stdout.trim()) as Record<string, unknown>;
+  if (final.code !== 0) throw new Error(`the final prune exited ${String(final.code)} (seed ${config.seed}): ${final.stderr}`);
+  const report = JSON.parse(final.stdout.trim()) as { plans_pending?: unknown };
+  if (report.plans_pending !== 0) throw new Error(`the final prune left plans pending (seed ${config.seed}): ${final.stdout}`);
+  const check = await arcaIn(config, ['check', '--read-data']);
+  if (check.code !== 0 || !/no errors/.test(check.stdout + check.stderr)) {
+    throw new Error(`check --read-data is not clean (exit ${String(check.code)}, seed ${config.seed}):\n${check.stdout}${check.stderr}`);
+  }
+  return survivingSnapshots(config, completed);
 }
 
 /** The completed snapshots that are still in the repository (retention keeps the last few per lane). */
-export async function survivingSnapshots(config: TortureConfig, completed: ReadonlyMap<string, Manifest>): Promise<Array<[string, Manifest]>> {
+async function survivingSnapshots(config: TortureConfig, completed: ReadonlyMap<string, Manifest>): Promise<Array<[string, Manifest]>> {
   const listed = await arcaIn(config, ['snapshots', '--json']);
   if (listed.code !== 0) throw new Error(`snapshots exited ${String(listed.code)}: ${listed.stderr}`);
   const present = new Set((JSON.parse(listed.stdout) as Array<{ id: string }>).map((s) => s.id));

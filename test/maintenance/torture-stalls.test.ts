@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { arcaOk, startArca, summaryOf, tempDir, type RunResult } from '../support/cli.ts';
 import { SeededRandom, seedFromEnv } from '../support/seeded-random.ts';
-import { arcaIn, finalPrune, isBusy, manifestOf, restoreAllMismatches, survivingSnapshots, type Manifest, type TortureConfig } from './torture-harness.ts';
+import { finalPruneAndCheck, isBusy, manifestOf, restoreAllMismatches, type Manifest, type TortureConfig } from './torture-harness.ts';
 
 /**
  * Torture with what issue 18 added to kills: backups and two forget --prune loops at once, every
@@ -102,11 +102,7 @@ describe('torture: stalls, skewed clocks and two prunes', () => {
     expect(failures).toEqual([]);
     expect(completed.size).toBeGreaterThan(LANES);
 
-    expect(await finalPrune(config)).toMatchObject({ plans_pending: 0 });
-    const check = await arcaIn(config, ['check', '--read-data']);
-    expect(check.stdout + check.stderr).toMatch(/no errors/);
-    expect(check.code).toBe(0);
-    const survivors = await survivingSnapshots(config, completed);
+    const survivors = await finalPruneAndCheck(config, completed);
     expect(survivors.length).toBeGreaterThanOrEqual(LANES);
     expect(await restoreAllMismatches(config, survivors, 2)).toEqual([]);
     console.info(`torture-stalls: ${JSON.stringify({ ...tally, seed, completed: completed.size, verified: survivors.length })}`);
