@@ -226,7 +226,7 @@ describe('on object stores', () => {
   const env = (): Record<string, string | undefined> => isolatedCloudEnv(work.dir, {
     AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey, AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString,
   });
-  const cloud = new Set<Scenario>([1, 4, 6]);
+  const cloud = new Set<Scenario>([1, 4, 6, 8]);
   scenarios('S3 (s3rver)', (_dir, n) => ({ repoArgs: ['--repo', `s3://${s3.bucket}/interleave/${n}`, '--s3-endpoint', s3.endpoint], env: env() }), cloud);
   scenarios('Azure (Azurite)', (_dir, n) => ({ repoArgs: ['--repo', `azure://${azurite.container}/interleave/${n}`], env: env() }), cloud);
 });
