@@ -5,6 +5,7 @@
 #
 #   docs/model/check.sh              supertrace (bitstate) search: 1 GiB, about 15 minutes on one core,
 #                                    covers nearly all states (spin prints the hash factor)
+#   BITS=28 docs/model/check.sh      the same with a 2^28-bit (32 MiB) table: minutes, fewer states
 #   EXHAUSTIVE=1 docs/model/check.sh every state stored (compressed): needs well over 8 GiB
 #   SPIN_FLAGS=-DNO_FORGET ...       leaves the user's forget out (a smaller state space)
 #
@@ -23,7 +24,7 @@ if [ "${EXHAUSTIVE:-}" = 1 ]; then
   ./pan -m200000 -w27 | tee pan.out | grep -vE '^Depth=' || true
 else
   gcc -O2 -DSAFETY -DBITSTATE -o pan pan.c
-  ./pan -m200000 -w33 | tee pan.out | grep -vE '^Depth=' || true
+  ./pan -m200000 "-w${BITS:-33}" | tee pan.out | grep -vE '^Depth=' || true
 fi
 if grep -qE 'errors: [1-9]|assertion violated' pan.out; then
   cp prune.pml.trail "$here/prune.pml.trail" 2>/dev/null || true

@@ -13,6 +13,14 @@
  *   - W's heartbeat checks its lease and writes it back later (a stalled renewal may resurrect it);
  *   - the user may forget W's snapshot once W has reported it (spin -DNO_FORGET leaves this out:
  *     a smaller state space that an exhaustive search completes).
+ * A prune's sweep that finds a snapshot made since its mark loads the index files as they are then
+ * (its compaction replaces them too) and looks up the packs they list; a prune with nothing to
+ * delete still merges the index files when there are more than one. Compaction always writes a
+ * file (maybe empty), which is what makes the next prune merge files that a revoked prune is yet
+ * to delete.
+ *
+ * Without that look-up (the merged index then left out a new snapshot's packs: found by the
+ * torture tests) the search reports snapshots_indexed violated.
  * Storage operations are atomic (one put, delete or listing each); a listing or an index load
  * sees the objects present at that moment.
  *
@@ -25,7 +33,12 @@
  *   index_whole      likewise, no index file lists a deleted pack; nor after `lateDelete`: a prune
  *                    revoked while it stalled between its last confirmation and its deletes
  *                    deletes late, and an index file that resurrected the pack for a snapshot
- *                    whose write was not confirmed may outlive the pack (residual, §9).
+ *                    whose write was not confirmed may outlive the pack (residual, §9);
+ *   snapshots_indexed  every pack a snapshot references is listed by an index file or a plan
+ *                    (readers and prune locate its blobs), with the same `unconfirmed` exception;
+ *                    nor after `takenBack`: an index file or plan that landed before its writer's
+ *                    lease was revoked, and was read by the revoking prune, is taken back all the
+ *                    same (residual, §9: the pack stays, `repair index` indexes it again).
  */
 
 #define X 1
@@ -56,21 +69,29 @@ bit crash[3];                   /* set by Crasher: the process stops where it is
 bit ended[3];
 byte unconfirmed = 0;           /* ghost: writes landed whose writer has not confirmed its lease since */
 bit lateDelete = 0;             /* ghost: a prune deleted a pack after its lease had been revoked */
+bit takenBack = 0;              /* ghost: a guarded index file or plan was taken back (it landed, then its lease fell) */
 
 #define danglingSnap (snapPresent && (snapRefs & ~packs) != 0)
+#define plannedEntries ((planPresent[0] * planEntries[0]) | (planPresent[1] * planEntries[1]) \
+  | (planPresent[2] * planEntries[2]) | (planPresent[3] * planEntries[3]) | (planPresent[4] * planEntries[4]))
+#define indexedPacks ((filePresent[0] * file[0]) | (filePresent[1] * file[1]) | (filePresent[2] * file[2]) \
+  | (filePresent[3] * file[3]) | (filePresent[4] * file[4]) | (filePresent[5] * file[5]) \
+  | (filePresent[6] * file[6]))
+#define unlocatable (snapPresent && (snapRefs & ~(indexedPacks | plannedEntries)) != 0)
 #define danglingIndex ((filePresent[0] && (file[0] & ~packs)) || (filePresent[1] && (file[1] & ~packs)) \
   || (filePresent[2] && (file[2] & ~packs)) || (filePresent[3] && (file[3] & ~packs)) \
   || (filePresent[4] && (file[4] & ~packs)) || (filePresent[5] && (file[5] & ~packs)) \
   || (filePresent[6] && (file[6] & ~packs)))
 
-/* The three properties, checked in every reachable state (the monitor can step in any of them). */
+/* The four properties, checked in every reachable state (the monitor can step in any of them). */
 active proctype Monitor() {
 end:
   atomic {
-    (reported && danglingSnap) || (danglingSnap && unconfirmed == 0) || (danglingIndex && unconfirmed == 0 && !lateDelete) ->
+    (reported && danglingSnap) || (danglingSnap && unconfirmed == 0) || (danglingIndex && unconfirmed == 0 && !lateDelete) || (unlocatable && unconfirmed == 0 && !takenBack) ->
     assert(!(reported && danglingSnap));   /* reported_whole */
     assert(!danglingSnap);                 /* snapshots_whole */
-    assert(!danglingIndex)                 /* index_whole */
+    assert(!danglingIndex);                /* index_whole */
+    assert(!unlocatable)                   /* snapshots_indexed */
   }
 }
 
@@ -100,7 +121,7 @@ inline guardedIndexWrite(me, mask, slot) {
   if :: !standing(me) -> goto lapsed :: else fi;
   atomic { assert(nfiles < NFILES); slot = nfiles; file[slot] = mask; filePresent[slot] = 1; nfiles++; unconfirmed++ };
   if
-  :: !standing(me) -> atomic { filePresent[slot] = 0; unconfirmed-- }; goto lapsed
+  :: !standing(me) -> atomic { filePresent[slot] = 0; unconfirmed--; takenBack = 1 }; goto lapsed
   :: else -> unconfirmed--
   fi
 }
@@ -112,7 +133,7 @@ inline guardedPlanWrite(me, cand, entries, done, leases, slot) {
     planDone[slot] = done; planLeases[slot] = leases; planPresent[slot] = 1; nplans++; unconfirmed++
   };
   if
-  :: !standing(me) -> atomic { planPresent[slot] = 0; unconfirmed-- }; goto lapsed
+  :: !standing(me) -> atomic { planPresent[slot] = 0; unconfirmed--; takenBack = 1 }; goto lapsed
   :: else -> unconfirmed--
   fi
 }
@@ -141,10 +162,20 @@ inline standingLeases(me, out) {
  * lists then or at the later listing is not deleted).
  */
 inline sweep(me, plansMask, before, used, present) {
+  bef = before;
   maybeRevoke(LW);
   maybeRevoke(other);
   standingLeases(me, standingMask);
-  used = used | (snapPresent -> snapRefs : 0);   /* snapshots written since */
+  if
+  :: snapPresent && !snapMarked ->
+     /* a snapshot written since: the index files as they are now are loaded too (and replaced
+        by this prune's compaction), and the packs they list looked up (`present`) */
+     loadIndex(late, lateSeen);
+     view = view | late; seen = seen | lateSeen;
+     present = present | (late & packs);
+     used = used | snapRefs; snapMarked = 1
+  :: else
+  fi;
   d_step {
     sweepable = 0; held = 0; k = 0;
     do
@@ -168,11 +199,18 @@ inline sweep(me, plansMask, before, used, present) {
      d_step {
        res = 0; doomed = 0;
        do
-       :: k < NPLANS -> if :: sweepable & (1 << k) -> res = res | (planEntries[k] & used & ~live & present); doomed = doomed | planPacks[k] :: else fi; k++
+       :: k < NPLANS ->
+          if
+          :: sweepable & (1 << k) ->
+             /* a draft's prune may delete the index files it replaced late (revoked while stalled): live is not relied on */
+             res = res | (planEntries[k] & used & present & (planDone[k] -> ~live : 255)); doomed = doomed | planPacks[k]
+          :: else
+          fi;
+          k++
        :: else -> break
        od;
        k = 0;
-       doomed = doomed & ~res & ~live & ~before & ~held
+       doomed = doomed & ~res & ~live & ~bef & ~held
      };
      if
      :: res != 0 ->
@@ -193,6 +231,18 @@ inline sweep(me, plansMask, before, used, present) {
      }
   :: else
   fi
+}
+
+/* The index files a prune loaded are deleted once its compacted ones are written. */
+inline deleteSeen(seen) {
+  d_step {   /* one delete per file in the code, one step here (an abstraction) */
+    k = 0;
+    do
+    :: k < NFILES -> if :: seen & (1 << k) -> filePresent[k] = 0 :: else fi; k++
+    :: else -> break
+    od;
+    k = 0
+  }
 }
 
 proctype Writer() {
@@ -233,7 +283,8 @@ proctype Heartbeat() {
 
 proctype Prune(byte me; byte other) {
   byte plansSeen, inPlans, standingMask, used, view, seen, present, cand, draft, done2, slot, k, j;
-  byte sweepable, held, live, seen2, res, doomed;
+  byte sweepable, held, live, seen2, res, doomed, bef, late, lateSeen;
+  bit snapMarked;
   {
     lease[me] = 1;
     /* Lease.acquireExclusive: own lease written, then the other's looked at */
@@ -253,27 +304,29 @@ proctype Prune(byte me; byte other) {
       od;
       k = 0
     };
-    used = (snapPresent -> snapRefs : 0);
+    atomic { used = (snapPresent -> snapRefs : 0); snapMarked = snapPresent };
     loadIndex(view, seen);
     present = packs;
     sweep(me, plansSeen, view, used, present);
     /* phase 1: unindexed packs and indexed unused ones, not already planned */
     cand = present & ~inPlans & ~(view & used);
     if
-    :: cand == 0 -> goto release
+    :: cand == 0 ->
+       /* nothing to delete: the index files are merged when there are more than one */
+       if
+       :: (seen & (seen - 1)) == 0 -> goto release
+       :: else ->
+          guardedIndexWrite(me, view & present, slot);
+          if :: !standing(me) -> goto lapsed :: else fi;
+          deleteSeen(seen);
+          goto release
+       fi
     :: else
     fi;
     guardedPlanWrite(me, cand, cand & view, 0, 0, draft);
     guardedIndexWrite(me, view & present & ~cand, slot);
     if :: !standing(me) -> goto lapsed :: else fi;
-    d_step {   /* one delete per file in the code, one step here (an abstraction) */
-      k = 0;
-      do
-      :: k < NFILES -> if :: seen & (1 << k) -> filePresent[k] = 0 :: else fi; k++
-      :: else -> break
-      od;
-      k = 0
-    };
+    deleteSeen(seen);
     maybeRevoke(LW);
     maybeRevoke(other);
     standingLeases(me, standingMask);
