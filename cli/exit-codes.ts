@@ -16,6 +16,6 @@ export function exitCodeOf(err: unknown): number {
   if (!(err instanceof ArcaError)) return EXIT.fatal;
   if (err.code === 'ARCA_ERR_REPO_NOT_FOUND') return EXIT.noRepository;
   if (err.code === 'ARCA_ERR_WRONG_PASSWORD') return EXIT.wrongPassword;
-  if (err.code === 'ARCA_ERR_LEASE_LAPSED') return EXIT.lockFailed;
+  if (err.code === 'ARCA_ERR_LEASE_LAPSED' || err.code === 'ARCA_ERR_MAINTENANCE_BUSY') return EXIT.lockFailed;
   return EXIT.fatal;
 }

@@ -1,7 +1,7 @@
 import { BlobWriter } from '../repository/blob-writer.ts';
 import { OperationCanceledError, UsageError } from '../repository/errors.ts';
 import { SnapshotCopier, type CopyStats } from '../repository/maintenance/copy.ts';
-import { DEFAULT_LEASE_TIMING, Lease, type LeaseTiming } from '../repository/maintenance/leases.ts';
+import { DEFAULT_LEASE_TIMING, Lease, type LeaseOptions } from '../repository/maintenance/leases.ts';
 import type { Repository } from '../repository/repository.ts';
 import { Job, type JobOptions } from './job.ts';
 
@@ -10,7 +10,7 @@ export interface CopySnapshotsOptions extends Omit<JobOptions, 'workers'> {
   readonly snapshots?: readonly string[] | undefined;
   /** Told after each snapshot is saved in the destination. */
   readonly onCopied?: ((copied: CopiedSnapshot) => void) | undefined;
-  readonly leaseTiming?: LeaseTiming | undefined;
+  readonly lease?: LeaseOptions | undefined;
 }
 
 export interface CopiedSnapshot {
@@ -46,7 +46,9 @@ export async function copySnapshots(source: Repository, dest: Repository, option
   try {
     return await job.run(async () => {
       await from.loadIndex();
-      const lease = await Lease.acquire(job.cleanupRepo, 'copy', options.leaseTiming ?? DEFAULT_LEASE_TIMING);
+      const lease = await Lease.acquire(job.cleanupRepo, 'copy', options.lease ?? { timing: DEFAULT_LEASE_TIMING });
+      // The job's own view writes the index files and the snapshot: those go under the lease too.
+      job.repo.attachLease(lease);
       try {
         await job.repo.loadIndex();
         const chosen = options.snapshots === undefined ? await from.listSnapshots() : await Promise.all(options.snapshots.map((ref) => from.resolveSnapshot(ref)));

@@ -5,9 +5,10 @@ import { WorkerPool, workerSetupFor } from './pool/worker-pool.ts';
 
 /**
  * After a cancel, what is left to do (index the packs already stored, release the lease) gets
- * this long: a few sequential requests to a storage that may be slow; one that does not answer in
- * time is left alone (the packs are reused once a later run indexes them again, and a lease
- * expires by itself). All other work stops at once.
+ * this long. It is a few sequential requests: the index file is written under the lease's guard
+ * (the lease confirmed before and after the put), then the lease is deleted; a storage that does
+ * not answer in time is left alone (the packs are reused once a later run indexes them again, and
+ * a lease expires by itself). All other work stops at once.
  */
 export const CLEANUP_GRACE_MS = 5000;
 

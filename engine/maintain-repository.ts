@@ -7,7 +7,7 @@
 import { Checker } from '../repository/check/checker.ts';
 import { parseReadDataSubset } from '../repository/check/read-data-selection.ts';
 import type { CheckReport } from '../repository/check/report.ts';
-import { DEFAULT_LEASE_TIMING, type LeaseTiming } from '../repository/maintenance/leases.ts';
+import { DEFAULT_LEASE_TIMING, type LeaseOptions } from '../repository/maintenance/leases.ts';
 import { prune, type PruneReport } from '../repository/maintenance/prune.ts';
 import { openRepository, type RepositoryOptions } from '../repository/open-repository.ts';
 
@@ -16,7 +16,8 @@ export interface MaintainRepositoryOptions {
   readonly maxUnusedPercent: number;
   /** As `arca check --read-data-subset`: `N%` or `N/M`. */
   readonly readDataSubset: string;
-  readonly timing?: LeaseTiming;
+  /** The prune's lease (default: the default timings). */
+  readonly lease?: LeaseOptions | undefined;
 }
 
 export interface MaintenanceOutcome {
@@ -31,7 +32,7 @@ export async function maintainRepository(repository: RepositoryOptions, options:
   const pruning = await openRepository(uncached);
   let pruned: PruneReport;
   try {
-    pruned = await prune(pruning, { maxUnusedPercent: options.maxUnusedPercent, dryRun: false, timing: options.timing ?? DEFAULT_LEASE_TIMING });
+    pruned = await prune(pruning, { maxUnusedPercent: options.maxUnusedPercent, dryRun: false, lease: options.lease ?? { timing: DEFAULT_LEASE_TIMING } });
   } finally {
     await pruning.close();
   }

@@ -2,7 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BlobWriter } from '../repository/blob-writer.ts';
 import { OperationCanceledError, UsageError } from '../repository/errors.ts';
-import { DEFAULT_LEASE_TIMING, Lease, type LeaseTiming } from '../repository/maintenance/leases.ts';
+import { DEFAULT_LEASE_TIMING, Lease, type LeaseOptions } from '../repository/maintenance/leases.ts';
 import type { Repository } from '../repository/repository.ts';
 import type { BackupSummary, Snapshot, SnapshotFilter, SnapshotLabels, StoredSnapshot } from '../repository/snapshot/snapshot.ts';
 import { Archiver } from './backup/archiver.ts';
@@ -49,7 +49,7 @@ export interface BackupVolumeOptions extends JobOptions {
   /** Count files and bytes first, beside the backup, so progress has totals (an ETA). */
   readonly countTotals?: boolean | undefined;
   readonly reporter?: Reporter | undefined;
-  readonly leaseTiming?: LeaseTiming | undefined;
+  readonly lease?: LeaseOptions | undefined;
 }
 
 export type BackupOutcome =
@@ -100,7 +100,9 @@ export async function backupVolume(repo: Repository, paths: string | readonly st
   try {
     return await job.run(async () => {
       // The lease comes before the index: a prune must see this writer before it can matter.
-      const lease = await Lease.acquire(job.cleanupRepo, 'backup', options.leaseTiming ?? DEFAULT_LEASE_TIMING);
+      const lease = await Lease.acquire(job.cleanupRepo, 'backup', options.lease ?? { timing: DEFAULT_LEASE_TIMING });
+      // The job's own view writes the index files and the snapshot: those go under the lease too.
+      job.repo.attachLease(lease);
       const writer = new BlobWriter(job.repo, { logger: job.logger });
       let failed = false;
       try {

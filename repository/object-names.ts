@@ -14,6 +14,8 @@ export const keyName = (idHex: string): string => `${KEYS_PREFIX}${idHex}`;
 /** Leases are rewritten by their holder, so they are named by a random 128-bit ID, not a hash. */
 export const leaseName = (idHex: string): string => `${LEASES_PREFIX}${idHex}`;
 export const prunePlanName = (idHex: string): string => `${PRUNE_PLANS_PREFIX}${idHex}`;
+/** A prune's word that lease `idHex` expired: its holder must never write again (docs/format.md §9). */
+export const revocationName = (idHex: string): string => `${LEASES_PREFIX}${idHex}.revoked`;
 
 const HEX_ID = /^[0-9a-f]{64}$/;
 

@@ -2,6 +2,7 @@ import { blake3 } from '@napi-rs/blake-hash';
 import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { BlobIndex, decodeIndexFile, encodeIndexFile, loadIndexFile, type BlobLocation, type IndexPack } from './index/index.ts';
 import { listPlans } from './maintenance/prune-plan.ts';
+import type { PausePoint } from './maintenance/coordination.ts';
 import { decodeBlob } from './blob/blob-codec.ts';
 import { newMasterKey, type MasterKey } from './crypto/master-key.ts';
 import { open, seal, type SealPurpose } from './crypto/seal.ts';
@@ -34,6 +35,13 @@ export interface BlobCache {
   delete(id: Buffer): Promise<void>;
   /** Drops the entries `keep` rejects (no longer indexed, after a prune); returns how many. */
   retain(keep: (id: Buffer) => boolean): Promise<number>;
+}
+
+/** What a repository needs of the lease its writer holds (maintenance/leases.ts). */
+export interface WriterLease {
+  pause(point: PausePoint): Promise<void>;
+  /** Runs `write` only while the lease stands, and takes the object back (`undo`) if it fell meanwhile. */
+  guard<T>(write: () => Promise<T>, undo: (written: T) => Promise<void>): Promise<T>;
 }
 
 export interface RepositoryHooks {
@@ -72,6 +80,8 @@ export class Repository {
   /** Where tree blobs are cached between runs, if anywhere. */
   readonly blobCache: BlobCache | undefined;
   private readonly onClose: (() => Promise<void>) | undefined;
+  /** The lease of the writer using this repository, once it holds one. */
+  private lease: WriterLease | undefined;
 
   private constructor(storage: Storage, keys: MasterKey, config: RepoConfig, keyId: string, hooks: RepositoryHooks = {}) {
     this.storage = storage;
@@ -135,12 +145,28 @@ export class Repository {
     await this.storage.put(name, seal(this.keys.encKey, purpose, plaintext));
   }
 
-  /** Seals and stores a small object under the hash of its stored bytes; returns that ID. */
-  async writeSealedObject(nameOf: (id: string) => string, purpose: SealPurpose, plaintext: Buffer): Promise<string> {
+  /**
+   * Seals and stores a small object under the hash of its stored bytes; returns that ID. Index
+   * files, snapshots and plans are what others rely on: under a lease they are written only
+   * while it stands (Lease.guard).
+   */
+  async writeSealedObject(nameOf: (id: string) => string, purpose: SealPurpose, plaintext: Uint8Array | readonly Uint8Array[]): Promise<string> {
     const stored = seal(this.keys.encKey, purpose, plaintext);
     const id = blake3(stored).toString('hex');
-    await this.storage.put(nameOf(id), stored);
-    return id;
+    const write = async (): Promise<string> => {
+      await this.storage.put(nameOf(id), stored);
+      return id;
+    };
+    return this.lease ? this.lease.guard(write, () => this.storage.delete(nameOf(id))) : write();
+  }
+
+  /** Called by Lease.acquire: from now on this repository writes under the lease. */
+  attachLease(lease: WriterLease): void {
+    this.lease = lease;
+  }
+
+  detachLease(lease: WriterLease): void {
+    if (this.lease === lease) this.lease = undefined;
   }
 
   // ---- index
@@ -150,6 +176,7 @@ export class Repository {
     const names = await this.loadIndexFiles(this.index);
     for (const { plan } of await listPlans(this)) loadIndexFile(plan.index, this.retired);
     await this.blobCache?.retain((id) => this.locate(id) !== undefined);
+    await this.lease?.pause('index-loaded');
     return names.length;
   }
 
@@ -222,6 +249,7 @@ export class Repository {
 
   /** Writes an index file; `supersedes` names index files (by ID) whose entries it includes. */
   async writeIndexFile(packs: IndexPack[], options: { supersedes?: readonly Buffer[] } = {}): Promise<string> {
+    await this.lease?.pause('index-write');
     return this.writeSealedObject(indexName, 'index', zstdCompressSync(encodeIndexFile(packs, { supersedes: [...(options.supersedes ?? [])] })));
   }
 
@@ -321,6 +349,7 @@ export class Repository {
   // ---- snapshots
 
   async saveSnapshot(snapshot: Snapshot): Promise<string> {
+    await this.lease?.pause('snapshot-write');
     return this.writeSealedObject(snapshotName, 'snapshot', Buffer.from(JSON.stringify(snapshot)));
   }
 

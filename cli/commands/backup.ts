@@ -1,6 +1,6 @@
 import { backupVolume, type ParentChoice } from '../../engine/index.ts';
 import { UsageError } from '../../repository/errors.ts';
-import { leaseTiming } from '../lease-timing.ts';
+import { leaseOptionsFromEnv } from '../lease-options.ts';
 import { checkPathPattern, compressionLevel, flag, str, strs, type Command } from '../command.ts';
 import { cliLogger, interruptions, openRepository, workerCount } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -43,7 +43,7 @@ export const backupCommand: Command = {
       const outcome = await backupVolume(repo, positionals, {
         host: str(values, 'host'), tags: strs(values, 'tag'), parent, excludes: strs(values, 'exclude'),
         oneFileSystem: !flag(values, 'cross-filesystems'), withAtime: flag(values, 'with-atime'), time, compressionLevel: compressionLevel(values),
-        countTotals: process.stderr.isTTY && !global.quiet, reporter, workers: workerCount(), leaseTiming: leaseTiming(),
+        countTotals: process.stderr.isTTY && !global.quiet, reporter, workers: workerCount(), lease: leaseOptionsFromEnv(),
         signal: interrupt.signal, logger: cliLogger(global),
       });
       reporter.done();

@@ -1,6 +1,6 @@
 import { copySnapshots } from '../../engine/index.ts';
 import { UsageError } from '../../repository/errors.ts';
-import { leaseTiming } from '../lease-timing.ts';
+import { leaseOptionsFromEnv } from '../lease-options.ts';
 import { str, type Command } from '../command.ts';
 import { cliLogger, interruptions, openOtherRepository, openRepository, readPasswordFrom } from '../context.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -27,7 +27,7 @@ export const copyCommand: Command = {
     const dest = await openRepository(global, { withIndex: false });
     try {
       const outcome = await copySnapshots(source, dest, {
-        snapshots: positionals.length === 0 ? undefined : positionals, leaseTiming: leaseTiming(), signal: interrupt.signal, logger: cliLogger(global),
+        snapshots: positionals.length === 0 ? undefined : positionals, lease: leaseOptionsFromEnv(), signal: interrupt.signal, logger: cliLogger(global),
         onCopied: ({ sourceId, snapshotId }) => {
           if (global.json) printJson({ message_type: 'copied', source_id: sourceId, snapshot_id: snapshotId });
           else if (!global.quiet) process.stdout.write(`copied snapshot ${sourceId.slice(0, 8)} to ${snapshotId.slice(0, 8)}\n`);

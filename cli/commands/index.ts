@@ -7,6 +7,7 @@ import { diffCommand } from './diff.ts';
 import { forgetCommand } from './forget.ts';
 import { initCommand } from './init.ts';
 import { keyCommand } from './key.ts';
+import { leasesCommand } from './leases.ts';
 import { lsCommand } from './ls.ts';
 import { pruneCommand } from './prune.ts';
 import { repairCommand } from './repair.ts';
@@ -17,7 +18,7 @@ import { statsCommand } from './stats.ts';
 /** The commands that work on a repository, in the order `arca --help` lists them. */
 export const REPOSITORY_COMMANDS: readonly Command[] = [
   initCommand, backupCommand, snapshotsCommand, lsCommand, restoreCommand, diffCommand, statsCommand, checkCommand, forgetCommand, pruneCommand,
-  copyCommand, repairCommand, catCommand, keyCommand,
+  copyCommand, repairCommand, leasesCommand, catCommand, keyCommand,
 ];
 
 /** An in-cluster entry point: it parses its own options (`arca agent --help`) and is loaded only when run. */

@@ -1,4 +1,4 @@
-import { leaseTiming } from '../lease-timing.ts';
+import { leaseOptionsFromEnv } from '../lease-options.ts';
 import type { Repository } from '../../repository/repository.ts';
 import { prune, type PruneReport } from '../../repository/maintenance/prune.ts';
 import { UsageError } from '../../repository/errors.ts';
@@ -63,7 +63,7 @@ export async function pruneWith(values: OptionValues, global: GlobalOptions, ope
     maxUnusedPercent,
     maxRepackBytes: repackText === undefined ? undefined : parseSize(repackText),
     dryRun,
-    timing: leaseTiming(),
+    lease: leaseOptionsFromEnv(),
     log: global.quiet || global.json ? undefined : (line) => process.stderr.write(`${line}\n`),
   });
 }

@@ -1,10 +1,10 @@
 import { Checker } from '../../repository/check/checker.ts';
 import { UsageError } from '../../repository/errors.ts';
 import { Lease } from '../../repository/maintenance/leases.ts';
+import { leaseOptionsFromEnv } from '../lease-options.ts';
 import { repairIndex, SnapshotRepairer } from '../../repository/maintenance/repair.ts';
 import { flag, type Command } from '../command.ts';
 import { openRepository } from '../context.ts';
-import { leaseTiming } from '../lease-timing.ts';
 import { printJson, snakeCaseKeys } from '../output.ts';
 
 export const repairCommand: Command = {
@@ -26,7 +26,7 @@ export const repairCommand: Command = {
     if (what === 'index') {
       const repo = await openRepository(global, { withIndex: false, cache: false });
       const indexDryRun = flag(values, 'dry-run');
-      const report = await repairIndex(repo, log, { dryRun: indexDryRun });
+      const report = await repairIndex(repo, leaseOptionsFromEnv(), log, { dryRun: indexDryRun });
       if (global.json) printJson({ ...snakeCaseKeys(report), dry_run: indexDryRun });
       else {
         for (const u of report.packsUnreadable) log(`pack ${u.pack} has an unreadable header (${u.message}); kept its old index entries if there were any`);
@@ -41,7 +41,7 @@ export const repairCommand: Command = {
     if (what !== 'snapshots') throw new UsageError('Say what to repair: arca repair index, or arca repair snapshots.');
     const dryRun = flag(values, 'dry-run');
     const repo = await openRepository(global, { withIndex: false, cache: false });
-    const lease = dryRun ? undefined : await Lease.acquire(repo, 'backup', leaseTiming());
+    const lease = dryRun ? undefined : await Lease.acquire(repo, 'repair-snapshots', leaseOptionsFromEnv());
     try {
       // The checker loads the index and finds what is lost: missing packs, and with --read-data damaged blobs.
       const check = await new Checker(repo).run({ readData: flag(values, 'read-data') ? { kind: 'all' } : { kind: 'none' } });

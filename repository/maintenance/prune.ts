@@ -2,11 +2,13 @@ import { setImmediate } from 'node:timers/promises';
 import { decodeBlobTransient } from '../blob/blob-codec.ts';
 import { BlobWriter } from '../blob-writer.ts';
 import { BlobIndex, forEachIndexPack, IndexFileEncoder, loadIndexFile, type IndexPack, type PackGroups } from '../index/index.ts';
-import { DATA_PREFIX, idOfName, leaseName, packName } from '../object-names.ts';
+import { DATA_PREFIX, idOfName, indexName, packName } from '../object-names.ts';
+import { ObjectNotFoundError } from '../storage/storage.ts';
 import type { Repository } from '../repository.ts';
 import { CorruptObjectError } from '../errors.ts';
-import { isLive, Lease, listLeases, type LeaseRecord, type LeaseTiming } from './leases.ts';
-import { countPlans, decodePlan, deletePlan, listPlans, planHeader, planOf, setCompleted, writePlan, type PrunePlan, type StoredPlan } from './prune-plan.ts';
+import { systemClock, type PausePoint } from './coordination.ts';
+import { Lease, revokeExpired, type LeaseOptions } from './leases.ts';
+import { completedPlan, countPlans, decodePlan, deletePlan, listPlans, planHeader, planOf, writePlan, type StoredPlan } from './prune-plan.ts';
 import { BlobSet, markSnapshots } from './used-blobs.ts';
 
 export interface PruneOptions {
@@ -15,7 +17,7 @@ export interface PruneOptions {
   /** Stop repacking after this many bytes of packs (undefined: no limit). */
   readonly maxRepackBytes?: number | undefined;
   readonly dryRun: boolean;
-  readonly timing: LeaseTiming;
+  readonly lease: LeaseOptions;
   readonly log?: (line: string) => void;
 }
 
@@ -74,27 +76,30 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
     packsMarked: 0, bytesMarked: 0, packsRepacked: 0, blobsRepacked: 0, packsDeleted: 0, bytesReclaimed: 0,
     packsResurrected: 0, plansPending: 0, indexFilesBefore: 0, indexFilesAfter: 0, unusedPercentAfter: 0,
   };
-  const lease = options.dryRun ? undefined : await Lease.acquire(repo, 'prune', options.timing);
+  // At most one prune (or index repair) at a time; a stalled one whose lease expired is revoked.
+  const lease = options.dryRun ? undefined : await Lease.acquireExclusive(repo, 'prune', options.lease);
+  const pause = async (point: PausePoint): Promise<void> => { await options.lease.pause?.(point); };
   try {
-    // The order of these listings is what makes prune safe against concurrent writers:
-    // leases before snapshots (a writer whose lease is gone has written its snapshot, so the mark
-    // sees it), snapshots before index files (a listed snapshot's blobs are all in listed index
-    // files, since writers index before they save a snapshot), index files before packs (a pack
-    // missing from the loaded index is then unindexed, not lost).
+    // The order of these listings matters (docs/format.md §9): plans first (their packs are not
+    // candidates again); snapshots before index files (a listed snapshot's blobs are all in listed
+    // index files, since writers index before they save a snapshot); index files before packs (a
+    // pack missing from the loaded index is then unindexed, not lost).
     const plans = await listPlans(repo);
     for (const { plan } of plans) loadIndexFile(plan.index, repo.retired);
     const inPlans = new Set(plans.flatMap((p) => p.plan.packs));
-    const leasesAtStart = await listLeases(repo);
-    if (!options.dryRun) await deleteExpiredLeases(repo, leasesAtStart, options.timing);
+    await pause('prune-plans-listed');
+    // Leases of crashed writers go in every run, plans or not (the sweep looks again, in its order).
+    if (lease) await revokeExpired(repo, options.lease.timing.ttlMs, lease.record.id);
     const snapshots = await repo.listSnapshotIds();
-    const indexFiles = await repo.loadIndexFiles(repo.index); // The ones compaction replaces.
-    report.indexFilesBefore = indexFiles.length;
+    const marked: Marked = { used: new BlobSet(), snapshots: new Set(snapshots), indexFiles: await repo.loadIndexFiles(repo.index) };
+    report.indexFilesBefore = marked.indexFiles.length;
     const packSizes = await listPackSizes(repo);
-    const used = new BlobSet();
-    await markSnapshots(repo, snapshots, used);
-    log(`marked ${used.size} blobs in use by ${snapshots.length} snapshots`);
+    await pause('prune-packs-listed');
+    await markSnapshots(repo, snapshots, marked.used);
+    log(`marked ${marked.used.size} blobs in use by ${snapshots.length} snapshots`);
 
-    if (!options.dryRun) await sweepPlans(repo, plans, used, packSizes, leasesAtStart, lease?.record.id, options, report);
+    if (lease) await sweepPlans(repo, plans, new Set(repo.index.packIds().map((p) => p.toString('hex'))), marked, packSizes, lease, options, report);
+    const { used, indexFiles } = marked;
 
     // ---- phase 1: choose candidates
     const groups = repo.index.groupByPack();
@@ -108,7 +113,7 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
     report.packsMarked = candidates.size + repack.length;
     report.bytesMarked = [...candidates.values(), ...repack.map(([, u]) => u)].reduce((sum, u) => sum + u.size, 0);
     report.packsRepacked = repack.length;
-    if (options.dryRun) {
+    if (!lease) {
       report.unusedPercentAfter = unusedPercent(usage, new Set([...candidates.keys(), ...repack.map(([p]) => p)]));
       report.plansPending = plans.length;
       report.indexFilesAfter = indexFiles.length;
@@ -131,30 +136,35 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
     if (candidates.size === 0) {
       // Nothing to delete: only merge the index files.
       report.indexFilesAfter = await writeCompactedIndex(repo, groups, retained, indexFiles);
+      await lease.confirm();
       for (const name of indexFiles) await repo.storage.delete(name);
       report.plansPending = await countPlans(repo);
       return report;
     }
-    const created = new Date().toISOString();
-    const head = planHeader({ created, completed: undefined, packs: [...candidates.keys()] });
+    await pause('prune-marked');
+    const clock = options.lease.clock ?? systemClock;
+    const head = planHeader({ created: new Date(clock.now()).toISOString(), completed: undefined, packs: [...candidates.keys()], leases: undefined });
     const encoded = encodeEntries(groups, [...candidates.values()].map((u) => u.group).filter((g) => g >= 0), head);
     // The draft exists before the old index files go, so readers can always find candidate blobs.
     const draftId = await writePlan(repo, encoded);
     report.indexFilesAfter = await writeCompactedIndex(repo, groups, retained, indexFiles);
+    await lease.confirm();
     for (const name of indexFiles) await repo.storage.delete(name);
-    setCompleted(encoded, new Date().toISOString());
-    const planId = await writePlan(repo, encoded);
+    // No index lists the candidates now: only writers whose leases stand at this point can have
+    // loaded one that did (a writer takes its lease before it loads the index).
+    const leasesNow = await revokeExpired(repo, options.lease.timing.ttlMs, lease.record.id);
+    const others = leasesNow.map((l) => l.record.id).filter((id) => id !== lease.record.id);
+    const completed = new Date(clock.now()).toISOString();
+    const planId = await writePlan(repo, completedPlan(encoded, completed, others));
+    await pause('prune-plan-completed');
+    await lease.confirm();
     await deletePlan(repo, draftId);
-    const plan = planOf(decodePlan(encoded));
+    const plan = planOf({ ...decodePlan(encoded), completed, leases: others });
     log(`marked ${candidates.size} packs for deletion (plan ${planId.slice(0, 8)})`);
 
-    // ---- phase 2 for this run's plan, at once if nobody else is writing
-    const leasesNow = await listLeases(repo);
-    const known = new Set(snapshots);
-    const newer = (await repo.listSnapshotIds()).filter((id) => !known.has(id));
-    await repo.loadIndexFiles(repo.index, { skip: new Set(indexFiles) }); // Those of writers that finished meanwhile.
-    await markSnapshots(repo, newer, used);
-    await sweepPlans(repo, [{ id: planId, plan }], used, packSizes, leasesNow, lease?.record.id, options, report);
+    // ---- phase 2 for this run's plan, at once if nobody else is writing; no index lists its
+    // candidates since the old index files went.
+    await sweepPlans(repo, [{ id: planId, plan }], new Set(), marked, packSizes, lease, options, report);
     report.plansPending = await countPlans(repo);
     report.unusedPercentAfter = unusedPercent(usage, new Set(candidates.keys()), repackedBytes);
     return report;
@@ -260,7 +270,9 @@ async function repackLiveBlobs(
 
 /**
  * Writes the entries of the given pack groups into index files of about BLOBS_PER_INDEX_FILE
- * blobs, each superseding `supersedes`; only one file's entries are objects at a time.
+ * blobs, each superseding `supersedes`; only one file's entries are objects at a time. At least
+ * one file, even empty: until the superseded files are gone it is what tells another prune that
+ * they are being replaced, so that it merges them into its own files (docs/format.md §9).
  */
 async function writeCompactedIndex(repo: Repository, groups: PackGroups, packs: readonly number[], supersedes: readonly string[]): Promise<number> {
   const superseded = supersedes.map((name) => Buffer.from(idOfName(name) ?? '', 'hex'));
@@ -268,7 +280,6 @@ async function writeCompactedIndex(repo: Repository, groups: PackGroups, packs: 
   let blobs = 0;
   let files = 0;
   const flush = async (): Promise<void> => {
-    if (batch.length === 0 && files > 0) return;
     await repo.writeIndexFile(batch.map((g) => ({ packId: groups.packId(g), blobs: groups.blobs(g) })), { supersedes: superseded });
     files++;
     batch = [];
@@ -279,75 +290,133 @@ async function writeCompactedIndex(repo: Repository, groups: PackGroups, packs: 
     batch.push(group);
     blobs += groups.blobCount(group);
   }
-  if (batch.length > 0) await flush();
+  if (batch.length > 0 || files === 0) await flush();
   return files;
 }
 
 /**
- * Leases of writers that crashed (expired, with the skew allowance) are garbage: no writer that
- * can still act owns them, and one that comes back finds its lease lapsed and stops.
+ * Writes the entries of `packs` into a new index file, then looks at the packs again: one that a
+ * prune revoked while stalled deleted meanwhile must not stay indexed (docs/format.md §9), so the
+ * file is then replaced by one without it. Returns how many packs stay indexed.
  */
-async function deleteExpiredLeases(repo: Repository, leases: readonly LeaseRecord[], timing: LeaseTiming): Promise<void> {
-  const now = new Date();
-  for (const lease of leases) if (!isLive(lease, now, timing)) await repo.storage.delete(leaseName(lease.id));
+async function indexAgain(repo: Repository, packs: readonly IndexPack[]): Promise<number> {
+  const written = await repo.writeIndexFile([...packs]);
+  const present = await Promise.all(packs.map(async (pack) => (await packSize(repo, pack.packId.toString('hex'))) !== undefined));
+  if (present.every(Boolean)) return packs.length;
+  const kept = packs.filter((_, i) => present[i]);
+  if (kept.length > 0) await repo.writeIndexFile(kept);
+  await repo.storage.delete(indexName(written));
+  return kept.length;
 }
 
-/** Writers that may have loaded an index listing the plan's packs, and so may still use them. */
-function blockingLeases(plan: PrunePlan, leases: readonly LeaseRecord[], ownLease: string | undefined, timing: LeaseTiming): LeaseRecord[] {
-  const now = new Date();
-  const live = leases.filter((l) => l.id !== ownLease && isLive(l, now, timing));
-  // Its prune died in phase 1, at an unknown time: every writer still running may depend on it.
-  // Only live leases count: the dead prune's own lease, and those of other crashed writers, are
-  // never released, and would keep the plan (and its packs) forever.
-  if (plan.completed === undefined) return live;
-  const cutoff = Date.parse(plan.completed) + timing.skewMs;
-  return live.filter((l) => Date.parse(l.started) < cutoff);
+/** The size of pack `hex`, or undefined when it is gone. */
+async function packSize(repo: Repository, hex: string): Promise<number | undefined> {
+  try {
+    return (await repo.storage.stat(packName(hex))).size;
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return undefined;
+    throw err;
+  }
 }
 
 /**
- * Phase 2: deletes the packs of plans that no running writer can depend on any more. A candidate
- * blob that a snapshot uses (made by a writer that loaded the old index) and that is not indexed
- * elsewhere is indexed again and its pack kept. `leases` must have been listed before the
- * snapshots behind `used`.
+ * Adds to `packSizes` the packs that the index names and the listing of packs did not show:
+ * those of index files loaded after that listing (by the sweep, for snapshots made meanwhile).
+ * Compaction rewrites the entries only of packs it knows to exist, and it replaces those index
+ * files too: without their sizes, their packs would be in no index, and their snapshots broken.
+ */
+async function sizeNewPacks(repo: Repository, packSizes: Map<string, number>): Promise<void> {
+  for (const id of repo.index.packIds()) {
+    const hex = id.toString('hex');
+    if (packSizes.has(hex)) continue;
+    const size = await packSize(repo, hex);
+    if (size !== undefined) packSizes.set(hex, size);
+  }
+}
+
+/** What a prune run has marked: the blobs in use, by which snapshots, and the index files read into repo.index. */
+interface Marked {
+  readonly used: BlobSet;
+  readonly snapshots: Set<string>;
+  /** The index files compaction replaces. */
+  readonly indexFiles: string[];
+}
+
+/**
+ * Phase 2: deletes the packs of the plans that no standing lease can depend on any more, all such
+ * plans together (a prune killed between writing its completed plan and deleting its draft leaves
+ * two plans of the same packs). A candidate blob that a snapshot uses and no index lists is
+ * indexed again, from its pack, if the pack is still there; its pack is kept.
+ *
+ * The order: `indexedBefore` (the packs some index file listed, read before this) ; the leases,
+ * revoking the expired ones; the snapshots made since `marked`; the index files as they are now.
+ * A writer that loaded an index listing a candidate did so before that index file went, so
+ * before the first listing, so its lease is seen (or it has finished, and its snapshot is seen,
+ * or it was revoked and writes nothing more).
  */
 async function sweepPlans(
-  repo: Repository, plans: readonly StoredPlan[], used: BlobSet, packSizes: Map<string, number>,
-  leases: readonly LeaseRecord[], ownLease: string | undefined, options: PruneOptions, report: PruneReport,
+  repo: Repository, plans: readonly StoredPlan[], indexedBefore: ReadonlySet<string>, marked: Marked, packSizes: Map<string, number>,
+  lease: Lease, options: PruneOptions, report: PruneReport,
 ): Promise<void> {
   if (plans.length === 0) return;
+  const standing = await revokeExpired(repo, options.lease.timing.ttlMs, lease.record.id);
+  const newer = (await repo.listSnapshotIds()).filter((id) => !marked.snapshots.has(id));
+  if (newer.length > 0) {
+    // Their blobs are in index files written since: those of writers that finished meanwhile.
+    marked.indexFiles.push(...await repo.loadIndexFiles(repo.index, { skip: new Set(marked.indexFiles) }));
+    await sizeNewPacks(repo, packSizes);
+    await markSnapshots(repo, newer, marked.used);
+    for (const id of newer) marked.snapshots.add(id);
+  }
+  const { used } = marked;
+  const others = standing.filter((l) => l.record.id !== lease.record.id);
+  const sweepable: StoredPlan[] = [];
+  const held = new Set<string>();
+  for (const stored of plans) {
+    const { leases } = stored.plan;
+    // A draft's prune died before it knew which writers saw the candidates: any may have.
+    const blocking = leases === undefined ? others : others.filter((l) => leases.includes(l.record.id));
+    if (blocking.length === 0) {
+      sweepable.push(stored);
+      continue;
+    }
+    for (const pack of stored.plan.packs) held.add(pack);
+    options.log?.(`plan ${stored.id.slice(0, 8)} waits for ${blocking.length} running writers (${blocking.map((l) => `${l.record.kind}@${l.record.hostname}`).join(', ')})`);
+  }
+  if (sweepable.length === 0) return;
   // What the index files say now: after this run's compaction, and with other writers' additions.
   const live = new BlobIndex();
   await repo.loadIndexFiles(live);
   const liveIndexed = new Set(live.packIds().map((p) => p.toString('hex')));
-  for (const { id, plan } of plans) {
-    const blocking = blockingLeases(plan, leases, ownLease, options.timing);
-    if (blocking.length > 0) {
-      options.log?.(`plan ${id.slice(0, 8)} waits for ${blocking.length} running writers (${blocking.map((l) => `${l.kind}@${l.hostname}`).join(', ')})`);
-      continue;
-    }
-    // Only the packs to keep stay decoded into objects, one pack at a time otherwise.
-    const resurrect: IndexPack[] = [];
+  // Only the packs to keep stay decoded into objects, one pack at a time otherwise; each once,
+  // however many plans list it.
+  const resurrect = new Map<string, IndexPack>();
+  for (const { plan } of sweepable) {
+    // A draft's prune may have been revoked while stalled just before deleting the index files it
+    // replaced, and delete them late: what `live` finds only in those files is not to be relied on.
+    const draft = plan.completed === undefined;
     forEachIndexPack(plan.index, (pack) => {
-      if (pack.blobs.some((b) => used.has(b.id) && !live.has(b.id))) resurrect.push(pack);
+      const hex = pack.packId.toString('hex');
+      if (resurrect.has(hex) || !pack.blobs.some((b) => used.has(b.id) && (draft || !live.has(b.id)))) return;
+      // Never index a pack that is gone: its entries would hide good copies and mislead every later backup.
+      if (packSizes.has(hex)) resurrect.set(hex, pack);
+      else options.log?.(`pack ${hex} holds blobs that a snapshot uses, but it is gone; "arca check" names the snapshot`);
     });
-    const kept = new Set(resurrect.map((p) => p.packId.toString('hex')));
-    // A pack some index lists again is not ours to delete.
-    const doomed = plan.packs.filter((pack) => !kept.has(pack) && !liveIndexed.has(pack));
-    if (resurrect.length > 0) {
-      await repo.writeIndexFile(resurrect);
-      for (const pack of resurrect) for (const blob of pack.blobs) live.add(blob.id, { packId: pack.packId, ...blob });
-      report.packsResurrected += resurrect.length;
-    }
-    for (const pack of doomed) {
-      try {
-        await repo.storage.delete(packName(pack));
-        report.packsDeleted++;
-        report.bytesReclaimed += packSizes.get(pack) ?? 0;
-        packSizes.delete(pack);
-      } catch (err) {
-        options.log?.(`could not delete pack ${pack}: ${errorText(err)}; a later prune retries`);
-      }
-    }
-    await deletePlan(repo, id);
   }
+  if (resurrect.size > 0) report.packsResurrected += await indexAgain(repo, [...resurrect.values()]);
+  // A pack some index lists again, or that a plan still waiting lists, is not ours to delete.
+  const doomed = new Set(sweepable.flatMap((p) => p.plan.packs)
+    .filter((pack) => !resurrect.has(pack) && !liveIndexed.has(pack) && !indexedBefore.has(pack) && !held.has(pack)));
+  await lease.confirm();
+  for (const pack of doomed) {
+    try {
+      await repo.storage.delete(packName(pack));
+      report.packsDeleted++;
+      report.bytesReclaimed += packSizes.get(pack) ?? 0;
+      packSizes.delete(pack);
+    } catch (err) {
+      options.log?.(`could not delete pack ${pack}: ${errorText(err)}; a later prune retries`);
+    }
+  }
+  for (const { id } of sweepable) await deletePlan(repo, id);
 }

@@ -5,7 +5,7 @@ import type { IndexPack } from '../index/index.ts';
 import { DATA_PREFIX, idOfName, INDEX_PREFIX, packName, snapshotName } from '../object-names.ts';
 import { readPackHeader } from '../pack/pack-reader.ts';
 import type { Repository } from '../repository.ts';
-import type { Lease } from './leases.ts';
+import { Lease, type LeaseOptions } from './leases.ts';
 import type { Snapshot } from '../snapshot/snapshot.ts';
 import { encodeTree, type TreeNode } from '../tree/tree.ts';
 
@@ -28,7 +28,21 @@ export interface IndexRepairReport {
  * is unreadable keeps whatever entries the old index files had for it. A dry run reads the same
  * and reports what it would write and replace, writing and deleting nothing.
  */
-export async function repairIndex(repo: Repository, log: (line: string) => void = () => undefined, { dryRun = false }: { dryRun?: boolean } = {}): Promise<IndexRepairReport> {
+export async function repairIndex(
+  repo: Repository, leaseOptions: LeaseOptions, log: (line: string) => void = () => undefined, { dryRun = false }: { dryRun?: boolean } = {},
+): Promise<IndexRepairReport> {
+  if (dryRun) return rebuildIndex(repo, undefined, log);
+  // Like a prune, it changes what the index says about existing packs: never two at once.
+  const lease = await Lease.acquireExclusive(repo, 'repair-index', leaseOptions);
+  try {
+    return await rebuildIndex(repo, lease, log);
+  } finally {
+    await lease.release();
+  }
+}
+
+/** The work of repairIndex: under `lease`, or a dry run without one that writes and deletes nothing. */
+async function rebuildIndex(repo: Repository, lease: Lease | undefined, log: (line: string) => void): Promise<IndexRepairReport> {
   const report: IndexRepairReport = { packsRead: 0, blobsIndexed: 0, packsUnreadable: [], indexFilesRemoved: 0, indexFilesWritten: 0 };
   const oldFiles: string[] = [];
   const oldEntries = new Map<string, IndexPack>();
@@ -55,12 +69,13 @@ export async function repairIndex(repo: Repository, log: (line: string) => void 
       if (kept) packs.push(kept);
     }
   }
+  await lease?.pause('repair-packs-read');
   let batch: IndexPack[] = [];
   let count = 0;
   const superseded = oldFiles.map((name) => Buffer.from(idOfName(name) ?? '', 'hex'));
   for (const pack of packs) {
     if (count + pack.blobs.length > BLOBS_PER_INDEX_FILE && batch.length > 0) {
-      if (!dryRun) await repo.writeIndexFile(batch, { supersedes: superseded });
+      if (lease) await repo.writeIndexFile(batch, { supersedes: superseded });
       report.indexFilesWritten++;
       batch = [];
       count = 0;
@@ -70,10 +85,13 @@ export async function repairIndex(repo: Repository, log: (line: string) => void 
     report.blobsIndexed += pack.blobs.length;
   }
   if (batch.length > 0) {
-    if (!dryRun) await repo.writeIndexFile(batch, { supersedes: superseded });
+    if (lease) await repo.writeIndexFile(batch, { supersedes: superseded });
     report.indexFilesWritten++;
   }
-  if (!dryRun) for (const name of oldFiles) await repo.storage.delete(name);
+  if (lease) {
+    await lease.confirm();
+    for (const name of oldFiles) await repo.storage.delete(name);
+  }
   report.indexFilesRemoved = oldFiles.length;
   return report;
 }

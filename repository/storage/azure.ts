@@ -175,7 +175,7 @@ export class AzureBlobStorage implements Storage {
   async stat(name: string, options?: CallOptions): Promise<ObjectInfo> {
     const blob = this.container.getBlobClient(this.blobOf(name));
     const props = await this.call(`stat ${name}`, name, this.timeouts.metadataMs, options?.signal, (abortSignal) => blob.getProperties({ abortSignal }));
-    return { name, size: props.contentLength ?? 0 };
+    return { name, size: props.contentLength ?? 0, modified: props.lastModified?.getTime() };
   }
 
   async *list(prefix: string, options?: CallOptions): AsyncIterable<ObjectInfo> {
@@ -191,7 +191,7 @@ export class AzureBlobStorage implements Storage {
       if (page === undefined) return;
       for (const item of page.segment.blobItems) {
         if (!item.name.startsWith(this.prefix) || item.name.endsWith('/')) continue;
-        yield { name: item.name.slice(this.prefix.length), size: item.properties.contentLength ?? 0 };
+        yield { name: item.name.slice(this.prefix.length), size: item.properties.contentLength ?? 0, modified: item.properties.lastModified.getTime() };
       }
       token = page.continuationToken === '' ? undefined : page.continuationToken;
     } while (token !== undefined);

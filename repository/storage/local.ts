@@ -112,7 +112,7 @@ export class LocalStorage implements Storage {
     throwIfCanceled(options?.signal);
     try {
       const st = await fsp.stat(this.pathOf(name));
-      return { name, size: st.size };
+      return { name, size: st.size, modified: st.mtimeMs };
     } catch (err) {
       throw this.mapError(err, name, 'stat');
     }
@@ -142,7 +142,7 @@ export class LocalStorage implements Storage {
         if (prefix.startsWith(`${name}/`) || name.startsWith(prefix)) yield* this.walk(path.join(dir, entry.name), name, prefix, signal);
       } else if (entry.isFile() && name.startsWith(prefix)) {
         const st = await fsp.stat(path.join(dir, entry.name)).catch(() => undefined);
-        if (st) yield { name, size: st.size };
+        if (st) yield { name, size: st.size, modified: st.mtimeMs };
       }
     }
   }

@@ -291,7 +291,7 @@ export class S3Storage implements Storage {
     const out = await this.call(`stat ${name}`, name, this.timeouts.metadataMs, options?.signal, (abortSignal) => this.client.send(new HeadObjectCommand({
       Bucket: this.bucket, Key: key,
     }), { abortSignal }));
-    return { name, size: out.ContentLength ?? 0 };
+    return { name, size: out.ContentLength ?? 0, modified: out.LastModified?.getTime() };
   }
 
   async *list(prefix: string, options?: CallOptions): AsyncIterable<ObjectInfo> {
@@ -304,7 +304,7 @@ export class S3Storage implements Storage {
         const key = obj.Key;
         // Keys ending in "/" are folder markers made by consoles, not objects of ours.
         if (key === undefined || !key.startsWith(this.prefix) || key.endsWith('/')) continue;
-        yield { name: key.slice(this.prefix.length), size: obj.Size ?? 0 };
+        yield { name: key.slice(this.prefix.length), size: obj.Size ?? 0, modified: obj.LastModified?.getTime() };
       }
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
       if (page.IsTruncated === true && token === undefined) {

@@ -74,6 +74,12 @@ export interface ByteRange {
 export interface ObjectInfo {
   readonly name: string;
   readonly size: number;
+  /**
+   * When the object was last written, in ms since the epoch by the storage's own clock (the one
+   * clock every host shares: lease ages are measured with it, docs/format.md §9). Backends fill
+   * it in list and stat; wrappers pass it through.
+   */
+  readonly modified?: number | undefined;
 }
 
 export class ObjectNotFoundError extends ArcaError {

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Checker } from '../../repository/check/checker.ts';
-import { Lease, type LeaseTiming } from '../../repository/maintenance/leases.ts';
+import { Lease, LeaseLapsedError, type LeaseTiming } from '../../repository/maintenance/leases.ts';
 import { prune, type PruneOptions } from '../../repository/maintenance/prune.ts';
 import { Repository } from '../../repository/repository.ts';
 import { LocalStorage } from '../../repository/storage/local.ts';
@@ -11,8 +11,8 @@ import { snapshotName } from '../../repository/object-names.ts';
 import { arcaOk, summaryOf, tempDir } from '../support/cli.ts';
 
 const PASSWORD = 'test-password';
-const TIMING: LeaseTiming = { ttlMs: 60_000, heartbeatMs: 10_000, skewMs: 30_000 };
-const OPTIONS: PruneOptions = { maxUnusedPercent: 5, dryRun: false, timing: TIMING };
+const TIMING: LeaseTiming = { ttlMs: 60_000, heartbeatMs: 10_000 };
+const OPTIONS: PruneOptions = { maxUnusedPercent: 5, dryRun: false, lease: { timing: TIMING } };
 
 async function open(repoDir: string): Promise<Repository> {
   const repo = await Repository.open(new LocalStorage(repoDir), Buffer.from(PASSWORD));
@@ -89,7 +89,7 @@ describe('prune', () => {
 
     // A backup that started before the prune: it holds a lease and has loaded the index.
     const writerRepo = await open(repoDir);
-    const lease = await Lease.acquire(writerRepo, 'backup', TIMING);
+    const lease = await Lease.acquire(writerRepo, 'backup', { timing: TIMING });
     const oldSnapshot = await writerRepo.loadSnapshot(old);
 
     // Meanwhile the only snapshot using the data is forgotten, and prune runs.
@@ -117,22 +117,32 @@ describe('prune', () => {
     await writeFile(path.join(src, 'f'), randomBytes(2 << 20));
     const old = await backup(repoDir, src);
     const crashedRepo = await open(repoDir);
-    const shortTiming: LeaseTiming = { ttlMs: 50, heartbeatMs: 1_000_000, skewMs: 50 };
-    await Lease.acquire(crashedRepo, 'backup', shortTiming); // Never released or renewed: a crash.
+    const shortTiming: LeaseTiming = { ttlMs: 50, heartbeatMs: 1_000_000 };
+    await Lease.acquire(crashedRepo, 'backup', { timing: shortTiming }); // Never released or renewed: a crash.
     await rm(path.join(repoDir, snapshotName(old)));
     await new Promise((resolve) => setTimeout(resolve, 150));
-    const report = await prune(await open(repoDir), { ...OPTIONS, timing: shortTiming });
+    const report = await prune(await open(repoDir), { ...OPTIONS, lease: { timing: shortTiming } });
     expect(report.packsDeleted).toBeGreaterThan(0);
     expect(report.plansPending).toBe(0);
     expect(await packCount(repoDir)).toBe(0);
   });
 
-  it('a writer whose lease lapsed refuses to write its snapshot', async () => {
+  it('a writer whose lease a prune revoked writes no snapshot, and releases safely', async () => {
+    await writeFile(path.join(src, 'f'), 'data\n');
+    const id = await backup(repoDir, src);
     const repo = await open(repoDir);
-    const lease = await Lease.acquire(repo, 'backup', { ttlMs: 20, heartbeatMs: 1_000_000, skewMs: 10 });
-    await new Promise((resolve) => setTimeout(resolve, 60));
-    expect(() => { lease.assertFresh(); }).toThrow(/could not renew its lease/);
-    await lease.release();
+    const snapshot = await repo.loadSnapshot(id);
+    const timing: LeaseTiming = { ttlMs: 50, heartbeatMs: 1_000_000 };
+    const lease = await Lease.acquire(repo, 'backup', { timing });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await prune(await open(repoDir), { ...OPTIONS, lease: { timing } });
+    const before = await readdir(path.join(repoDir, 'snapshots'));
+    await expect(repo.saveSnapshot({ ...snapshot, tags: ['late'] })).rejects.toBeInstanceOf(LeaseLapsedError);
+    expect(() => { lease.assertFresh(); }).toThrow(LeaseLapsedError);
+    expect(await readdir(path.join(repoDir, 'snapshots'))).toEqual(before);
+    // Release is idempotent, never throws, and leaves the revocation for the holder's clones to see.
+    await Promise.all([lease.release(), lease.release()]);
+    expect((await readdir(path.join(repoDir, 'leases'))).filter((n) => !n.endsWith('.revoked'))).toEqual([]);
   });
 
   it('settles: a prune with nothing to reclaim repacks nothing, even with small packs', async () => {
@@ -147,12 +157,13 @@ describe('prune', () => {
   it('removes the leases that crashed writers left behind', async () => {
     await writeFile(path.join(src, 'f'), 'data\n');
     await backup(repoDir, src);
-    const shortTiming: LeaseTiming = { ttlMs: 50, heartbeatMs: 1_000_000, skewMs: 50 };
-    await Lease.acquire(await open(repoDir), 'backup', shortTiming); // Never released: a crash.
+    const shortTiming: LeaseTiming = { ttlMs: 50, heartbeatMs: 1_000_000 };
+    await Lease.acquire(await open(repoDir), 'backup', { timing: shortTiming }); // Never released: a crash.
     expect(await readdir(path.join(repoDir, 'leases'))).toHaveLength(1);
     await new Promise((resolve) => setTimeout(resolve, 150));
-    await prune(await open(repoDir), { ...OPTIONS, timing: shortTiming });
-    expect(await readdir(path.join(repoDir, 'leases'))).toHaveLength(0);
+    await prune(await open(repoDir), { ...OPTIONS, lease: { timing: shortTiming } });
+    // Only the revocation stays, for a holder that might still wake up.
+    expect((await readdir(path.join(repoDir, 'leases'))).map((n) => path.extname(n))).toEqual(['.revoked']);
   });
 
   it('compacts many index files into one and reports it on the CLI', async () => {

@@ -56,6 +56,8 @@ export interface TortureTally {
   lane1Partial: number;
   prunes: number;
   prunesKilled: number;
+  /** Prunes that found the lease of a killed prune still standing (exit 11: one prune at a time). */
+  prunesBusy: number;
   verified: number;
 }
 
@@ -93,6 +95,14 @@ export async function manifestOf(roots: readonly string[]): Promise<Manifest> {
   return out;
 }
 
+/**
+ * A prune that found another one's lease standing: after a prune is killed, until its lease has
+ * expired, that is every prune (one at a time); it changed nothing.
+ */
+export function isBusy(result: RunResult): boolean {
+  return result.code === 11 && /another prune/i.test(result.stderr);
+}
+
 /** Runs `arca ARGS`, killing it after a random delay in killWindowMs with probability killChance. */
 async function runMaybeKilled(config: TortureConfig, random: SeededRandom, args: readonly string[], killWindowMs = config.killWindowMs): Promise<RunResult & { killed: boolean }> {
   const child = startArca([...args, ...config.repoArgs], { env: envOf(config) });
@@ -118,7 +128,7 @@ export async function runTorture(config: TortureConfig): Promise<TortureRun> {
   const { dir } = config;
   const completed = new Map<string, Manifest>();
   const failures: string[] = [];
-  const tally: TortureTally = { backups: 0, backupsKilled: 0, lane1Partial: 0, prunes: 0, prunesKilled: 0, verified: 0 };
+  const tally: TortureTally = { backups: 0, backupsKilled: 0, lane1Partial: 0, prunes: 0, prunesKilled: 0, prunesBusy: 0, verified: 0 };
   const random = new SeededRandom(config.seed);
   const shared = path.join(dir, 'shared');
   await mkdir(shared);
@@ -149,30 +159,40 @@ export async function runTorture(config: TortureConfig): Promise<TortureRun> {
       const result = await runMaybeKilled(config, prunerRandom, ['forget', '--keep-last', String(config.keepLast), '--group-by', 'tag:lane', '--prune', '--quiet'], config.pruneKillWindowMs);
       tally.prunes++;
       if (result.killed) tally.prunesKilled++;
-      if (result.code !== 0 && !result.killed) failures.push(`prune exited ${String(result.code ?? result.signal)}: ${result.stderr}`);
+      else if (isBusy(result)) tally.prunesBusy++;
+      else if (result.code !== 0) failures.push(`prune exited ${String(result.code ?? result.signal)}: ${result.stderr}`);
       await new Promise((resolve) => setTimeout(resolve, prunerRandom.int(200, 1500)));
     }
   };
   // Lane 1 reads lane 0's directory while lane 0 writes it: a file may vanish under it, which
-  // makes a backup exit 3 (partial). Any other exit of a process that was not killed is a failure.
+  // makes a backup exit 3 (partial). A prune may find a killed prune's lease (exit 11, busy). Any
+  // other exit of a process that was not killed is a failure.
   await Promise.all([...Array.from({ length: config.lanes }, (_, n) => lane(n)), pruner()]);
   return { completed, failures, tally };
 }
 
 /**
- * Waits until every lease of a killed process has expired as prune sees it (TTL plus the clock
- * skew allowance, which ARCA_LEASE_TTL_MS sets to half the TTL), then runs one clean prune, which
- * sweeps every plan; returns its --json report.
+ * The end of every torture run. Waits until every lease of a killed process has expired by the
+ * storage's clock (its TTL, and half as much again), then runs one clean prune, which must not
+ * find any other prune running and must sweep every plan; then `check --read-data` must be
+ * clean. Returns the completed snapshots that are still in the repository (retention keeps the
+ * last few per lane), for the caller to restore.
  */
-export async function finalPrune(config: TortureConfig): Promise<Record<string, unknown>> {
+export async function finalPruneAndCheck(config: TortureConfig, completed: ReadonlyMap<string, Manifest>): Promise<Array<[string, Manifest]>> {
   await new Promise((resolve) => setTimeout(resolve, config.leaseTtlMs * 1.5 + 500));
   const final = await arcaIn(config, ['prune', '--json']);
-  if (final.code !== 0) throw new Error(`the final prune exited ${String(final.code)}: ${final.stderr}`);
-  return JSON.parse(final.stdout.trim()) as Record<string, unknown>;
+  if (final.code !== 0) throw new Error(`the final prune exited ${String(final.code)} (seed ${config.seed}): ${final.stderr}`);
+  const report = JSON.parse(final.stdout.trim()) as { plans_pending?: unknown };
+  if (report.plans_pending !== 0) throw new Error(`the final prune left plans pending (seed ${config.seed}): ${final.stdout}`);
+  const check = await arcaIn(config, ['check', '--read-data']);
+  if (check.code !== 0 || !/no errors/.test(check.stdout + check.stderr)) {
+    throw new Error(`check --read-data is not clean (exit ${String(check.code)}, seed ${config.seed}):\n${check.stdout}${check.stderr}`);
+  }
+  return survivingSnapshots(config, completed);
 }
 
 /** The completed snapshots that are still in the repository (retention keeps the last few per lane). */
-export async function survivingSnapshots(config: TortureConfig, completed: ReadonlyMap<string, Manifest>): Promise<Array<[string, Manifest]>> {
+async function survivingSnapshots(config: TortureConfig, completed: ReadonlyMap<string, Manifest>): Promise<Array<[string, Manifest]>> {
   const listed = await arcaIn(config, ['snapshots', '--json']);
   if (listed.code !== 0) throw new Error(`snapshots exited ${String(listed.code)}: ${listed.stderr}`);
   const present = new Set((JSON.parse(listed.stdout) as Array<{ id: string }>).map((s) => s.id));

@@ -4,7 +4,7 @@ import { isolatedCloudEnv } from '../support/cloud-env.ts';
 import { seedFromEnv } from '../support/seeded-random.ts';
 import { startFaultProxy, type FaultProxy, type FaultProxyStats } from '../support/fault-proxy.ts';
 import { startS3Server, type S3Server } from '../support/s3-server.ts';
-import { arcaIn, finalPrune, restoreAllMismatches, runTorture, survivingSnapshots, type TortureConfig } from './torture-harness.ts';
+import { finalPruneAndCheck, restoreAllMismatches, runTorture, type TortureConfig } from './torture-harness.ts';
 
 /**
  * The torture test (torture.test.ts) against an S3 repository on s3rver, reached through a proxy
@@ -63,12 +63,7 @@ describe('torture on S3 through a faulty network', () => {
     expect(failures, `seed ${seed}, ${JSON.stringify(during)}; ${s3.health()}`).toEqual([]);
     expect(completed.size).toBeGreaterThan(LANES);
 
-    expect(await finalPrune(config)).toMatchObject({ plans_pending: 0 });
-    const check = await arcaIn(config, ['check', '--read-data']);
-    expect(check.stdout + check.stderr, `seed ${seed}`).toMatch(/no errors/);
-    expect(check.code).toBe(0);
-
-    const survivors = await survivingSnapshots(config, completed);
+    const survivors = await finalPruneAndCheck(config, completed);
     expect(survivors.length).toBeGreaterThanOrEqual(LANES);
     expect(await restoreAllMismatches(config, survivors, 3)).toEqual([]);
     tally.verified = survivors.length;

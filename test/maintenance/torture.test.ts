@@ -2,7 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arcaOk, tempDir } from '../support/cli.ts';
 import { seedFromEnv } from '../support/seeded-random.ts';
-import { arcaIn, finalPrune, restoreMismatches, runTorture, survivingSnapshots, type TortureConfig } from './torture-harness.ts';
+import { finalPruneAndCheck, restoreMismatches, runTorture, type TortureConfig } from './torture-harness.ts';
 
 /**
  * Four backup processes (of different and of overlapping directories) and a forget --prune loop
@@ -37,12 +37,7 @@ describe('torture: concurrent backups, prune and kills', () => {
     expect(completed.size).toBeGreaterThan(LANES);
 
     // Once the leases of killed processes have expired, one clean prune sweeps every plan.
-    expect(await finalPrune(config)).toMatchObject({ plans_pending: 0 });
-    const check = await arcaIn(config, ['check', '--read-data']);
-    expect(check.stdout + check.stderr).toMatch(/no errors/);
-    expect(check.code).toBe(0);
-
-    const survivors = await survivingSnapshots(config, completed);
+    const survivors = await finalPruneAndCheck(config, completed);
     expect(survivors.length).toBeGreaterThanOrEqual(LANES);
     for (const [id, manifest] of survivors) {
       expect(await restoreMismatches(config, id, manifest)).toEqual([]);
