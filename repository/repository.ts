@@ -236,10 +236,10 @@ export class Repository {
 
   /**
    * readBlob for many blobs, with few reads: the tree cache is asked for all of them at once,
-   * and the rest are fetched a range of a pack at a time (coalesceSpans). Results come in the
-   * order of `ids`.
+   * and the rest are fetched a range of a pack at a time (coalesceSpans, within `limits`). Results
+   * come in the order of `ids`.
    */
-  async readBlobs(ids: readonly Buffer[]): Promise<Buffer[]> {
+  async readBlobs(ids: readonly Buffer[], limits: RangeLimits = BLOB_READ_LIMITS): Promise<Buffer[]> {
     const wanted = ids.map((id, at) => {
       const loc = this.locate(id);
       if (!loc) throw new BlobNotFoundError(id.toString('hex'));
@@ -271,7 +271,7 @@ export class Repository {
     const toCache: Array<{ id: Buffer; sealed: Buffer }> = [];
     await mapLimit([...byPack], LOAD_CONCURRENCY, async ([packHex, blobs]) => {
       const name = packName(packHex);
-      for (const group of coalesceSpans(blobs, BLOB_READ_LIMITS)) {
+      for (const group of coalesceSpans(blobs, limits)) {
         const range = rangeOf(group);
         let bytes: Buffer;
         try {
