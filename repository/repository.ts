@@ -240,12 +240,20 @@ export class Repository {
    * come in the order of `ids`.
    */
   async readBlobs(ids: readonly Buffer[], limits: RangeLimits = BLOB_READ_LIMITS): Promise<Buffer[]> {
+    return this.readBlobsAs(ids, (sealed, id, loc) => decodeBlob(this.keys, sealed, id, loc.rawLength), limits);
+  }
+
+  /**
+   * readBlobs with the caller's `decode` of each stored blob (a copy recodes them for another
+   * repository); it must check the blob as decodeBlob does, and throw when it is bad.
+   */
+  async readBlobsAs<T>(ids: readonly Buffer[], decode: (sealed: Buffer, id: Buffer, loc: BlobLocation) => T, limits: RangeLimits = BLOB_READ_LIMITS): Promise<T[]> {
     const wanted = ids.map((id, at) => {
       const loc = this.locate(id);
       if (!loc) throw new BlobNotFoundError(id.toString('hex'));
       return { at, id, loc, offset: loc.offset, length: loc.length };
     });
-    const out = new Array<Buffer | undefined>(ids.length);
+    const out = new Array<T | undefined>(ids.length);
     const cache = this.blobCache;
     const cacheable = cache ? wanted.filter(({ loc }) => loc.type === 'tree') : [];
     if (cache && cacheable.length > 0) {
@@ -254,7 +262,7 @@ export class Repository {
         const sealed = cached[i];
         if (!sealed) continue;
         try {
-          out[at] = decodeBlob(this.keys, sealed, id, loc.rawLength);
+          out[at] = decode(sealed, id, loc);
         } catch {
           await cache.delete(id); // A bad entry is never trusted: read the blob from storage.
         }
@@ -262,7 +270,7 @@ export class Repository {
     }
     const byPack = new Map<string, typeof wanted>();
     for (const blob of wanted) {
-      if (out[blob.at]) continue;
+      if (out[blob.at] !== undefined) continue;
       const packHex = blob.loc.packId.toString('hex');
       const inPack = byPack.get(packHex);
       if (inPack) inPack.push(blob);
@@ -279,13 +287,13 @@ export class Repository {
         } catch (err) {
           // A cut pack fails a range as a whole: read its blobs one by one, to name the bad one.
           if (group.length === 1 || err instanceof ObjectNotFoundError) throw err;
-          for (const blob of group) out[blob.at] = (await this.readBlobs([blob.id]))[0];
+          for (const blob of group) out[blob.at] = (await this.readBlobsAs([blob.id], decode))[0];
           continue;
         }
         for (const { at, id, loc } of group) {
           const sealed = bytes.subarray(loc.offset - range.offset, loc.offset - range.offset + loc.length);
           try {
-            out[at] = decodeBlob(this.keys, sealed, id, loc.rawLength);
+            out[at] = decode(sealed, id, loc);
           } catch (err) {
             throw new CorruptObjectError(name, `blob ${id.toString('hex')} at offset ${loc.offset}: ${err instanceof Error ? err.message : 'unreadable'}`, { cause: err });
           }
@@ -295,7 +303,7 @@ export class Repository {
     });
     if (cache && toCache.length > 0) await cache.putMany(toCache);
     return out.map((plain, at) => {
-      if (!plain) throw new BlobNotFoundError((ids[at] ?? Buffer.alloc(0)).toString('hex'));
+      if (plain === undefined) throw new BlobNotFoundError((ids[at] ?? Buffer.alloc(0)).toString('hex'));
       return plain;
     });
   }

@@ -1,7 +1,8 @@
 import { blobId } from '../crypto/master-key.ts';
-import { sealBlob, type BlobType } from '../blob/blob-codec.ts';
+import { recodeBlob, sealBlob, type BlobType, type RecodedBlob } from '../blob/blob-codec.ts';
 import type { BlobWriter } from '../blob-writer.ts';
 import { BlobNotFoundError } from '../errors.ts';
+import type { BlobLocation } from '../index/index.ts';
 import type { RangeLimits } from '../pack/read-ranges.ts';
 import type { Repository } from '../repository.ts';
 import type { StoredSnapshot } from '../snapshot/snapshot.ts';
@@ -16,9 +17,10 @@ export interface CopyStats {
 
 export interface CopySettings {
   /**
-   * Data read from the source in one batch, counted as the larger of each blob's stored and
-   * plain size (default 16 MiB). One batch is read while the one before is sealed and stored,
-   * so this and the writer's packs bound what a copy holds, whatever the number of blobs.
+   * Stored bytes of data read from the source in one batch (default 16 MiB). Blobs are recoded
+   * as they arrive (a blob's plaintext lives only while it is checked and hashed), and one batch
+   * is read while the one before is stored, so this and the writer's packs bound what a copy
+   * holds, whatever the number of blobs.
    */
   readonly batchBytes?: number | undefined;
 }
@@ -43,8 +45,8 @@ function readLimits(packSize: number): RangeLimits {
  * nothing.
  *
  * A snapshot is copied in two passes over its trees, each a level at a time in batches: the first
- * collects the data blobs and copies them in batches read a pack range at a time (one batch read
- * while the previous one is stored); the second rewrites the trees from the deepest level up, when
+ * collects the data blobs and copies them in the source's order, in batches read a pack range at a
+ * time (DataBatches); the second rewrites the trees from the deepest level up, when
  * every blob a tree names has its destination ID. Reading each blob and tree alone, with the
  * directories' entries in flight at every depth, cost a request per blob and held thousands of reads.
  */
@@ -89,7 +91,10 @@ export class SnapshotCopier {
    */
   private async copyData(root: Buffer): Promise<Buffer[][]> {
     const levels: Buffer[][] = [];
-    const data = new DataBatches(this.source, this.batchBytes, readLimits(this.source.config.packSize), (id, plain) => this.storeData(id, plain));
+    const data = new DataBatches(this.source, this.batchBytes, readLimits(this.source.config.packSize), {
+      recode: (sealed, id, loc) => recodeBlob(this.source.keys, this.dest.keys, sealed, id, loc.rawLength, this.dest.config.compression.level, (destId) => this.writer.claim(destId)),
+      store: (sourceId, blob) => this.storeData(sourceId, blob),
+    });
     let level = this.translated.has(root.toString('hex')) ? [] : [root];
     while (level.length > 0) {
       levels.push(level);
@@ -143,9 +148,14 @@ export class SnapshotCopier {
     return id;
   }
 
-  private async storeData(sourceId: Buffer, plaintext: Buffer): Promise<void> {
+  /** A data blob recoded for the destination: stored if it was claimed (RecodedBlob.sealed). */
+  private async storeData(sourceId: Buffer, blob: RecodedBlob): Promise<void> {
     this.stats.blobsRead++;
-    this.translated.set(sourceId.toString('hex'), await this.store(plaintext, 'data'));
+    if (blob.sealed !== undefined) {
+      await this.writer.add('data', { id: blob.id, sealed: blob.sealed, rawLength: blob.rawLength });
+      this.stats.blobsStored++;
+    }
+    this.translated.set(sourceId.toString('hex'), blob.id);
   }
 
   private async store(plaintext: Buffer, type: BlobType): Promise<Buffer> {
@@ -158,27 +168,34 @@ export class SnapshotCopier {
   }
 }
 
+/** What DataBatches does with each blob: recode it as it is read (see Repository.readBlobsAs), then store it. */
+interface BatchSteps {
+  readonly recode: (sealed: Buffer, id: Buffer, loc: BlobLocation) => RecodedBlob;
+  readonly store: (sourceId: Buffer, blob: RecodedBlob) => Promise<void>;
+}
+
 /**
- * Source data blobs gathered into batches of about `batchBytes`, each read with few requests
- * (Repository.readBlobs with `limits`) and handed to `store` blob by blob; the next batch is read
- * while the last one is stored, never more than one ahead.
+ * Source data blobs to copy, gathered (up to GATHERED at a time) and sorted by where they are in
+ * the source, then read in batches of about `batchBytes` with few requests (Repository.readBlobsAs
+ * with `limits`), recoded for the destination as they arrive, and stored blob by blob; the next batch is read while the last one is
+ * stored, never more than one ahead. In the source's order, the copy's packs keep its layout:
+ * a file's blobs stay together, and a restore of the copy reads as few ranges as one of the source.
  */
 class DataBatches {
   private readonly source: Repository;
   private readonly batchBytes: number;
   private readonly limits: RangeLimits;
-  private readonly store: (id: Buffer, plaintext: Buffer) => Promise<void>;
-  private batch: Buffer[] = [];
-  private bytes = 0;
-  /** IDs in the batch being gathered or read, so a blob two files share is read once. */
+  private readonly steps: BatchSteps;
+  private gathered: Array<{ readonly id: Buffer; readonly loc: BlobLocation }> = [];
+  /** IDs gathered or being copied, so a blob two files share is read once. */
   private readonly queued = new Set<string>();
   private storing: Promise<void> = Promise.resolve();
 
-  constructor(source: Repository, batchBytes: number, limits: RangeLimits, store: (id: Buffer, plaintext: Buffer) => Promise<void>) {
+  constructor(source: Repository, batchBytes: number, limits: RangeLimits, steps: BatchSteps) {
     this.source = source;
     this.batchBytes = batchBytes;
     this.limits = limits;
-    this.store = store;
+    this.steps = steps;
   }
 
   async add(id: Buffer): Promise<void> {
@@ -187,30 +204,43 @@ class DataBatches {
     const loc = this.source.locate(id);
     if (!loc) throw new BlobNotFoundError(key);
     this.queued.add(key);
-    this.batch.push(id);
-    this.bytes += Math.max(loc.length, loc.rawLength);
-    if (this.bytes >= this.batchBytes) await this.send();
+    this.gathered.push({ id, loc });
+    if (this.gathered.length >= GATHERED) await this.drain();
   }
 
-  /** Reads and stores what is left, and waits for every batch to be stored. */
+  /** Copies what is left, and waits for every batch to be stored. */
   async finish(): Promise<void> {
-    await this.send();
+    await this.drain();
     await this.storing;
   }
 
-  private async send(): Promise<void> {
-    const ids = this.batch;
-    this.batch = [];
-    this.bytes = 0;
+  /** Sends the gathered blobs in the source's order (pack, then offset), a batch at a time. */
+  private async drain(): Promise<void> {
+    const blobs = this.gathered.sort((a, b) => a.loc.packId.compare(b.loc.packId) || a.loc.offset - b.loc.offset);
+    this.gathered = [];
+    let batch: Buffer[] = [];
+    let bytes = 0;
+    for (const { id, loc } of blobs) {
+      batch.push(id);
+      bytes += loc.length;
+      if (bytes >= this.batchBytes) {
+        await this.send(batch);
+        batch = [];
+        bytes = 0;
+      }
+    }
+    await this.send(batch);
+  }
+
+  private async send(ids: Buffer[]): Promise<void> {
     if (ids.length === 0) return;
-    const reading = this.source.readBlobs(ids, this.limits);
+    const reading = this.source.readBlobsAs(ids, this.steps.recode, this.limits);
     reading.catch(() => undefined); // Awaited below, once the previous batch is stored.
     await this.storing;
-    const plains = await reading;
+    const blobs = await reading;
     this.storing = (async () => {
       for (const [i, id] of ids.entries()) {
-        await this.store(id, plains[i] as Buffer);
-        plains[i] = EMPTY; // Its memory goes as soon as it is sealed.
+        await this.steps.store(id, blobs[i] as RecodedBlob);
         this.queued.delete(id.toString('hex'));
       }
     })();
@@ -218,4 +248,5 @@ class DataBatches {
   }
 }
 
-const EMPTY = Buffer.alloc(0);
+/** Data blobs gathered before they are sorted and copied: bounds the list (~150 bytes a blob). */
+const GATHERED = 1 << 16;
