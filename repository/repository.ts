@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import { blake3 } from '@napi-rs/blake-hash';
 import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { BlobIndex, decodeIndexFile, encodeIndexFile, loadIndexFile, type BlobLocation, type IndexPack } from './index/index.ts';
@@ -19,6 +20,7 @@ import { coalesceSpans, rangeOf, type RangeLimits } from './pack/read-ranges.ts'
 import { CancelableStorage } from './storage/cancelable.ts';
 import { ObjectNotFoundError, StorageError, type Storage } from './storage/storage.ts';
 import { decodeTree, type Tree } from './tree/tree.ts';
+import { releaseBuffer } from './util/release-buffer.ts';
 
 export type InitOptions = ConfigOverrides;
 
@@ -49,6 +51,12 @@ const LOAD_CONCURRENCY = 8;
  * Trees of one snapshot sit close together in a few packs, so a level of a tree is a few reads.
  */
 const BLOB_READ_LIMITS: RangeLimits = { maxGap: 256 << 10, maxRange: 4 << 20 };
+/**
+ * Decoding lets the event loop turn after this many blobs: the native memory behind each blob's
+ * cipher and hasher handles is freed by finalizers that run between turns, and a copy's ranges
+ * of thousands of small blobs piled up ~150 MiB of it without.
+ */
+const YIELD_EVERY_BLOBS = 256;
 /** Listings of index/ tried while concurrent compactions keep replacing the files. */
 const MAX_INDEX_LISTINGS = 5;
 
@@ -245,7 +253,8 @@ export class Repository {
 
   /**
    * readBlobs with the caller's `decode` of each stored blob (a copy recodes them for another
-   * repository); it must check the blob as decodeBlob does, and throw when it is bad.
+   * repository); it must check the blob as decodeBlob does, throw when it is bad, and keep
+   * nothing of `sealed` (its memory is freed once its range is decoded).
    */
   async readBlobsAs<T>(ids: readonly Buffer[], decode: (sealed: Buffer, id: Buffer, loc: BlobLocation) => T, limits: RangeLimits = BLOB_READ_LIMITS): Promise<T[]> {
     const wanted = ids.map((id, at) => {
@@ -277,6 +286,7 @@ export class Repository {
       else byPack.set(packHex, [blob]);
     }
     const toCache: Array<{ id: Buffer; sealed: Buffer }> = [];
+    let decoded = 0;
     await mapLimit([...byPack], LOAD_CONCURRENCY, async ([packHex, blobs]) => {
       const name = packName(packHex);
       for (const group of coalesceSpans(blobs, limits)) {
@@ -290,15 +300,23 @@ export class Repository {
           for (const blob of group) out[blob.at] = (await this.readBlobsAs([blob.id], decode))[0];
           continue;
         }
+        let cached = false;
         for (const { at, id, loc } of group) {
+          if (++decoded % YIELD_EVERY_BLOBS === 0) await setImmediate();
           const sealed = bytes.subarray(loc.offset - range.offset, loc.offset - range.offset + loc.length);
           try {
             out[at] = decode(sealed, id, loc);
           } catch (err) {
             throw new CorruptObjectError(name, `blob ${id.toString('hex')} at offset ${loc.offset}: ${err instanceof Error ? err.message : 'unreadable'}`, { cause: err });
           }
-          if (cache && loc.type === 'tree') toCache.push({ id, sealed });
+          if (cache && loc.type === 'tree') {
+            toCache.push({ id, sealed });
+            cached = true;
+          }
         }
+        // Ranges of up to a pack, read a batch at a time, outlive a few young collections and
+        // would wait for a full one: freed now unless the cache still needs them.
+        if (!cached) releaseBuffer(bytes);
       }
     });
     if (cache && toCache.length > 0) await cache.putMany(toCache);
