@@ -381,7 +381,7 @@ export class Archiver {
     if (listing === undefined) return undefined;
     // Depth first: subdirectories a few at a time, files handed to the pool as slots free up, so
     // memory follows the depth and width of the tree, not its size.
-    const pending: Array<TreeNode | Promise<TreeNode | undefined>> = [];
+    const pending: Array<Promise<TreeNode | undefined>> = [];
     const subdirSlots = new Semaphore(SUBDIRS_IN_FLIGHT);
     let nameStart = 0;
     for (const [i, outcome] of listing.outcomes.entries()) {
@@ -434,10 +434,10 @@ export class Archiver {
         pending.push(node);
         continue;
       }
-      // An unchanged file needs no slot, promise or path: most files, in most backups.
+      // An unchanged file needs no slot, async call or path: most files, in most backups.
       const unchanged = this.unchangedFile(name, st, parent);
       if (unchanged) {
-        pending.push(unchanged);
+        pending.push(Promise.resolve(unchanged));
         continue;
       }
       await this.fileSlots.acquire();
