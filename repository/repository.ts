@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import { blake3 } from '@napi-rs/blake-hash';
 import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { BlobIndex, decodeIndexFile, encodeIndexFile, loadIndexFile, type BlobLocation, type IndexPack } from './index/index.ts';
@@ -20,6 +21,7 @@ import { coalesceSpans, rangeOf, type RangeLimits } from './pack/read-ranges.ts'
 import { CancelableStorage } from './storage/cancelable.ts';
 import { ObjectNotFoundError, StorageError, type Storage } from './storage/storage.ts';
 import { decodeTree, type Tree } from './tree/tree.ts';
+import { releaseBuffer } from './util/release-buffer.ts';
 
 export type InitOptions = ConfigOverrides;
 
@@ -57,6 +59,12 @@ const LOAD_CONCURRENCY = 8;
  * Trees of one snapshot sit close together in a few packs, so a level of a tree is a few reads.
  */
 const BLOB_READ_LIMITS: RangeLimits = { maxGap: 256 << 10, maxRange: 4 << 20 };
+/**
+ * Decoding lets the event loop turn after this many blobs: the native memory behind each blob's
+ * cipher and hasher handles is freed by finalizers that run between turns, and a copy's ranges
+ * of thousands of small blobs piled up ~150 MiB of it without.
+ */
+const YIELD_EVERY_BLOBS = 256;
 /** Listings of index/ tried while concurrent compactions keep replacing the files. */
 const MAX_INDEX_LISTINGS = 5;
 
@@ -264,16 +272,25 @@ export class Repository {
 
   /**
    * readBlob for many blobs, with few reads: the tree cache is asked for all of them at once,
-   * and the rest are fetched a range of a pack at a time (coalesceSpans). Results come in the
-   * order of `ids`.
+   * and the rest are fetched a range of a pack at a time (coalesceSpans, within `limits`). Results
+   * come in the order of `ids`.
    */
-  async readBlobs(ids: readonly Buffer[]): Promise<Buffer[]> {
+  async readBlobs(ids: readonly Buffer[], limits: RangeLimits = BLOB_READ_LIMITS): Promise<Buffer[]> {
+    return this.readBlobsAs(ids, (sealed, id, loc) => decodeBlob(this.keys, sealed, id, loc.rawLength), limits);
+  }
+
+  /**
+   * readBlobs with the caller's `decode` of each stored blob (a copy recodes them for another
+   * repository); it must check the blob as decodeBlob does, throw when it is bad, and keep
+   * nothing of `sealed` (its memory is freed once its range is decoded).
+   */
+  async readBlobsAs<T>(ids: readonly Buffer[], decode: (sealed: Buffer, id: Buffer, loc: BlobLocation) => T, limits: RangeLimits = BLOB_READ_LIMITS): Promise<T[]> {
     const wanted = ids.map((id, at) => {
       const loc = this.locate(id);
       if (!loc) throw new BlobNotFoundError(id.toString('hex'));
       return { at, id, loc, offset: loc.offset, length: loc.length };
     });
-    const out = new Array<Buffer | undefined>(ids.length);
+    const out = new Array<T | undefined>(ids.length);
     const cache = this.blobCache;
     const cacheable = cache ? wanted.filter(({ loc }) => loc.type === 'tree') : [];
     if (cache && cacheable.length > 0) {
@@ -282,7 +299,7 @@ export class Repository {
         const sealed = cached[i];
         if (!sealed) continue;
         try {
-          out[at] = decodeBlob(this.keys, sealed, id, loc.rawLength);
+          out[at] = decode(sealed, id, loc);
         } catch {
           await cache.delete(id); // A bad entry is never trusted: read the blob from storage.
         }
@@ -290,16 +307,17 @@ export class Repository {
     }
     const byPack = new Map<string, typeof wanted>();
     for (const blob of wanted) {
-      if (out[blob.at]) continue;
+      if (out[blob.at] !== undefined) continue;
       const packHex = blob.loc.packId.toString('hex');
       const inPack = byPack.get(packHex);
       if (inPack) inPack.push(blob);
       else byPack.set(packHex, [blob]);
     }
     const toCache: Array<{ id: Buffer; sealed: Buffer }> = [];
+    let decoded = 0;
     await mapLimit([...byPack], LOAD_CONCURRENCY, async ([packHex, blobs]) => {
       const name = packName(packHex);
-      for (const group of coalesceSpans(blobs, BLOB_READ_LIMITS)) {
+      for (const group of coalesceSpans(blobs, limits)) {
         const range = rangeOf(group);
         let bytes: Buffer;
         try {
@@ -307,23 +325,31 @@ export class Repository {
         } catch (err) {
           // A cut pack fails a range as a whole: read its blobs one by one, to name the bad one.
           if (group.length === 1 || err instanceof ObjectNotFoundError) throw err;
-          for (const blob of group) out[blob.at] = (await this.readBlobs([blob.id]))[0];
+          for (const blob of group) out[blob.at] = (await this.readBlobsAs([blob.id], decode))[0];
           continue;
         }
+        let cached = false;
         for (const { at, id, loc } of group) {
+          if (++decoded % YIELD_EVERY_BLOBS === 0) await setImmediate();
           const sealed = bytes.subarray(loc.offset - range.offset, loc.offset - range.offset + loc.length);
           try {
-            out[at] = decodeBlob(this.keys, sealed, id, loc.rawLength);
+            out[at] = decode(sealed, id, loc);
           } catch (err) {
             throw new CorruptObjectError(name, `blob ${id.toString('hex')} at offset ${loc.offset}: ${err instanceof Error ? err.message : 'unreadable'}`, { cause: err });
           }
-          if (cache && loc.type === 'tree') toCache.push({ id, sealed });
+          if (cache && loc.type === 'tree') {
+            toCache.push({ id, sealed });
+            cached = true;
+          }
         }
+        // Ranges of up to a pack, read a batch at a time, outlive a few young collections and
+        // would wait for a full one: freed now unless the cache still needs them.
+        if (!cached) releaseBuffer(bytes);
       }
     });
     if (cache && toCache.length > 0) await cache.putMany(toCache);
     return out.map((plain, at) => {
-      if (!plain) throw new BlobNotFoundError((ids[at] ?? Buffer.alloc(0)).toString('hex'));
+      if (plain === undefined) throw new BlobNotFoundError((ids[at] ?? Buffer.alloc(0)).toString('hex'));
       return plain;
     });
   }

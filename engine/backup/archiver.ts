@@ -75,6 +75,8 @@ interface Counters {
 }
 
 const SLASH = Buffer.from('/');
+/** A name as a map key: latin1 maps each byte to one character, cheaper than hex and as exact. */
+const nameKey = (name: Buffer): string => name.toString('latin1');
 const join = (dir: Buffer, name: Buffer): Buffer => (dir.equals(SLASH) ? Buffer.concat([SLASH, name]) : Buffer.concat([dir, SLASH, name]));
 /** Subdirectories of one directory saved at once. */
 const SUBDIRS_IN_FLIGHT = 4;
@@ -266,7 +268,7 @@ export class Archiver {
     const nodes = await Promise.all([...byChild].map(async ([childName, childRests]): Promise<TreeNode | undefined> => {
       const name = Buffer.from(childName);
       const full = join(dir, name);
-      const parentNode = parentNodes.get(name.toString('hex'));
+      const parentNode = parentNodes.get(nameKey(name));
       if (childRests.some((r) => r.length === 0)) {
         // A path the user named: from its parent down, everything is read through handles.
         const parent = { path: dir, fd: openDirPath(dir, undefined) };
@@ -305,7 +307,7 @@ export class Archiver {
   private async loadParentNodes(treeId: Buffer | undefined): Promise<Map<string, TreeNode>> {
     const nodes = new Map<string, TreeNode>();
     if (treeId === undefined || !this.repo.index.has(treeId)) return nodes;
-    for (const node of (await this.parentTree(treeId)).nodes) nodes.set(node.name.toString('hex'), node);
+    for (const node of (await this.parentTree(treeId)).nodes) nodes.set(nameKey(node.name), node);
     return nodes;
   }
 
@@ -355,9 +357,10 @@ export class Archiver {
     dir: OpenDir, name: Buffer, st: EntryStat, parent: TreeNode | undefined, rootDev: bigint, scanned?: ScannedDir,
   ): Promise<TreeNode | undefined> {
     throwIfCanceled(this.signal);
-    const full = join(dir.path, name);
     const meta = metaOf(name, st, this.withAtime);
     const type = nodeTypeOf(st);
+    if (type === 'file') return this.saveFile(dir, name, meta, st, parent);
+    const full = join(dir.path, name);
     switch (type) {
       case 'dir': {
         if (this.oneFileSystem && st.dev !== rootDev) {
@@ -383,8 +386,6 @@ export class Archiver {
         else this.counters.dirs_changed++;
         return { ...meta, type: 'dir', subtree };
       }
-      case 'file':
-        return this.saveFile(full, atPath(dir.fd, name), meta, st, parent);
       case 'symlink':
         try {
           return { ...meta, type: 'symlink', linkTarget: readlinkSync(atPath(dir.fd, name), { encoding: 'buffer' }) };
@@ -417,20 +418,19 @@ export class Archiver {
       const nameEnd = listing.nameEnds[i] ?? nameStart;
       const name = Buffer.from(listing.names.buffer, listing.names.byteOffset + nameStart, nameEnd - nameStart);
       nameStart = nameEnd;
-      const full = join(dir.path, name);
       if (outcome?.kind === 'stat-failed') {
-        this.reportUnreadable(full, new WorkerTaskError(outcome.failure));
+        this.reportUnreadable(join(dir.path, name), new WorkerTaskError(outcome.failure));
         continue;
       }
       const st = unpackStat(listing.stats, i);
-      const parent = parentNodes.get(name.toString('hex'));
+      const parent = parentNodes.get(nameKey(name));
       switch (outcome?.kind) {
         case 'read':
           pending.push(Promise.resolve(this.readFileNode(metaOf(name, st, this.withAtime), outcome.content, outcome.size, parent)));
           continue;
         case 'read-failed':
           if (nodeTypeOf(st) === 'file') this.countFile(Number(st.size));
-          this.reportUnreadable(full, new WorkerTaskError(outcome.failure));
+          this.reportUnreadable(join(dir.path, name), new WorkerTaskError(outcome.failure));
           continue;
         case 'symlink':
           pending.push(Promise.resolve({ ...metaOf(name, st, this.withAtime), type: 'symlink', linkTarget: Buffer.from(outcome.target) }));
@@ -463,6 +463,12 @@ export class Archiver {
         pending.push(node);
         continue;
       }
+      // An unchanged file needs no slot, async call or path: most files, in most backups.
+      const unchanged = this.unchangedFile(name, st, parent);
+      if (unchanged) {
+        pending.push(Promise.resolve(unchanged));
+        continue;
+      }
       await this.fileSlots.acquire();
       const node = this.saveEntry(dir, name, st, parent, rootDev).finally(() => { this.fileSlots.release(); });
       node.catch(() => undefined); // Awaited below; this only keeps an early failure from counting as unhandled.
@@ -472,7 +478,7 @@ export class Archiver {
     throwIfCanceled(this.signal);
     // An unchanged directory has the parent's tree already: skip encoding and hashing it again.
     if (parentTree !== undefined && this.repo.index.has(parentTree) && parentNodes.size === nodes.length
-      && nodes.every((n) => sameNode(n, parentNodes.get(n.name.toString('hex'))))) return parentTree;
+      && nodes.every((n) => sameNode(n, parentNodes.get(nameKey(n.name))))) return parentTree;
     return this.saveTree({ nodes });
   }
 
@@ -557,22 +563,32 @@ export class Archiver {
     }
   }
 
-  /** `at` is the file's path through its directory's handle; `full` names it in messages. */
-  private async saveFile(full: Buffer, at: Buffer, meta: NodeMeta, st: EntryStat, parent: TreeNode | undefined): Promise<FileNode | undefined> {
+  /**
+   * The node of a regular file the parent snapshot has as it is (same size, times and inode, and
+   * every blob still indexed), counted as unmodified; undefined when it must be read.
+   */
+  private unchangedFile(name: Buffer, st: EntryStat, parent: TreeNode | undefined): FileNode | undefined {
+    const size = Number(st.size);
+    if (parent?.type !== 'file' || parent.size !== size || parent.mtimeNs !== st.mtimeNs || parent.ctimeNs !== st.ctimeNs
+      || parent.inode !== st.ino || nodeTypeOf(st) !== 'file' || !parent.content.every((id) => this.repo.index.has(id))) return undefined;
+    this.countFile(size);
+    this.counters.files_unmodified++;
+    this.bytesDone += size;
+    return { ...metaOf(name, st, this.withAtime), type: 'file', size, content: parent.content };
+  }
+
+  /** The file `name` of `dir`: its paths (through the handle, and in messages) are made only if it must be read. */
+  private async saveFile(dir: OpenDir, name: Buffer, meta: NodeMeta, st: EntryStat, parent: TreeNode | undefined): Promise<FileNode | undefined> {
+    const unchanged = this.unchangedFile(name, st, parent);
+    if (unchanged) return unchanged;
     const size = Number(st.size);
     this.countFile(size);
-    if (parent?.type === 'file' && parent.size === size && parent.mtimeNs === st.mtimeNs && parent.ctimeNs === st.ctimeNs
-      && parent.inode === st.ino && parent.content.every((id) => this.repo.index.has(id))) {
-      this.counters.files_unmodified++;
-      this.bytesDone += size;
-      return { ...meta, type: 'file', size, content: parent.content };
-    }
     let content: Promise<FileContent | undefined>;
     const linkKey = `${st.dev}:${st.ino}`;
     const sameInode = st.nlink > 1n ? this.hardlinks.get(linkKey) : undefined;
     if (sameInode) content = sameInode;
     else {
-      content = this.chunkFile(full, { path: at, dev: st.dev, ino: st.ino, size });
+      content = this.chunkFile(join(dir.path, name), { path: atPath(dir.fd, name), dev: st.dev, ino: st.ino, size });
       if (st.nlink > 1n) this.hardlinks.set(linkKey, content);
     }
     const read = await content;

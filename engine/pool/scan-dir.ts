@@ -94,7 +94,8 @@ interface Listed {
 
 /** An entry of a directory being listed: its path for messages, and where it is through the directory's handle. */
 interface Entry {
-  readonly path: Buffer;
+  /** The directory's path with a trailing slash: the entry's path is this and its name (made only when needed). */
+  readonly dirPrefix: Buffer;
   readonly dirFd: number;
   readonly name: Buffer;
 }
@@ -113,7 +114,8 @@ async function listDir(
   dir: OpenDir, dev: bigint, request: ScanDirTask, budget: { entries: number }, batch: BlobBatch, deps: ScanDeps | undefined, keepNodes: boolean,
 ): Promise<Listed> {
   const prefix = dir.path.at(-1) === 0x2f ? dir.path : Buffer.concat([dir.path, Buffer.from('/')]);
-  const names = readdirSync(atPath(dir.fd), { encoding: 'buffer' }).filter((name) => !isExcluded(Buffer.concat([prefix, name]), request.excludes));
+  const listed = readdirSync(atPath(dir.fd), { encoding: 'buffer' });
+  const names = request.excludes.length === 0 ? listed : listed.filter((name) => !isExcluded(Buffer.concat([prefix, name]), request.excludes));
   // The handle's path, made once for all entries.
   const at = atPath(dir.fd, Buffer.alloc(0));
   budget.entries -= names.length;
@@ -132,7 +134,7 @@ async function listDir(
       continue;
     }
     packStat(st, stats, i);
-    const scanned = await scanEntry({ path: Buffer.concat([prefix, name]), dirFd: dir.fd, name }, st, dev, request, budget, batch, deps);
+    const scanned = await scanEntry({ dirPrefix: prefix, dirFd: dir.fd, name }, st, dev, request, budget, batch, deps);
     outcomes.push(scanned.outcome);
     if (scanned.node === undefined) nodes = undefined;
     else nodes?.push({ ...metaOf(name, st, request.withAtime), ...scanned.node });
@@ -210,7 +212,7 @@ async function scanSubdir(
     return { outcome: null };
   }
   try {
-    listed = await listDir({ path: entry.path, fd }, dev, request, budget, batch, deps, true);
+    listed = await listDir({ path: Buffer.concat([entry.dirPrefix, entry.name]), fd }, dev, request, budget, batch, deps, true);
   } catch {
     return { outcome: null };
   } finally {

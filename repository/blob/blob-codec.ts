@@ -20,6 +20,13 @@ export interface SealedBlob {
   readonly rawLength: number;
 }
 
+/** A blob recoded for another repository (BlobCodec.recode): `sealed` is undefined when it was not kept. */
+export interface RecodedBlob {
+  readonly id: Buffer;
+  readonly sealed: Buffer | undefined;
+  readonly rawLength: number;
+}
+
 export class BlobDecodeError extends Error {
   readonly code = 'ARCA_ERR_BLOB_DECODE';
 }
@@ -60,26 +67,50 @@ class BlobCodec {
    * thread's scratch buffer: it is valid only until the next call.
    */
   open(keys: BlobKeys, sealed: Uint8Array, expectedId: Buffer, rawLength: number | undefined, transient: boolean): Buffer {
+    this.releaseTransient(transient);
+    const { framed, plaintext } = this.unseal(keys, sealed, expectedId, rawLength, transient);
+    if (plaintext.buffer !== framed.buffer) releaseBuffer(framed);
+    else if (transient) this.lastTransient = framed;
+    return plaintext;
+  }
+
+  /**
+   * For a copy between repositories: opens and verifies a blob sealed under `from`, and when
+   * `keep` takes its ID under `to`, seals it for `to` as it was compressed (zstd data is not
+   * compressed again; a blob stored as is gets the chance a new one would).
+   */
+  recode(from: BlobKeys, to: BlobKeys, sealed: Uint8Array, expectedId: Buffer, rawLength: number | undefined, level: number, keep: (id: Buffer) => boolean): RecodedBlob {
+    this.releaseTransient(true);
+    const { framed, plaintext } = this.unseal(from, sealed, expectedId, rawLength, true);
+    try {
+      const id = blobId(to.idKey, plaintext);
+      if (!keep(id)) return { id, sealed: undefined, rawLength: plaintext.length };
+      if (framed[0] === ZSTD) return { id, sealed: seal(to.encKey, 'blob', framed), rawLength: plaintext.length };
+      return this.seal(to, id, plaintext, level);
+    } finally {
+      releaseBuffer(framed);
+    }
+  }
+
+  private releaseTransient(transient: boolean): void {
     if (transient && this.lastTransient) {
       releaseBuffer(this.lastTransient);
       this.lastTransient = undefined;
     }
+  }
+
+  /** Decrypts, decompresses and verifies: the decrypted frame, and the plaintext (in the frame when stored as is). */
+  private unseal(keys: BlobKeys, sealed: Uint8Array, expectedId: Buffer, rawLength: number | undefined, transient: boolean): { framed: Buffer; plaintext: Buffer } {
     const framed = open(keys.encKey, 'blob', sealed);
     const kind = framed[0];
     let plaintext: Buffer;
-    if (kind === RAW) {
-      plaintext = framed.subarray(1);
-      if (transient) this.lastTransient = framed;
-    } else if (kind === ZSTD) {
-      plaintext = this.decompress(framed.subarray(1), rawLength, transient);
-      releaseBuffer(framed);
-    } else {
-      throw new BlobDecodeError(`unknown compression byte ${String(kind)}`);
-    }
+    if (kind === RAW) plaintext = framed.subarray(1);
+    else if (kind === ZSTD) plaintext = this.decompress(framed.subarray(1), rawLength, transient);
+    else throw new BlobDecodeError(`unknown compression byte ${String(kind)}`);
     if (!blobId(keys.idKey, plaintext).equals(expectedId)) {
       throw new BlobDecodeError(`content does not match its ID ${expectedId.toString('hex')}`);
     }
-    return plaintext;
+    return { framed, plaintext };
   }
 
   /** Compresses into `this.compressed`; -1 when the result would not be smaller. */
@@ -161,4 +192,15 @@ export function decodeBlob(keys: BlobKeys, sealed: Uint8Array, expectedId: Buffe
  */
 export function decodeBlobTransient(keys: BlobKeys, sealed: Uint8Array, expectedId: Buffer, rawLength?: number): Buffer {
   return codec.open(keys, sealed, expectedId, rawLength, true);
+}
+
+/**
+ * For a copy: opens and verifies a blob of the repository with keys `from`, gives its ID under
+ * `to`, and when `keep(id)` says so, seals it for `to` without compressing it again (see
+ * BlobCodec.recode; `level` is for a blob the source stored uncompressed).
+ */
+export function recodeBlob(
+  from: BlobKeys, to: BlobKeys, sealed: Uint8Array, expectedId: Buffer, rawLength: number | undefined, level: number, keep: (id: Buffer) => boolean,
+): RecodedBlob {
+  return codec.recode(from, to, sealed, expectedId, rawLength, level, keep);
 }
