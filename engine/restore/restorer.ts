@@ -145,8 +145,14 @@ export const DEFAULT_PLAN_WINDOW = 4096;
 export const DEFAULT_WINDOWS_QUEUED = 2;
 
 const PACK_CONCURRENCY = 4;
-/** Trees read and decoded together while planning. */
+/** Trees read and decoded together while planning, at most. */
 const TREES_PER_BATCH = 256;
+/**
+ * Directories waiting on the planner's stack, about at most: a batch of trees is cut short
+ * when the subdirectories they are expected to add (by the recent average) would pass this.
+ * Without it, 256 sibling trees of 1,000 subdirectories each put 256,000 on the stack.
+ */
+const STACK_BUDGET = 16_384;
 const SLASH = Buffer.from('/');
 const below = (dir: Buffer, name: Buffer): Buffer => (dir.length === 0 ? name : Buffer.concat([dir, SLASH, name]));
 /** File-system calls (links, special files) in flight at once: they wait on the disk, not the CPU. */
@@ -335,8 +341,8 @@ export class Restorer {
   }
 
   /**
-   * Walks the snapshot's trees depth first, TREES_PER_BATCH trees read at a time from the top
-   * of the stack (Repository.loadTrees: a few range reads for hundreds of trees), and plans
+   * Walks the snapshot's trees depth first, up to TREES_PER_BATCH trees read at a time from the
+   * top of the stack (fewer when their subdirectories would overfill it, STACK_BUDGET) (Repository.loadTrees: a few range reads for hundreds of trees), and plans
    * every entry to restore into windows for the executor, parents before children. With
    * --include, a directory is restored when chosen itself or when something inside it is: it
    * is planned when the first such thing is.
@@ -375,9 +381,12 @@ export class Restorer {
       await emit(entry);
     };
     const stack: Array<{ dir: DirState; treeId: Buffer }> = [{ dir: root, treeId: rootTree }];
+    /** Subdirectories per tree in recent batches (a moving average). */
+    let fanOut = 0;
     while (stack.length > 0) {
       throwIfCanceled(this.signal);
-      const batch = stack.splice(Math.max(0, stack.length - TREES_PER_BATCH));
+      const room = Math.floor((STACK_BUDGET - stack.length) / Math.max(1, fanOut));
+      const batch = stack.splice(stack.length - Math.min(stack.length, TREES_PER_BATCH, Math.max(1, room)));
       const trees = await this.repo.loadTrees(batch.map(({ treeId }) => treeId));
       const subdirs: Array<{ dir: DirState; treeId: Buffer }> = [];
       for (const [i, { dir }] of batch.entries()) {
@@ -409,8 +418,10 @@ export class Restorer {
           }
         }
       }
-      // Children in the order listed on top of the stack: the first is walked next.
-      stack.push(...subdirs.reverse());
+      fanOut = (fanOut + subdirs.length / batch.length) / 2;
+      // Children in the order listed on top of the stack: the first is walked next (a loop: a
+      // directory can have more subdirectories than a call takes arguments).
+      for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i] as { dir: DirState; treeId: Buffer });
       for (const { dir } of batch) this.release(dir);
     }
     if (window.length > 0) await queue.put(window);
