@@ -293,10 +293,10 @@ async function runStep(name: string, repoDir: string, cliArgs: readonly string[]
 }
 
 interface PruneJson {
-  packsMarked: number; bytesMarked: number; packsRepacked: number; blobsRepacked: number; packsDeleted: number;
-  bytesReclaimed: number; packsResurrected: number; plansPending: number; indexFilesBefore: number; indexFilesAfter: number; unusedPercentAfter: number;
+  packs_marked: number; bytes_marked: number; packs_repacked: number; blobs_repacked: number; packs_deleted: number;
+  bytes_reclaimed: number; packs_resurrected: number; plans_pending: number; index_files_before: number; index_files_after: number; unused_percent_after: number;
 }
-interface CheckJson { problems: unknown[]; snapshotsChecked: number; packsChecked: number; packsRead: number; blobsRead: number }
+interface CheckJson { problems: unknown[]; snapshots_checked: number; packs_checked: number; packs_read: number; blobs_read: number }
 
 function lastJson(stdout: string): unknown {
   const line = stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
@@ -345,7 +345,7 @@ async function main(): Promise<void> {
     steps.push(r);
     return r;
   };
-  await run('baseline: arca version', ['version']);
+  await run('baseline: arca --version', ['--version']);
   await run('check (structure)', ['check']);
   await run('forget A', ['forget', snapshots.a]);
   await run('prune --dry-run', ['prune', '--max-unused', '5', '--dry-run']);
@@ -362,11 +362,11 @@ async function main(): Promise<void> {
   for (const s of steps) {
     const prune = s.name.startsWith('prune') ? lastJson(s.stdout) as PruneJson | undefined : undefined;
     const check = s.name.startsWith('check') ? lastJson(s.stdout) as CheckJson | undefined : undefined;
-    const blobs = prune ? `${fmtInt(prune.blobsRepacked)} copied` : check ? `${fmtInt(check.blobsRead)} read` : '';
+    const blobs = prune ? `${fmtInt(prune.blobs_repacked)} copied` : check ? `${fmtInt(check.blobs_read)} read` : '';
     rows.push([
       s.name, fmt(s.seconds, 2), mib(s.maxRss), s.name.startsWith('baseline') ? '' : fmt(s.maxRss / N), s.name.startsWith('baseline') ? '' : fmt((s.maxRss - baseline) / N),
-      mib(s.peak.heapUsed), mib(s.peak.external), prune ? fmtInt(prune.packsMarked) : '', prune ? fmtInt(prune.packsDeleted) : '', prune ? fmtInt(prune.packsRepacked) : '',
-      prune ? mib(prune.bytesReclaimed) : '', blobs, String(s.code),
+      mib(s.peak.heapUsed), mib(s.peak.external), prune ? fmtInt(prune.packs_marked) : '', prune ? fmtInt(prune.packs_deleted) : '', prune ? fmtInt(prune.packs_repacked) : '',
+      prune ? mib(prune.bytes_reclaimed) : '', blobs, String(s.code),
     ]);
   }
   const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
@@ -377,12 +377,12 @@ async function main(): Promise<void> {
   }
   console.log('');
   console.log('peak RSS: /usr/bin/time %M of the CLI process; heap/ext: peaks of process.memoryUsage() heapUsed/external sampled every 200 ms (may miss short peaks)');
-  console.log(`B/blob: per data blob (N = ${fmtInt(N)}); "(-base)" subtracts the RSS of a bare "arca version" (${mib(baseline)} MiB)`);
+  console.log(`B/blob: per data blob (N = ${fmtInt(N)}); "(-base)" subtracts the RSS of a bare "arca --version" (${mib(baseline)} MiB)`);
   for (const s of steps) {
     const prune = s.name.startsWith('prune') ? lastJson(s.stdout) as PruneJson | undefined : undefined;
     if (prune) console.log(`${s.name}: ${JSON.stringify(prune)}`);
     const check = s.name.startsWith('check') ? lastJson(s.stdout) as CheckJson | undefined : undefined;
-    if (check) console.log(`${s.name}: ${check.problems.length} problems, ${check.snapshotsChecked} snapshots, ${check.packsChecked} packs, ${check.packsRead} packs read`);
+    if (check) console.log(`${s.name}: ${check.problems.length} problems, ${check.snapshots_checked} snapshots, ${check.packs_checked} packs, ${check.packs_read} packs read`);
   }
   console.log(`repository after: ${fmtInt(after.files)} files, ${mib(after.bytes)} MiB (was ${mib(before.bytes)} MiB); ${await countObjects(dir, 'data')} packs, ${await countObjects(dir, 'index')} index files`);
 
