@@ -1,7 +1,7 @@
 // List-then-watch of one collection, kept running: client-node's ListWatch lists, watches and relists
 // after 410 Gone, but stops on any other error; this restarts it with exponential backoff, tells
-// when the first list is in (readiness), and replays the cache every resync period so level-based
-// reconcilers repair whatever a missed event or a failed step left behind.
+// when the first list is in (readiness), and replays the cache after each restart and every resync
+// period so level-based reconcilers repair whatever a missed event or a failed step left behind.
 //
 // Each watch request asks the server to end it after a few minutes (as client-go's reflectors do) and
 // for bookmarks, which keep the resourceVersion it resumes from fresh; ListWatch then resumes from
@@ -145,6 +145,7 @@ export class Watcher<T> {
     const { initial, max } = this.options.backoffMs ?? { initial: 1_000, max: 60_000 };
     const signal = this.stopping.signal;
     let delay = initial;
+    let startedOnce = false;
     const resync = this.options.resyncMs ? setInterval(() => { this.resync(); }, this.options.resyncMs) : undefined;
     try {
       while (!signal.aborted) {
@@ -156,9 +157,14 @@ export class Watcher<T> {
         this.listWatch.on('error', onError);
         await this.listWatch.start();
         if (!attempt.failed && !this.isStopping()) {
+          const restarted = startedOnce;
           this.synced = true;
+          startedOnce = true;
           delay = initial;
           onFirstSync();
+          // The relist reports only the objects that changed meanwhile; what a reconciler failed to
+          // do while the server was unreachable (e.g. a status write) is on the unchanged ones too.
+          if (restarted) this.resync();
         }
         const err = await Promise.race([failed, abortPromise(signal)]);
         this.listWatch.off('error', onError);
