@@ -29,7 +29,7 @@ export interface AppOnS3 {
 }
 
 /** The setting on the run's shared control plane, or on the one `kubeconfig` (admin) reaches. */
-export async function startAppOnS3(name: string, password: string, seed: number, kubeconfig = kubeTestEnv().kubeconfig): Promise<AppOnS3> {
+export async function startAppOnS3(name: string, password: string, seed: number, kubeconfig = kubeTestEnv().kubeconfig, restartExitedController = false): Promise<AppOnS3> {
   const admin = kubeConfigFromFile(kubeconfig);
   const root = await mkdtemp(path.join(os.tmpdir(), `arca-${name}-`));
   const s3 = await startS3Server();
@@ -37,7 +37,7 @@ export async function startAppOnS3(name: string, password: string, seed: number,
   const repo = s3Repository(s3, proxy.endpoint, 'shop', password);
   await arcaOk(['init'], { env: repo.cliEnv });
   await installCrds(admin, kubeconfig);
-  const cluster = new SimulatedCluster(admin, { kubeconfig, root, namespace: await createTestNamespace(admin, 'system'), cluster: name });
+  const cluster = new SimulatedCluster(admin, { kubeconfig, restartExitedController, root, namespace: await createTestNamespace(admin, 'system'), cluster: name });
   await cluster.install(NODES);
   await cluster.addRepository('s3', password, repo.spec, repo.credentials);
   const appNs = await createTestNamespace(admin, 'shop');
