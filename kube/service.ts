@@ -67,17 +67,25 @@ export interface KindWatchOptions<K extends KindDefinition> {
   handlers: WatcherHandlers<Resource<K>>;
 }
 
-const restartCounters = new WeakMap<Registry, Counter<'collection'>>();
+interface WatchCounters {
+  restarts: Counter<'collection'>;
+  requests: Counter<'collection'>;
+}
+
+const watchCounters = new WeakMap<Registry, WatchCounters>();
 
 /** A watcher over one of our kinds, its objects checked by the kind's schema and its restarts counted. */
 export function watchKind<K extends KindDefinition>(options: KindWatchOptions<K>): Watcher<Resource<K>> {
   const { client, namespace, registry } = options;
-  let restarts = restartCounters.get(registry);
-  if (!restarts) {
-    restarts = new Counter({ name: 'arca_watch_restarts_total', help: 'Watches restarted after an error.', labelNames: ['collection'], registers: [registry] });
-    restartCounters.set(registry, restarts);
+  let counters = watchCounters.get(registry);
+  if (!counters) {
+    counters = {
+      restarts: new Counter({ name: 'arca_watch_restarts_total', help: 'Watches restarted after an error.', labelNames: ['collection'], registers: [registry] }),
+      requests: new Counter({ name: 'arca_watch_requests_total', help: 'Watch requests made: the first, after the server ended one (every 5 to 10 minutes), after an error.', labelNames: ['collection'], registers: [registry] }),
+    };
+    watchCounters.set(registry, counters);
   }
-  const counter = restarts;
+  const { restarts, requests } = counters;
   const name = client.kind.kind;
   return new Watcher<Resource<K>>({
     kc: options.kc,
@@ -88,7 +96,8 @@ export function watchKind<K extends KindDefinition>(options: KindWatchOptions<K>
     labelSelector: options.labelSelector,
     resyncMs: options.resyncMs,
     log: options.log,
-    onRestart: () => { counter.inc({ collection: name }); },
+    onRestart: () => { restarts.inc({ collection: name }); },
+    onWatchRequest: () => { requests.inc({ collection: name }); },
   }, options.handlers);
 }
 

@@ -1,7 +1,14 @@
 // List-then-watch of one collection, kept running: client-node's ListWatch lists, watches and relists
 // after 410 Gone, but stops on any other error; this restarts it with exponential backoff, tells
-// when the first list is in (readiness), and replays the cache every resync period so level-based
-// reconcilers repair whatever a missed event or a failed step left behind.
+// when the first list is in (readiness), and replays the cache after each restart and every resync
+// period so level-based reconcilers repair whatever a missed event or a failed step left behind.
+//
+// Each watch request asks the server to end it after a few minutes (as client-go's reflectors do) and
+// for bookmarks, which keep the resourceVersion it resumes from fresh; ListWatch then resumes from
+// that version without a relist. client-node's Watch aborts a connection that has been silent for
+// 30 s, which on a quiet collection (an agent's PodVolumeRestores while nothing is restored) meant a
+// new watch every 30 s: the silence allowed here is the server's own deadline plus a grace period,
+// so only a connection the server failed to end is taken for dead.
 import { ListWatch, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from './logger.ts';
@@ -32,6 +39,41 @@ export interface WatcherOptions<T> {
   log: Logger;
   /** Called on each restart after an error (a metric counts them). */
   onRestart?: () => void;
+  /** Called on each watch request: the first, after the server ended one, after an error. */
+  onWatchRequest?: () => void;
+  /**
+   * How long the server keeps one watch request open, in seconds: a random length in this range,
+   * so that many watchers do not all come back at once (default 300 to 600, as client-go).
+   */
+  watchTimeoutSeconds?: { min: number; max: number };
+}
+
+/** Silence allowed beyond the server's deadline before a watch connection is taken for dead. */
+const WATCH_DEADLINE_GRACE_MS = 30_000;
+
+/**
+ * client-node's Watch with the query a long-lived watch needs: a server-side timeout and bookmarks.
+ * Its client-side inactivity limit (`requestTimeoutMs`, fixed at 30 s and not settable in 2.0.1) is
+ * raised above that timeout; a test against the API server (test/kube/watcher.test.ts) checks that a
+ * quiet watch is not restarted.
+ */
+class LongWatch extends Watch {
+  private readonly timeoutSeconds: { min: number; max: number };
+  private readonly onRequest: (() => void) | undefined;
+
+  constructor(kc: KubeConfig, timeoutSeconds: { min: number; max: number }, onRequest: (() => void) | undefined) {
+    super(kc);
+    this.timeoutSeconds = timeoutSeconds;
+    this.onRequest = onRequest;
+    Object.assign(this, { requestTimeoutMs: timeoutSeconds.max * 1000 + WATCH_DEADLINE_GRACE_MS });
+  }
+
+  override watch(...[path, queryParams, callback, done]: Parameters<Watch['watch']>): Promise<AbortController> {
+    const { min, max } = this.timeoutSeconds;
+    const timeoutSeconds = min + Math.floor(Math.random() * (max - min + 1));
+    this.onRequest?.();
+    return super.watch(path, { ...queryParams, allowWatchBookmarks: true, timeoutSeconds }, callback, done);
+  }
 }
 
 export class Watcher<T> {
@@ -51,7 +93,8 @@ export class Watcher<T> {
       const raw = await options.list();
       return { items: raw.items as KubernetesObject[], metadata: { resourceVersion: raw.metadata?.resourceVersion } };
     };
-    this.listWatch = new ListWatch(options.path, new Watch(options.kc), list, false, options.labelSelector, options.fieldSelector);
+    const watch = new LongWatch(options.kc, options.watchTimeoutSeconds ?? { min: 300, max: 600 }, options.onWatchRequest);
+    this.listWatch = new ListWatch(options.path, watch, list, false, options.labelSelector, options.fieldSelector);
     this.listWatch.on('add', (o) => { this.deliver(o, handlers.onUpsert); });
     this.listWatch.on('update', (o) => { this.deliver(o, handlers.onUpsert); });
     this.listWatch.on('delete', (o) => { if (handlers.onDelete) this.deliver(o, handlers.onDelete); });
@@ -102,6 +145,7 @@ export class Watcher<T> {
     const { initial, max } = this.options.backoffMs ?? { initial: 1_000, max: 60_000 };
     const signal = this.stopping.signal;
     let delay = initial;
+    let startedOnce = false;
     const resync = this.options.resyncMs ? setInterval(() => { this.resync(); }, this.options.resyncMs) : undefined;
     try {
       while (!signal.aborted) {
@@ -113,9 +157,14 @@ export class Watcher<T> {
         this.listWatch.on('error', onError);
         await this.listWatch.start();
         if (!attempt.failed && !this.isStopping()) {
+          const restarted = startedOnce;
           this.synced = true;
+          startedOnce = true;
           delay = initial;
           onFirstSync();
+          // The relist reports only the objects that changed meanwhile; what a reconciler failed to
+          // do while the server was unreachable (e.g. a status write) is on the unchanged ones too.
+          if (restarted) this.resync();
         }
         const err = await Promise.race([failed, abortPromise(signal)]);
         this.listWatch.off('error', onError);

@@ -64,6 +64,12 @@ export interface ControlPlaneState {
 export interface ControlPlane extends ControlPlaneState {
   readonly dir: string;
   stop(): Promise<void>;
+  /**
+   * Kills kube-apiserver (SIGKILL: no graceful close of its connections) and starts it again on
+   * the same port, etcd and keys; resolves once it is ready. `processes` and control-plane.json
+   * then name the new process.
+   */
+  restartApiServer(): Promise<void>;
 }
 
 export interface StartOptions {
@@ -173,7 +179,7 @@ async function startOnce({ dir, binaries, detached = false, readyTimeoutMs = 180
     const adminToken = randomBytes(24).toString('hex');
     const files = await writeApiServerFiles(pki, adminToken);
     const certDir = path.join(pki, 'serving');
-    started.push(launch(dir, 'kube-apiserver', binaries.kubeApiserver, [
+    const apiServerArgs = [
       `--etcd-servers=${etcdUrl}`,
       `--secure-port=${apiPort}`, '--bind-address=127.0.0.1',
       // These machines have no default route; without these two the API server exits.
@@ -186,13 +192,15 @@ async function startOnce({ dir, binaries, detached = false, readyTimeoutMs = 180
       '--service-cluster-ip-range=10.0.0.0/24', '--allow-privileged=true',
       // No controller-manager makes the default ServiceAccount this plugin waits for.
       '--disable-admission-plugins=ServiceAccount',
-    ], detached));
+    ];
+    started.push(launch(dir, 'kube-apiserver', binaries.kubeApiserver, apiServerArgs, detached));
     const server = `https://127.0.0.1:${apiPort}`;
     const servingCert = path.join(certDir, 'apiserver.crt');
-    await waitUntil(started, deadline, 'kube-apiserver /readyz', async () => {
+    const apiServerReady = (by: number) => waitUntil(started, by, 'kube-apiserver /readyz', async () => {
       const ca = await readFile(servingCert).catch(() => undefined);
       return ca !== undefined && (await httpsStatus(`${server}/readyz`, ca, adminToken)) === 200;
     });
+    await apiServerReady(deadline);
 
     const kubeconfig = path.join(dir, 'kubeconfig');
     await writeFile(kubeconfig, adminKubeconfigYaml(server, await readFile(servingCert), adminToken), { mode: 0o600 });
@@ -202,10 +210,32 @@ async function startOnce({ dir, binaries, detached = false, readyTimeoutMs = 180
       return true;
     });
 
-    const state: ControlPlaneState = { version: binaries.version, server, kubeconfig, processes: started.map((s) => s.process).reverse() };
-    await writeFile(path.join(dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+    const processes = () => started.map((s) => s.process).reverse();
+    const writeState = () => writeFile(path.join(dir, STATE_FILE), `${JSON.stringify({ version: binaries.version, server, kubeconfig, processes: processes() } satisfies ControlPlaneState, null, 2)}\n`);
+    await writeState();
     if (detached) for (const { child } of started) child.unref();
-    return { ...state, dir, stop };
+    const restartApiServer = async (): Promise<void> => {
+      const old = started.pop();
+      if (old === undefined) throw new ControlPlaneStartError('kube-apiserver is not running');
+      signal(old.process.pid, 'SIGKILL');
+      await exited(old.process, 10_000);
+      // Its certificates stay in --cert-dir, so clients that trust them reconnect unchanged. The
+      // killed server's connections may hold the port for a moment: a start that cannot bind is tried again.
+      const by = Date.now() + readyTimeoutMs;
+      for (;;) {
+        started.push(launch(dir, 'kube-apiserver', binaries.kubeApiserver, apiServerArgs, detached));
+        try {
+          await apiServerReady(by);
+          break;
+        } catch (err) {
+          if (!(err instanceof ControlPlaneStartError && err.message.includes('address already in use')) || Date.now() > by) throw err;
+          started.pop();
+          await sleep(500);
+        }
+      }
+      await writeState();
+    };
+    return { version: binaries.version, server, kubeconfig, get processes() { return processes(); }, dir, stop, restartApiServer };
   } catch (err) {
     await stop();
     throw err;

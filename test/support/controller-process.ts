@@ -49,8 +49,7 @@ export async function until<T>(probe: () => Promise<T | undefined> | T | undefin
  * A MutatingWebhookConfiguration like manifests/ has, but reaching a controller at
  * https://127.0.0.1:PORT (nothing runs in pods here). Returns its name; the controller fills caBundle.
  */
-export async function createWebhookConfiguration(admin: KubeConfig, port: number): Promise<string> {
-  const name = `arca-restore-${randomBytes(4).toString('hex')}`;
+export async function createWebhookConfiguration(admin: KubeConfig, port: number, name = `arca-restore-${randomBytes(4).toString('hex')}`): Promise<string> {
   await admin.makeApiClient(AdmissionregistrationV1Api).createMutatingWebhookConfiguration({
     body: {
       metadata: { name },

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { installCrds } from './arca-kube.ts';
 import { arcaOk } from './cli.ts';
-import { adminKubeConfig, createTestNamespace, kubeTestEnv } from './control-plane.ts';
+import { kubeConfigFromFile } from '../../scripts/kube/control-plane.ts';
+import { createTestNamespace, kubeTestEnv } from './control-plane.ts';
 import { startFaultProxy, type FaultProxy } from './fault-proxy.ts';
 import { deployApp, s3Repository, type DeployedApp } from './journey-app.ts';
 import { startS3Server, type S3Server } from './s3-server.ts';
@@ -27,15 +28,16 @@ export interface AppOnS3 {
   readonly stop: () => Promise<void>;
 }
 
-export async function startAppOnS3(name: string, password: string, seed: number): Promise<AppOnS3> {
-  const admin = adminKubeConfig();
+/** The setting on the run's shared control plane, or on the one `kubeconfig` (admin) reaches. */
+export async function startAppOnS3(name: string, password: string, seed: number, kubeconfig = kubeTestEnv().kubeconfig, restartExitedController = false): Promise<AppOnS3> {
+  const admin = kubeConfigFromFile(kubeconfig);
   const root = await mkdtemp(path.join(os.tmpdir(), `arca-${name}-`));
   const s3 = await startS3Server();
   const proxy = await startFaultProxy({ upstream: s3.endpoint, faultRate: 0, seed });
   const repo = s3Repository(s3, proxy.endpoint, 'shop', password);
   await arcaOk(['init'], { env: repo.cliEnv });
-  await installCrds(admin);
-  const cluster = new SimulatedCluster(admin, { kubeconfig: kubeTestEnv().kubeconfig, root, namespace: await createTestNamespace(admin, 'system'), cluster: name });
+  await installCrds(admin, kubeconfig);
+  const cluster = new SimulatedCluster(admin, { kubeconfig, restartExitedController, root, namespace: await createTestNamespace(admin, 'system'), cluster: name });
   await cluster.install(NODES);
   await cluster.addRepository('s3', password, repo.spec, repo.credentials);
   const appNs = await createTestNamespace(admin, 'shop');

@@ -42,6 +42,19 @@ export interface SimulatedClusterOptions {
   readonly namespace: string;
   /** The agents' --cluster (the snapshots' cluster label). */
   readonly cluster: string;
+  /**
+   * Kubeconfigs the agents and the controller use instead of `kubeconfig`, e.g. their service
+   * accounts' tokens under the RBAC of manifests/ (then the webhook configuration must be the
+   * manifests' `arca-restore`, the only one the controller may patch).
+   */
+  readonly processKubeconfigs?: { readonly agent: string; readonly controller: string };
+  /** The restore webhook configuration made to reach the controller (default: a new name). */
+  readonly webhookConfiguration?: string;
+  /**
+   * Start the controller again when it exits by itself (its Deployment's restartPolicy), e.g.
+   * after it lost its Lease while the API server was away.
+   */
+  readonly restartExitedController?: boolean;
 }
 
 export class SimulatedCluster {
@@ -86,7 +99,7 @@ export class SimulatedCluster {
   async install(nodes: readonly string[]): Promise<void> {
     this.webhookPort = await freePort();
     await this.admin.makeApiClient(AdmissionregistrationV1Api).deleteMutatingWebhookConfiguration({ name: 'arca-restore' }).catch(() => undefined);
-    this.webhookConfiguration = await createWebhookConfiguration(this.admin, this.webhookPort);
+    this.webhookConfiguration = await createWebhookConfiguration(this.admin, this.webhookPort, this.options.webhookConfiguration);
     await this.startController();
     for (const node of nodes) await this.startAgent(node);
   }
@@ -113,7 +126,7 @@ export class SimulatedCluster {
     await mkdir(this.podsDir(node), { recursive: true });
     const agent = this.record(`agent ${node}`, startArca([
       'agent', '--node', node, '--pods-dir', this.podsDir(node), '--cache-dir', path.join(this.options.root, node, 'cache'),
-      '--namespace', this.options.namespace, '--kubeconfig', this.options.kubeconfig, '--metrics-address', '127.0.0.1:0', '--cluster', this.options.cluster,
+      '--namespace', this.options.namespace, '--kubeconfig', this.options.processKubeconfigs?.agent ?? this.options.kubeconfig, '--metrics-address', '127.0.0.1:0', '--cluster', this.options.cluster,
     ]));
     this.agents.set(node, agent);
     await waitForLine(`agent ${node}`, agent, /"msg":"(started)"/, 60_000);
@@ -130,9 +143,15 @@ export class SimulatedCluster {
   /** Starts `arca controller`, its webhook where the webhook configuration reaches it; resolves once it is ready. */
   async startController(): Promise<void> {
     if (this.webhookConfiguration === undefined) throw new Error('install() first: the controller needs its webhook configuration');
-    const controller = await startControllerProcess(controllerArgs(this.options.kubeconfig, this.options.namespace, this.webhookConfiguration, this.webhookPort));
+    const controller = await startControllerProcess(controllerArgs(this.options.processKubeconfigs?.controller ?? this.options.kubeconfig, this.options.namespace, this.webhookConfiguration, this.webhookPort));
     this.controllerChild = controller.child;
     this.recorded.push({ name: 'controller', child: controller.child, get output() { return controller.output(); } });
+    if (this.options.restartExitedController === true) {
+      controller.child.once('exit', () => {
+        // Not stopped by stopController() or stop(): the kubelet starts the container again.
+        if (this.controllerChild === controller.child) void this.startController();
+      });
+    }
   }
 
   /** Ends the controller: SIGTERM (and SIGKILL after 5 s), or at once with SIGKILL, as a lost leader. */
@@ -265,9 +284,9 @@ export class SimulatedCluster {
 
   /** Stops every process and removes the webhook configuration. */
   async stop(): Promise<void> {
+    this.controllerChild = undefined;
     await Promise.all(this.recorded.map(({ child }) => stopChild(child)));
     this.agents.clear();
-    this.controllerChild = undefined;
     if (this.webhookConfiguration !== undefined) await deleteWebhookConfiguration(this.admin, this.webhookConfiguration);
     this.webhookConfiguration = undefined;
   }
