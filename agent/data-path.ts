@@ -8,7 +8,7 @@ import path from 'node:path';
 import { MARKER_DIR } from '../kube/api/restore-markers.ts';
 import { VolumeJobError } from './errors.ts';
 import { clearRestoreMarkers, markerDir, markRestored, markRestoreFailed } from './restore-markers.ts';
-import { snapshotLabels, volumeIdentityLabels, type VolumeSnapshotMetadata } from '../repository-access/snapshot-labels.ts';
+import { SNAPSHOT_LABELS, snapshotLabels, volumeIdentityLabels, type VolumeSnapshotMetadata } from '../repository-access/snapshot-labels.ts';
 
 /** How many unreadable files a status lists (the count covers all). */
 export const UNREADABLE_LISTED = 20;
@@ -27,12 +27,19 @@ interface DataPathRequest {
 export interface PodVolumeBackupRequest extends DataPathRequest {
   readonly metadata: VolumeSnapshotMetadata;
   readonly tags: readonly string[];
+  /**
+   * The job ran before (an agent or API server failure may have come between its snapshot and its
+   * final status): a snapshot labelled with metadata.podVolumeBackupUid is taken, not made again.
+   */
+  readonly rerun?: boolean | undefined;
 }
 
 export interface PodVolumeBackupResult {
   readonly outcome: BackupOutcome;
-  /** The first UNREADABLE_LISTED files or directories that could not be read. */
+  /** The first UNREADABLE_LISTED files or directories that could not be read (none listed for a saved snapshot). */
   readonly unreadable: readonly ItemError[];
+  /** The snapshot was saved by an earlier run of the job; no backup ran (outcome.durationSeconds is 0). */
+  readonly saved: boolean;
 }
 
 /**
@@ -43,6 +50,15 @@ export interface PodVolumeBackupResult {
  * again. The snapshot's host is the node. The agent's markers (`.arca`) are not the app's data.
  */
 export async function backupPodVolume(request: PodVolumeBackupRequest): Promise<PodVolumeBackupResult> {
+  const uid = request.metadata.podVolumeBackupUid;
+  if (request.rerun === true && uid !== undefined) {
+    const saved = (await request.repo.listSnapshots({ labels: { [SNAPSHOT_LABELS.podVolumeBackupUid]: uid } }))[0];
+    // The archiver always writes the summary; a snapshot without one is not this agent's.
+    if (saved?.snapshot.summary !== undefined) {
+      request.logger.info({ snapshot: saved.id }, 'the job\'s snapshot was saved by an earlier run; not backing up again');
+      return { outcome: { status: 'completed', snapshotId: saved.id, snapshot: saved.snapshot, summary: saved.snapshot.summary, durationSeconds: 0 }, unreadable: [], saved: true };
+    }
+  }
   const unreadable: ItemError[] = [];
   const outcome = await backupVolume(request.repo, request.volumeDir, {
     asRoot: true,
@@ -60,7 +76,7 @@ export async function backupPodVolume(request: PodVolumeBackupRequest): Promise<
     logger: request.logger,
     workers: request.workers,
   });
-  return { outcome, unreadable };
+  return { outcome, unreadable, saved: false };
 }
 
 export interface PodVolumeRestoreRequest extends DataPathRequest {

@@ -6,7 +6,8 @@
  * and the final status fields) is a PodVolumeWork.
  *
  * After a crash the next agent finds its jobs InProgress and runs them again from the start (dedup
- * makes that cheap), up to maxAttempts; a graceful stop hands running jobs back as Accepted.
+ * makes that cheap; a backup whose snapshot was already saved takes it, see backupPodVolume), up to
+ * maxAttempts; a graceful stop hands running jobs back as Accepted.
  */
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from '../engine/index.ts';

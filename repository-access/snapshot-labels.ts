@@ -16,6 +16,7 @@ export const SNAPSHOT_LABELS = {
   workload: 'arca.dev/workload',
   node: 'arca.dev/node',
   backupSet: 'arca.dev/backup-set',
+  podVolumeBackupUid: 'arca.dev/pod-volume-backup-uid',
 } as const;
 
 export interface WorkloadRef {
@@ -38,6 +39,11 @@ export interface VolumeSnapshotMetadata {
   readonly node: string;
   /** The VolumeBackup this snapshot belongs to. */
   readonly backupSet: string;
+  /**
+   * The UID of the PodVolumeBackup that made it: a re-run of that job (its status was not written
+   * after the snapshot was) finds its snapshot by it instead of making a second one.
+   */
+  readonly podVolumeBackupUid?: string | undefined;
 }
 
 export function snapshotLabels(meta: VolumeSnapshotMetadata): Record<string, string> {
@@ -51,6 +57,7 @@ export function snapshotLabels(meta: VolumeSnapshotMetadata): Record<string, str
     ...(meta.workload === undefined ? {} : { [SNAPSHOT_LABELS.workloadKind]: meta.workload.kind, [SNAPSHOT_LABELS.workload]: meta.workload.name }),
     [SNAPSHOT_LABELS.node]: meta.node,
     [SNAPSHOT_LABELS.backupSet]: meta.backupSet,
+    ...(meta.podVolumeBackupUid === undefined ? {} : { [SNAPSHOT_LABELS.podVolumeBackupUid]: meta.podVolumeBackupUid }),
   };
 }
 
@@ -70,6 +77,7 @@ export function metadataFromLabels(labels: Readonly<Record<string, string>> | un
     cluster, namespace, pod, podUid, volume, node, backupSet,
     pvc: get(SNAPSHOT_LABELS.pvc),
     workload: kind !== undefined && name !== undefined ? { kind, name } : undefined,
+    podVolumeBackupUid: get(SNAPSHOT_LABELS.podVolumeBackupUid),
   };
 }
 

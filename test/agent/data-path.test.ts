@@ -79,6 +79,31 @@ describe('the agent\'s data path: the volume directory is the snapshot\'s root',
     expect(again.outcome.summary.data_added).toBe(0);
   });
 
+  it('a re-run of a job whose snapshot was saved takes that snapshot instead of making a second one', async () => {
+    const volume = await mountVolume(podsDir, 'uid-8', 'kubernetes.io~empty-dir', 'data');
+    await writeFile(path.join(volume, 'f'), 'saved before the status was written\n');
+    const meta = { ...metadata('uid-8', 'node-a'), pvc: 'rerun', podVolumeBackupUid: 'pvb-uid-1' };
+    const first = await backupPodVolume({ ...request, repo, volumeDir: volume, metadata: meta, tags: [] });
+    if (first.outcome.status !== 'completed') throw new Error('the backup did not complete');
+    const ofTheJob = async (): Promise<string[]> => (await repo.listSnapshots({ labels: { 'arca.dev/pvc': 'rerun' } })).map((s) => s.id);
+
+    // The volume changed since: a second backup would make a new snapshot with another tree.
+    await writeFile(path.join(volume, 'g'), 'written after\n');
+    const again = await backupPodVolume({ ...request, repo, volumeDir: volume, metadata: meta, tags: [], rerun: true });
+    if (again.outcome.status !== 'completed') throw new Error('the backup did not complete');
+    expect(await ofTheJob()).toEqual([first.outcome.snapshotId]);
+    expect(again.outcome.snapshotId).toBe(first.outcome.snapshotId);
+    expect(again.outcome.summary).toEqual(first.outcome.summary);
+    expect(again.saved).toBe(true);
+    expect(first.outcome.snapshot.labels).toMatchObject({ 'arca.dev/pod-volume-backup-uid': 'pvb-uid-1' });
+
+    // Another job for the same volume (another UID) backs up, even when re-run.
+    const other = await backupPodVolume({ ...request, repo, volumeDir: volume, metadata: { ...meta, podVolumeBackupUid: 'pvb-uid-2' }, tags: [], rerun: true });
+    if (other.outcome.status !== 'completed') throw new Error('the backup did not complete');
+    expect(other.saved).toBe(false);
+    expect((await ofTheJob()).sort()).toEqual([first.outcome.snapshotId, other.outcome.snapshotId].sort());
+  });
+
   it('restores nothing through a symlink planted in the volume where the snapshot has a directory', async () => {
     const source = await mountVolume(podsDir, 'uid-4', 'kubernetes.io~empty-dir', 'data');
     await mkdir(path.join(source, 'sub'));

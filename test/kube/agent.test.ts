@@ -6,7 +6,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, type KubeConfig, type V1Volume } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { backupPodVolume } from '../../agent/data-path.ts';
 import { initRepository, openRepository } from '../../engine/index.ts';
+import { MemoryLogger } from '../support/memory-logger.ts';
 import { encodeBlob } from '../../repository/blob/blob-codec.ts';
 import { BlobWriter } from '../../repository/blob-writer.ts';
 import { LEASES_PREFIX } from '../../repository/object-names.ts';
@@ -227,6 +229,46 @@ describe.skipIf(!kubeAvailable)('arca agent on simulated nodes', () => {
     const done = await finalOf(backups, name);
     expect(done.status, done.status?.message).toMatchObject({ phase: 'Completed', attempts: 2 });
     await repositoryChecksClean();
+  });
+
+  test('a job re-run after its snapshot was saved but not its status completes with that snapshot: no second one', async () => {
+    // Node b's agent is down while the first run "happens": the PodVolumeBackup waits for it.
+    const node = nodeOf('node-b');
+    await stopChild(node.agent);
+    const pod = await createPod('node-b', [{ name: 'cache', emptyDir: {} }], { cache: 'kubernetes.io~empty-dir/cache' });
+    const volumeDir = pod.dirs.cache ?? '';
+    await writeFile(path.join(volumeDir, 'f'), 'saved before the status was written\n');
+    const name = `pvb-${++seq}`;
+    const created = await backups.create(ns, {
+      metadata: { name, labels: { [NODE_LABEL]: 'node-b' } },
+      spec: { node: 'node-b', pod: { namespace: ns, name: pod.name, uid: pod.uid }, volume: 'cache', repository: 'default', backupSet: 'set-rerun' },
+    });
+    // The first run: its snapshot saved as the agent saves it, then the agent gone before the final status.
+    const repo = await openRepository({ url: path.join(root, 'repo'), password: PASSWORD, cacheDir: path.join(root, 'test-cache') });
+    let savedId: string;
+    try {
+      const { outcome } = await backupPodVolume({
+        repo, volumeDir, signal: new AbortController().signal, logger: new MemoryLogger(), onProgress: () => undefined, tags: [],
+        metadata: { cluster: 'test', namespace: ns, pod: pod.name, podUid: pod.uid, volume: 'cache', node: 'node-b', backupSet: 'set-rerun', podVolumeBackupUid: created.metadata.uid },
+      });
+      if (outcome.status !== 'completed') throw new Error('the backup did not complete');
+      savedId = outcome.snapshotId;
+    } finally {
+      await repo.close();
+    }
+    await backups.replaceStatus({ ...created, status: { phase: 'InProgress', attempts: 1, startTimestamp: new Date().toISOString() } });
+    // Changed since: a backup now would make a snapshot with another tree.
+    await writeFile(path.join(volumeDir, 'g'), 'written after\n');
+
+    node.agent = await startAgent('node-b', node.podsDir);
+    const done = await finalOf(backups, name);
+    expect(done.status, done.status?.message).toMatchObject({ phase: 'Completed', attempts: 2, snapshotID: savedId, stats: { filesNew: 1, totalFilesProcessed: 1 } });
+    const check = await openRepository({ url: path.join(root, 'repo'), password: PASSWORD, cacheDir: path.join(root, 'test-cache') });
+    try {
+      expect((await check.listSnapshots({ labels: { 'arca.dev/backup-set': 'set-rerun' } })).map((s) => s.id)).toEqual([savedId]);
+    } finally {
+      await check.close();
+    }
   });
 
   test('bad input ends Failed with a message that says what is wrong', async () => {

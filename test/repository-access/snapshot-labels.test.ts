@@ -16,6 +16,9 @@ describe('snapshot metadata', () => {
     });
     expect(metadataFromLabels(labels)).toEqual(full);
     expect(metadataFromLabels(snapshotLabels(base))).toEqual({ ...base, pvc: undefined, workload: undefined });
+    const ofJob = { ...base, podVolumeBackupUid: 'pvb-uid' };
+    expect(snapshotLabels(ofJob)).toMatchObject({ 'arca.dev/pod-volume-backup-uid': 'pvb-uid' });
+    expect(metadataFromLabels(snapshotLabels(ofJob))).toEqual(ofJob);
   });
 
   it('reads nothing from labels that are not a pod volume\'s', () => {
