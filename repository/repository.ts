@@ -161,8 +161,11 @@ export class Repository {
   async writeSealedObject(nameOf: (id: string) => string, purpose: SealPurpose, plaintext: Uint8Array | readonly Uint8Array[]): Promise<string> {
     const stored = seal(this.keys.encKey, purpose, plaintext);
     const id = blake3(stored).toString('hex');
+    const snapshot = purpose === 'snapshot';
     const write = async (): Promise<string> => {
+      if (snapshot) await this.lease?.pause('snapshot-confirmed');
       await this.storage.put(nameOf(id), stored);
+      if (snapshot) await this.lease?.pause('snapshot-landed');
       return id;
     };
     return this.lease ? this.lease.guard(write, () => this.storage.delete(nameOf(id))) : write();

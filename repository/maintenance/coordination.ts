@@ -19,6 +19,10 @@ export const PAUSE_POINTS = [
   'index-write',
   /** A writer is about to write a snapshot. */
   'snapshot-write',
+  /** A writer has confirmed its lease and is about to store its snapshot (inside Lease.guard). */
+  'snapshot-confirmed',
+  /** A writer's snapshot is stored, and its lease not yet confirmed again. */
+  'snapshot-landed',
   /** A prune holds its lease and has listed the plans. */
   'prune-plans-listed',
   /** A prune has listed the snapshots, index files and packs it marks from. */

@@ -95,7 +95,7 @@ export async function prune(repo: Repository, options: PruneOptions): Promise<Pr
     report.indexFilesBefore = marked.indexFiles.length;
     const packSizes = await listPackSizes(repo);
     await pause('prune-packs-listed');
-    await markSnapshots(repo, snapshots, marked.used);
+    await markSnapshots(repo, snapshots, marked.used, log);
     log(`marked ${marked.used.size} blobs in use by ${snapshots.length} snapshots`);
 
     if (lease) await sweepPlans(repo, plans, new Set(repo.index.packIds().map((p) => p.toString('hex'))), marked, packSizes, lease, options, report);
@@ -365,7 +365,7 @@ async function sweepPlans(
     // Their blobs are in index files written since: those of writers that finished meanwhile.
     marked.indexFiles.push(...await repo.loadIndexFiles(repo.index, { skip: new Set(marked.indexFiles) }));
     await sizeNewPacks(repo, packSizes);
-    await markSnapshots(repo, newer, marked.used);
+    await markSnapshots(repo, newer, marked.used, options.log);
     for (const id of newer) marked.snapshots.add(id);
   }
   const { used } = marked;

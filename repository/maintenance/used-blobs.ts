@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ArcaError } from '../errors.ts';
+import { snapshotName } from '../object-names.ts';
 import type { Repository } from '../repository.ts';
 import { ObjectNotFoundError } from '../storage/storage.ts';
 import { hashIdWords, ID_WORDS } from '../index/id-words.ts';
@@ -126,32 +128,53 @@ export class MarkError extends ArcaError {
 }
 
 /**
+ * How long a mark that cannot read a snapshot's trees waits for the snapshot to go before it gives
+ * up. A backup revoked while it stalled can land its snapshot after a prune deleted the packs
+ * behind it; its second confirmation takes the snapshot back at once (docs/format.md §9), and a
+ * prune that read it in between must not take it for damage.
+ */
+const TAKEN_BACK_WAITS_MS = [0, 100, 400, 1500] as const;
+
+/**
  * Adds to `used` every blob reachable from the given snapshots: their trees and the chunks of
  * their files. A tree that cannot be read stops the mark, because deleting without knowing what
- * is used could delete what is used.
+ * is used could delete what is used; unless the snapshot itself is gone by then (forgotten, or
+ * taken back by its writer): it uses nothing.
  */
-export async function markSnapshots(repo: Repository, snapshotIds: readonly string[], used: BlobSet): Promise<void> {
+export async function markSnapshots(repo: Repository, snapshotIds: readonly string[], used: BlobSet, log?: (line: string) => void): Promise<void> {
   for (const id of snapshotIds) {
-    let root: Buffer;
     try {
-      root = Buffer.from((await repo.loadSnapshot(id)).tree, 'hex');
+      await markSnapshot(repo, id, used);
     } catch (err) {
-      if (err instanceof ObjectNotFoundError) continue; // Forgotten since the listing: uses nothing now.
-      throw new MarkError(id, err instanceof Error ? err.message : String(err));
-    }
-    const pending = [root];
-    for (let tree = pending.pop(); tree !== undefined; tree = pending.pop()) {
-      if (!used.add(tree)) continue;
-      let nodes;
-      try {
-        nodes = (await repo.loadTree(tree)).nodes;
-      } catch (err) {
-        throw new MarkError(id, err instanceof Error ? err.message : String(err));
-      }
-      for (const node of nodes) {
-        if (node.type === 'dir') pending.push(node.subtree);
-        else if (node.type === 'file') for (const chunk of node.content) used.add(chunk);
-      }
+      const detail = err instanceof Error ? err.message : String(err);
+      if (await goneWithin(repo, id, () => log?.(`snapshot ${id.slice(0, 8)} cannot be read (${detail}); waiting for its writer to take it back`))) continue;
+      throw new MarkError(id, detail);
     }
   }
+}
+
+async function markSnapshot(repo: Repository, id: string, used: BlobSet): Promise<void> {
+  const pending: Buffer[] = [Buffer.from((await repo.loadSnapshot(id)).tree, 'hex')];
+  for (let tree = pending.pop(); tree !== undefined; tree = pending.pop()) {
+    if (!used.add(tree)) continue;
+    for (const node of (await repo.loadTree(tree)).nodes) {
+      if (node.type === 'dir') pending.push(node.subtree);
+      else if (node.type === 'file') for (const chunk of node.content) used.add(chunk);
+    }
+  }
+}
+
+/** Whether snapshot `id` is deleted within TAKEN_BACK_WAITS_MS; `waiting` is called if it is there at first. */
+async function goneWithin(repo: Repository, id: string, waiting: () => void): Promise<boolean> {
+  for (const [n, wait] of TAKEN_BACK_WAITS_MS.entries()) {
+    if (n === 1) waiting();
+    await sleep(wait);
+    try {
+      await repo.storage.stat(snapshotName(id));
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) return true;
+      throw err;
+    }
+  }
+  return false;
 }

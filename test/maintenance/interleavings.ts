@@ -60,10 +60,15 @@ export class Arena {
     await this.ok(['forget', id]);
   }
 
-  /** Starts `arca ARGS` to be held at `point`; `reached` resolves once it is there. */
-  start(args: readonly string[], point: string | undefined, env: Record<string, string> = {}): HeldProcess {
-    const file = path.join(this.dir, `go-${this.held++}`);
-    const child = startArca([...args, ...this.target.repoArgs], { env: { ...this.target.env, ...env, ...(point === undefined ? {} : { ARCA_TEST_PAUSE_AT: `${point}:${file}` }) } });
+  /**
+   * Starts `arca ARGS` to be held at `point` (or at each of several points in turn); `reached`
+   * and `go` are those of the first, `at(point)` those of any.
+   */
+  start(args: readonly string[], point: string | readonly string[] | undefined, env: Record<string, string> = {}): HeldProcess {
+    const points = point === undefined ? [] : typeof point === 'string' ? [point] : [...point];
+    const files = new Map(points.map((p) => [p, path.join(this.dir, `go-${this.held++}`)]));
+    const pauseAt = [...files].map(([p, file]) => `${p}:${file}`).join(',');
+    const child = startArca([...args, ...this.target.repoArgs], { env: { ...this.target.env, ...env, ...(pauseAt === '' ? {} : { ARCA_TEST_PAUSE_AT: pauseAt }) } });
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
@@ -71,13 +76,19 @@ export class Arena {
     const done = new Promise<RunResult>((resolve) => { child.on('close', (code, signal) => { resolve({ code, signal, stdout, stderr }); }); });
     const state = { ended: false };
     void done.then(() => { state.ended = true; });
-    const reached = (async (): Promise<void> => {
-      while (!(await access(`${file}.reached`).then(() => true, () => false))) {
-        if (state.ended) throw new Error(`arca ${args.join(' ')} ended before reaching ${String(point)}: ${stderr}`);
-        await sleep(20);
-      }
-    })();
-    return { reached, done, go: () => writeFile(file, ''), kill: () => { child.kill('SIGKILL'); } };
+    const at = (p: string): HeldPoint => {
+      const file = files.get(p);
+      if (file === undefined) throw new Error(`arca ${args.join(' ')} is not held at ${p}`);
+      const reached = (async (): Promise<void> => {
+        while (!(await access(`${file}.reached`).then(() => true, () => false))) {
+          if (state.ended) throw new Error(`arca ${args.join(' ')} ended before reaching ${p}: ${stderr}`);
+          await sleep(20);
+        }
+      })();
+      return { reached, go: () => writeFile(file, '') };
+    };
+    const first = points[0] === undefined ? { reached: Promise.resolve(), go: () => Promise.resolve() } : at(points[0]);
+    return { ...first, at, done, stderr: () => stderr, kill: () => { child.kill('SIGKILL'); } };
   }
 
   /** `check --read-data` output; throws unless it is clean. */
@@ -104,9 +115,17 @@ export class Arena {
   }
 }
 
-export interface HeldProcess {
+export interface HeldPoint {
+  /** Resolves once the process is held there. */
   readonly reached: Promise<void>;
-  readonly done: Promise<RunResult>;
+  /** Lets it go on. */
   go(): Promise<void>;
+}
+
+export interface HeldProcess extends HeldPoint {
+  readonly done: Promise<RunResult>;
+  at(point: string): HeldPoint;
+  /** What it wrote to stderr so far. */
+  stderr(): string;
   kill(): void;
 }

@@ -19,10 +19,10 @@ const LAPSED = 11;
 
 interface Source { readonly dir: string; readonly files: Map<string, Buffer> }
 
-type Scenario = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
+type Scenario = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
 
 /** The scenarios in `only` (all by default) against the repository `targetOf` names for a fresh directory. */
-function scenarios(name: string, targetOf: (dir: string, n: number) => RepositoryTarget | undefined, only: ReadonlySet<Scenario> = new Set([1, 2, 3, 4, 5, 6, 7, 8])): void {
+function scenarios(name: string, targetOf: (dir: string, n: number) => RepositoryTarget | undefined, only: ReadonlySet<Scenario> = new Set([1, 2, 3, 4, 5, 6, 7, 8, 9])): void {
   describe(name, () => {
     let arena: Arena;
     let cleanup: () => Promise<void>;
@@ -207,6 +207,33 @@ function scenarios(name: string, targetOf: (dir: string, n: number) => Repositor
       await writer.go();
       finished(await writer.done, old);
       await arena.ok(['prune']);
+      await assertWhole(src);
+    });
+
+    itIn(9)('9: a snapshot that a revoked writer lands and takes back does not stop a prune that reads it meanwhile', async () => {
+      // Found by the stalls torture test: the writer stalled between confirming its lease and
+      // storing its snapshot; a prune revoked it and deleted its packs; a second prune read the
+      // snapshot in the moment before its writer took it back, and refused to run.
+      const src = await arena.source('src', 1, 1 << 20);
+      await backup(src);
+      const late = await arena.source('late', 2, 1 << 20);
+      const writer = arena.start(['backup', '--json', late.dir], ['snapshot-confirmed', 'snapshot-landed'], SHORT);
+      await writer.reached;
+      await expiry(SHORT.ARCA_LEASE_TTL_MS);
+      const first = JSON.parse((await arena.ok(['prune', '--json'], SHORT)).stdout) as { packs_deleted: number };
+      expect(first.packs_deleted).toBeGreaterThan(0); // The writer's packs: nothing used them.
+      await writer.go();
+      await writer.at('snapshot-landed').reached;
+      const second = arena.start(['prune'], undefined, SHORT);
+      while (!/waiting for its writer to take it back/.test(second.stderr())) {
+        if (await Promise.race([second.done.then(() => true), sleep(20).then(() => false)])) break;
+      }
+      await writer.at('snapshot-landed').go();
+      const result = await writer.done;
+      expect(result.code, result.stderr).toBe(LAPSED);
+      const pruned = await second.done;
+      expect(pruned.code, pruned.stderr).toBe(0);
+      expect(pruned.stderr).toMatch(/waiting for its writer to take it back/);
       await assertWhole(src);
     });
   });

@@ -32,12 +32,19 @@ describe('torture: stalls, skewed clocks and two prunes', () => {
     };
     await arcaOk(['init', '--repo', repo]);
   });
-  afterAll(async () => work.cleanup());
+  let keep = false;
+  afterAll(async () => { if (!keep) await work.cleanup(); });
+  /** What each process did, printed when the test fails. */
+  const timeline: string[] = [];
+  const t0 = Date.now();
+  const note = (line: string): void => { timeline.push(`${String(Date.now() - t0).padStart(6)} ${line}`); };
 
   /** Runs arca with a random skew, maybe stalling it once and maybe killing it. */
   async function runDisturbed(random: SeededRandom, args: readonly string[]): Promise<RunResult & { killed: boolean }> {
     const skew = random.int(-20 * 60_000, 20 * 60_000);
     const child = startArca([...args, ...config.repoArgs], { env: { ARCA_WORKERS: '1', ARCA_LEASE_TTL_MS: String(TTL_MS), ARCA_TEST_CLOCK_SKEW_MS: String(skew) } });
+    const who = `pid ${String(child.pid)} ${args.slice(0, 1).concat(args.filter((a) => a.startsWith('lane='))).join(' ')}`;
+    note(`${who} starts`);
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
@@ -51,20 +58,28 @@ describe('torture: stalls, skewed clocks and two prunes', () => {
       await Promise.race([sleep(after), done]);
       if (child.exitCode !== null || child.signalCode !== null) return;
       if (roll < 15) {
+        note(`${who} killed`);
         child.kill('SIGKILL');
         return;
       }
+      note(`${who} stopped for ${String(stall)} ms`);
       child.kill('SIGSTOP');
       await sleep(stall);
+      note(`${who} continued`);
       child.kill('SIGCONT');
     })();
     const { code, signal } = await done;
     await disturb;
+    note(`${who} ended ${String(code ?? signal)} ${code === 0 && args[0] === 'backup' ? stdout.trim() : stderr.trim()}`);
     return { code, signal, stdout, stderr, killed: signal === 'SIGKILL' };
   }
 
   it('loses nothing that was reported complete', { timeout: 300_000 }, async () => {
-    onTestFailed(() => { console.error(`torture-stalls failed with seed ${seed}: ARCA_TORTURE_SEED=${seed} replays its choices`); });
+    onTestFailed(() => {
+      keep = true;
+      console.error(`torture-stalls failed with seed ${seed}: ARCA_TORTURE_SEED=${seed} replays its choices; its repository is kept in ${work.dir}`);
+      console.error(timeline.join('\n'));
+    });
     const completed = new Map<string, Manifest>();
     const failures: string[] = [];
     const tally = { backups: 0, prunes: 0, killed: 0, lapsed: 0, busy: 0 };
@@ -99,7 +114,7 @@ describe('torture: stalls, skewed clocks and two prunes', () => {
       }
     };
     await Promise.all([...Array.from({ length: LANES }, (_, n) => lane(n)), pruner(0), pruner(1)]);
-    expect(failures).toEqual([]);
+    expect(failures, `seed ${seed}, repository kept in ${work.dir}`).toEqual([]);
     expect(completed.size).toBeGreaterThan(LANES);
 
     const survivors = await finalPruneAndCheck(config, completed);
